@@ -1,0 +1,43 @@
+// A lab PKI made at test and demo time: a CA and leaf certificates (RSA 2048, SHA-256), so that no
+// private key is ever committed and the Exchange Online client can verify chains and names for real.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace exbridge {
+
+struct pem_pair {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+struct certificate_request {
+  std::string common_name;
+  std::vector<std::string> dns_names;     ///< subjectAltName DNS entries
+  std::vector<std::string> ip_addresses;  ///< subjectAltName IP entries
+  int valid_from_days = -1;               ///< notBefore, relative to now
+  int valid_to_days = 90;                 ///< notAfter, relative to now (negative = already expired)
+  bool is_ca = false;
+};
+
+/// Makes a key and a certificate; signed by `issuer`, or self-signed when `issuer` is null.
+pem_pair make_certificate(const certificate_request& request, const pem_pair* issuer);
+
+/// The files of a lab PKI written into one folder.
+struct lab_pki {
+  std::filesystem::path ca_cert;
+  std::filesystem::path bridge_cert, bridge_key;      ///< the public name Exchange Online connects to
+  std::filesystem::path exchange_cert, exchange_key;  ///< the old Exchange 2007 server
+};
+
+/// Writes ca.crt, bridge.crt/.key and exchange.crt/.key into `dir` (created if needed).
+/// `bridge_names` and `exchange_names` become the DNS subjectAltNames; 127.0.0.1 and ::1 are added.
+lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::string>& bridge_names,
+                      const std::vector<std::string>& exchange_names);
+
+/// Writes text to a file with the given permissions (0600 for keys). Throws config_error on failure.
+void write_file(const std::filesystem::path& path, const std::string& text, bool secret = false);
+
+}  // namespace exbridge

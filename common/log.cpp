@@ -1,0 +1,72 @@
+// Logging implementation: one mutex-protected write per line, so lines from threads never interleave.
+#include "common/log.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <mutex>
+
+namespace exbridge {
+namespace {
+
+std::mutex g_mutex;
+std::string g_program = "exbridge";
+log_level g_min = log_level::info;
+
+const char* level_name(log_level l) {
+  switch (l) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warn: return "warn";
+    case log_level::error: return "error";
+  }
+  return "?";
+}
+
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const auto t = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace
+
+void set_log_program(std::string name) {
+  std::lock_guard lock(g_mutex);
+  g_program = std::move(name);
+}
+
+void set_log_min_level(log_level level) {
+  std::lock_guard lock(g_mutex);
+  g_min = level;
+}
+
+void log_line(log_level level, std::string_view message) {
+  std::string line = utc_now();
+  std::lock_guard lock(g_mutex);
+  if (level < g_min) return;
+  line += ' ';
+  line += g_program;
+  line += ' ';
+  line += level_name(level);
+  line += ": ";
+  line += message;
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+void announce_listening(std::string_view name, std::string_view host, unsigned short port) {
+  std::lock_guard lock(g_mutex);
+  std::cout << "listening " << name << ' ' << host << ':' << port << std::endl;
+}
+
+}  // namespace exbridge

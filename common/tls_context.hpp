@@ -1,0 +1,57 @@
+// The one place that builds TLS contexts. Four named profiles cover every TLS leg of the project:
+//   downstream              exbridge's listener: TLS 1.2-1.3, what Exchange Online connects to
+//   upstream_legacy         exbridge's client towards Exchange 2007: down to TLS 1.0 at security level 0
+//   exchange2007            fake-exchange's listener: TLS 1.0 only, Windows Server 2008 suite order
+//   exchange_online_client  rehearse's client: TLS 1.2+, Office 365 suites, SNI, chain and name checks
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/net.hpp"
+
+namespace exbridge {
+
+enum class tls_profile { downstream, upstream_legacy, exchange2007, exchange_online_client };
+
+std::string_view profile_name(tls_profile profile);
+
+/// A certificate (chain) and private key: from PEM files, or PEM text held in memory.
+struct tls_identity {
+  std::string cert_file;
+  std::string key_file;
+  std::string cert_pem;
+  std::string key_pem;
+  bool empty() const { return cert_file.empty() && cert_pem.empty(); }
+};
+
+enum class tls_verify { none, ca_file, system };
+
+struct tls_settings {
+  tls_identity identity;                 ///< servers: required; clients: unused
+  tls_verify verify = tls_verify::system;  ///< clients: how the peer's chain is checked
+  std::string ca_file;                   ///< with tls_verify::ca_file
+  std::string min_version;               ///< "1.0".."1.3"; empty = the profile's default
+  std::string max_version;               ///< "1.0".."1.3"; empty = the profile's default
+  std::string cipher_list;               ///< TLS <= 1.2 suites; empty = the profile's default
+  int security_level = -1;               ///< OpenSSL security level; -1 = the profile's default
+};
+
+/// Builds a context for `profile`. Throws config_error with the cause and the fix when a certificate
+/// or key is missing, unreadable, mismatched or expired, or a cipher list or version is invalid.
+ssl::context make_tls_context(tls_profile profile, const tls_settings& settings);
+
+/// Client side, per connection: sets SNI (when `server_name` is a host name) and, when `check_name`,
+/// makes the handshake fail unless the certificate names `server_name`.
+void prepare_client_tls(SSL* ssl, const std::string& server_name, bool check_name);
+
+/// "TLSv1.3 TLS_AES_256_GCM_SHA384" for an established connection.
+std::string describe_session(SSL* ssl);
+
+/// "1.0" -> TLS1_VERSION, ... ; throws config_error naming `what`.
+int parse_tls_version(const std::string& text, const std::string& what);
+
+/// Drains OpenSSL's error queue into one readable string ("" when empty).
+std::string drain_openssl_errors();
+
+}  // namespace exbridge

@@ -1,0 +1,22 @@
+// Exchange Web Services (SOAP 1.1) as Exchange 2007 answers it at /EWS/Exchange.asmx.
+// Request-level problems are SOAP faults with HTTP 500 (ASMX); per-item errors come with HTTP 200.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "fake_exchange/autodiscover.hpp"
+#include "fake_exchange/organisation.hpp"
+
+namespace exbridge::fake_exchange {
+
+struct ews_result {
+  unsigned status = 200;
+  std::string body;
+  std::string operation;  ///< the operation element's local name ("GetFolder"), for the log
+};
+
+/// Answers one EWS request for the authenticated `mailbox_owner`.
+ews_result answer_ews(std::string_view request_body, const user& mailbox_owner, const version_profile& version);
+
+}  // namespace exbridge::fake_exchange

@@ -1,0 +1,43 @@
+// The organisation fake-exchange serves: its domain, users, passwords and folder summaries.
+// With no configuration it serves the built-in demo organisation listed in --help and the README.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace exbridge::fake_exchange {
+
+struct user {
+  std::string email;         ///< primary SMTP address, also the UPN users log on with
+  std::string password;
+  std::string display_name;
+  std::string alias;         ///< the part before '@'; "DOMAIN\alias" logs on too
+};
+
+struct organisation {
+  std::string name = "Contoso";
+  std::string domain = "contoso.example";
+  std::string netbios_domain = "CONTOSO";
+  std::string server_name = "EX2007";  ///< the mailbox/CAS server's NetBIOS name
+  std::vector<user> users;
+
+  /// Finds a user by e-mail address, UPN, "DOMAIN\alias" or bare alias (case-insensitive).
+  const user* find_logon(std::string_view logon) const;
+  const user* find_email(std::string_view email) const;
+  std::string legacy_dn(const user& u) const;
+  std::string server_fqdn() const { return server_name + "." + domain; }
+};
+
+/// The built-in demo organisation: contoso.example with one mailbox user.
+organisation demo_organisation();
+
+/// Parses "--user EMAIL:PASSWORD[:Display Name]". Throws config_error.
+user parse_user_spec(const std::string& spec);
+
+/// The demo user, documented in --help and the README.
+inline constexpr std::string_view demo_email = "alex.wilber@contoso.example";
+inline constexpr std::string_view demo_password = "Exbridge-Demo-2007";
+
+}  // namespace exbridge::fake_exchange

@@ -1,0 +1,114 @@
+// Routing, Basic authentication and IIS-shaped error pages.
+#include "fake_exchange/router.hpp"
+
+#include <boost/algorithm/string/predicate.hpp>
+
+#include "common/base64.hpp"
+#include "fake_exchange/ews.hpp"
+
+namespace exbridge::fake_exchange {
+namespace {
+
+using response_t = http::response<http::string_body>;
+
+void iis_headers(response_t& res) {
+  res.set(http::field::server, "Microsoft-IIS/7.0");
+  res.set("X-Powered-By", "ASP.NET");
+}
+
+response_t html_error(unsigned version, http::status status, const std::string& title, const std::string& text) {
+  response_t res{status, version};
+  iis_headers(res);
+  res.set(http::field::content_type, "text/html");
+  res.body() = "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" "
+               "\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">\r\n<html><head><title>" +
+               title + "</title></head><body><h1>Server Error</h1><h2>" + title + "</h2><p>" + text +
+               "</p></body></html>\r\n";
+  res.prepare_payload();
+  return res;
+}
+
+response_t unauthorized(unsigned version, const std::string& host) {
+  response_t res = html_error(version, http::status::unauthorized, "401 - Unauthorized: Access is denied due to invalid "
+                                                                     "credentials.",
+                              "You do not have permission to view this directory or page using the credentials that "
+                              "you supplied.");
+  // IIS lists each enabled provider in its own header, strongest first. NTLM/Negotiate arrive with the
+  // NTLM issue; until then only Basic is offered so that no client picks a scheme we cannot finish.
+  res.insert(http::field::www_authenticate, "Basic realm=\"" + host + "\"");
+  return res;
+}
+
+/// Returns the user when the Authorization header carries valid Basic credentials.
+const user* authenticate(const http::request<http::string_body>& req, const organisation& org) {
+  const auto it = req.find(http::field::authorization);
+  if (it == req.end()) return nullptr;
+  const std::string_view value = it->value();
+  if (value.size() < 6 || !boost::algorithm::iequals(value.substr(0, 6), "Basic ")) return nullptr;
+  std::string_view token = value.substr(6);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  const auto decoded = base64_decode(token);
+  if (!decoded) return nullptr;
+  const auto colon = decoded->find(':');
+  if (colon == std::string::npos) return nullptr;
+  const user* u = org.find_logon(std::string_view(*decoded).substr(0, colon));
+  if (u == nullptr || u->password != std::string_view(*decoded).substr(colon + 1)) return nullptr;
+  return u;
+}
+
+response_t xml_response(unsigned version, http::status status, std::string body) {
+  response_t res{status, version};
+  iis_headers(res);
+  res.set("X-AspNet-Version", "2.0.50727");
+  res.set(http::field::cache_control, "private");
+  res.set(http::field::content_type, "text/xml; charset=utf-8");
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+http::response<http::string_body> content_too_large_response(unsigned version) {
+  auto res = html_error(version, http::status::not_found, "404.13 - Content Length Too Large",
+                        "The request filtering module is configured to deny a request that exceeds the request content "
+                        "length.");
+  res.keep_alive(false);
+  return res;
+}
+
+routed_response route_request(const http::request<http::string_body>& req, const exchange_config& config) {
+  const unsigned v = req.version();
+  const std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string host = req[http::field::host].empty() ? config.org.server_fqdn() : std::string(req[http::field::host]);
+  const std::string public_host = config.public_host.empty() ? host : config.public_host;
+
+  const bool is_autodiscover = boost::algorithm::iequals(path, "/autodiscover/autodiscover.xml");
+  const bool is_ews = boost::algorithm::iequals(path, "/EWS/Exchange.asmx");
+  if (!is_autodiscover && !is_ews) {
+    // Includes /autodiscover/autodiscover.svc: SOAP Autodiscover exists only from Exchange 2010.
+    return {html_error(v, http::status::not_found, "404 - File or directory not found.",
+                       "The resource you are looking for might have been removed, had its name changed, or is "
+                       "temporarily unavailable."),
+            "", ""};
+  }
+  const user* u = authenticate(req, config.org);
+  if (u == nullptr) return {unauthorized(v, host), "", is_ews ? "" : "autodiscover"};
+
+  if (is_autodiscover) {
+    auto result = answer_autodiscover(req.body(), config.org, *config.version, public_host);
+    return {xml_response(v, http::status::ok, std::move(result.body)), u->email, "autodiscover"};
+  }
+  if (req.method() != http::verb::post) {
+    // ASMX answers a GET without ?wsdl with its service help page; clients never rely on it.
+    return {html_error(v, http::status::method_not_allowed, "405 - HTTP verb used to access this page is not allowed.",
+                       "EWS accepts SOAP requests by POST."),
+            u->email, ""};
+  }
+  auto result = answer_ews(req.body(), *u, *config.version);
+  return {xml_response(v, static_cast<http::status>(result.status), std::move(result.body)), u->email,
+          std::move(result.operation)};
+}
+
+}  // namespace exbridge::fake_exchange

@@ -1,0 +1,33 @@
+// IIS-like request routing for fake-exchange: authentication per virtual directory, then Autodiscover
+// or EWS. A pure function of the request, so it is unit-tested without sockets.
+#pragma once
+
+#include <string>
+
+#include "common/net.hpp"
+#include "fake_exchange/autodiscover.hpp"
+#include "fake_exchange/organisation.hpp"
+
+namespace exbridge::fake_exchange {
+
+struct exchange_config {
+  organisation org = demo_organisation();
+  const version_profile* version = &default_version_profile();
+  std::string public_host;  ///< host[:port] in Autodiscover URLs; empty = the request's Host header
+};
+
+struct routed_response {
+  http::response<http::string_body> response;
+  std::string user;       ///< who authenticated ("" when nobody did)
+  std::string operation;  ///< EWS operation or "autodiscover"
+};
+
+/// IIS limit on EWS request bodies (maxAllowedContentLength, Exchange 2007 default).
+inline constexpr std::uint64_t ews_max_request_bytes = 30'000'000;
+
+routed_response route_request(const http::request<http::string_body>& request, const exchange_config& config);
+
+/// IIS's answer to a request body over maxAllowedContentLength (HTTP 404.13).
+http::response<http::string_body> content_too_large_response(unsigned version);
+
+}  // namespace exbridge::fake_exchange

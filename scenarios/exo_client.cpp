@@ -1,0 +1,259 @@
+// Exchange Online migration client emulation (walking-skeleton depth: discovery and one EWS read).
+#include "scenarios/exo_client.hpp"
+
+#include <boost/algorithm/string/predicate.hpp>
+#include <pugixml.hpp>
+
+#include <optional>
+#include <variant>
+
+#include "common/base64.hpp"
+#include "common/tls_diagnosis.hpp"
+#include "common/watchdog.hpp"
+#include "common/xml.hpp"
+
+namespace exbridge::scenario {
+namespace {
+
+enum class client_timeout { connect, request };
+
+constexpr std::size_t max_response_bytes = 64 * 1024 * 1024;
+
+struct failure {
+  std::string outcome;
+  std::string explanation;
+};
+
+using response_t = http::response<http::string_body>;
+
+/// One keep-alive TLS connection of the migration client.
+class exo_connection {
+ public:
+  exo_connection(net::any_io_executor ex, ssl::context& tls, const client_settings& s)
+      : settings_(s), tls_(tls), executor_(ex), dog_(ex, [this] { close(); }) {}
+
+  /// Connects and handshakes if not connected. Returns a failure when that is impossible.
+  net::awaitable<std::optional<failure>> ensure_connected() {
+    if (stream_ && stream_->next_layer().is_open()) co_return std::nullopt;
+    stream_.emplace(executor_, tls_);
+    buffer_.clear();
+    tcp::resolver resolver(executor_);
+    dog_.arm(settings_.connect_timeout, client_timeout::connect);
+    auto [rec, endpoints] = co_await resolver.async_resolve(settings_.host, std::to_string(settings_.port), use_tuple);
+    if (rec) {
+      dog_.disarm();
+      co_return failure{"connect-failed", "cannot resolve " + settings_.host + ": " + rec.message()};
+    }
+    auto [cec, ep] = co_await net::async_connect(stream_->next_layer(), endpoints, use_tuple);
+    dog_.disarm();
+    if (cec) {
+      co_return failure{"connect-failed", "cannot connect to " + settings_.host + ":" + std::to_string(settings_.port) +
+                                              ": " + (dog_.fired() ? std::string("no answer in time") : cec.message()) +
+                                              "; is the endpoint up and reachable?"};
+    }
+    prepare_client_tls(stream_->native_handle(), settings_.server_name, settings_.trust != tls_verify::none);
+    dog_.arm(settings_.connect_timeout, client_timeout::connect);
+    auto [hec] = co_await stream_->async_handshake(ssl::stream_base::client, use_tuple);
+    dog_.disarm();
+    if (hec) {
+      const auto d = diagnose_tls_failure(dog_.fired() ? net::error::timed_out : hec, stream_->native_handle(),
+                                          "the server");
+      close();
+      co_return failure{std::string(failure_name(d.kind)), d.to_string()};
+    }
+    tls_description_ = describe_session(stream_->native_handle());
+    co_return std::nullopt;
+  }
+
+  /// Sends one request and reads the response (the connection is reused when both sides allow it).
+  net::awaitable<std::variant<response_t, failure>> exchange(http::request<http::string_body> req) {
+    if (auto f = co_await ensure_connected()) co_return *f;
+    req.set(http::field::host, settings_.server_name);
+    req.set(http::field::user_agent, "MSExchangeMigration (exbridge rehearse)");
+    req.prepare_payload();
+    dog_.arm(settings_.request_timeout, client_timeout::request);
+    auto [wec, wn] = co_await http::async_write(*stream_, req, use_tuple);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(max_response_bytes);
+    error_code rec = wec;
+    if (!wec) std::tie(rec, std::ignore) = co_await http::async_read(*stream_, buffer_, parser, use_tuple);
+    dog_.disarm();
+    if (rec) {
+      close();
+      if (dog_.fired() == client_timeout::request) {
+        co_return failure{"client-timeout", "no complete response within " + format_duration(settings_.request_timeout) +
+                                                " (the migration service's per-request limit); the server or a proxy "
+                                                "stalled"};
+      }
+      co_return failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"};
+    }
+    response_t res = parser.release();
+    if (!res.keep_alive()) close();
+    co_return res;
+  }
+
+  const std::string& tls_description() const { return tls_description_; }
+
+ private:
+  void close() {
+    if (!stream_) return;
+    error_code ignored;
+    stream_->next_layer().close(ignored);
+  }
+
+  const client_settings& settings_;
+  ssl::context& tls_;
+  net::any_io_executor executor_;
+  std::optional<ssl::stream<tcp::socket>> stream_;
+  beast::flat_buffer buffer_;
+  watchdog<client_timeout> dog_;
+  std::string tls_description_;
+};
+
+http::request<http::string_body> soap_post(const std::string& target, std::string body, const std::string& auth) {
+  http::request<http::string_body> req{http::verb::post, target, 11};
+  req.set(http::field::content_type, "text/xml; charset=utf-8");
+  if (!auth.empty()) req.set(http::field::authorization, auth);
+  req.body() = std::move(body);
+  return req;
+}
+
+/// A non-success HTTP answer, explained. A proxy's own error page (exbridge's "exbridge: ..." text) is
+/// reported as a proxy error, with the proxy's reason.
+failure http_failure(const response_t& res, const std::string& what) {
+  const std::string& body = res.body();
+  if (res.result_int() >= 502 && res.result_int() <= 504 && body.rfind("exbridge: ", 0) == 0) {
+    return {"proxy-error", what + ": the proxy answered " + std::to_string(res.result_int()) + ": " +
+                               body.substr(0, body.find('\n'))};
+  }
+  return {"http-error", what + ": unexpected HTTP " + std::to_string(res.result_int()) + " " +
+                            std::string(res.reason())};
+}
+
+std::string autodiscover_request(const std::string& email) {
+  return "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+         "<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\">"
+         "<Request><EMailAddress>" + xml_escape(email) + "</EMailAddress>"
+         "<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+         "</AcceptableResponseSchema></Request></Autodiscover>";
+}
+
+constexpr const char* get_inbox_request =
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+    "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+    "xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" "
+    "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\">"
+    "<soap:Header><t:RequestServerVersion Version=\"Exchange2007_SP1\" /></soap:Header>"
+    "<soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>"
+    "<m:FolderIds><t:DistinguishedFolderId Id=\"inbox\" /></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>";
+
+struct discovery {
+  std::string ews_url;
+  std::string server_version;
+};
+
+std::variant<discovery, failure> parse_autodiscover(const std::string& xml) {
+  pugi::xml_document doc;
+  if (!doc.load_string(xml.c_str())) return failure{"bad-response", "Autodiscover answered with a document that is not XML"};
+  const auto response = child_local(doc.document_element(), "Response");
+  if (const auto error = child_local(response, "Error")) {
+    return failure{"bad-response", std::string("Autodiscover error ") + child_local(error, "ErrorCode").text().get() +
+                                       ": " + child_local(error, "Message").text().get()};
+  }
+  const auto account = child_local(response, "Account");
+  std::optional<discovery> exch, expr;
+  for (const auto& protocol : account.children()) {
+    if (local_name(protocol) != "Protocol") continue;
+    const std::string type = child_local(protocol, "Type").text().get();
+    discovery d{child_local(protocol, "EwsUrl").text().get(), child_local(protocol, "ServerVersion").text().get()};
+    if (d.ews_url.empty()) continue;
+    if (type == "EXPR") expr = d;
+    if (type == "EXCH") exch = d;
+  }
+  // Like exchangelib and the migration service: prefer the EXPR (external) EwsUrl, fall back to EXCH;
+  // the server version comes from EXCH when EXPR does not carry it.
+  if (!expr && !exch) return failure{"bad-response", "Autodiscover named no EwsUrl; the migration cannot find EWS"};
+  discovery d = expr ? *expr : *exch;
+  if (d.server_version.empty() && exch) d.server_version = exch->server_version;
+  return d;
+}
+
+std::string decode_server_version(const std::string& hex) {
+  if (hex.size() != 8 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return hex;
+  const unsigned long v = std::stoul(hex, nullptr, 16);
+  return std::to_string((v >> 22) & 0x3f) + "." + std::to_string((v >> 16) & 0x3f) + "." + std::to_string(v & 0x7fff);
+}
+
+}  // namespace
+
+net::awaitable<probe_result> run_migration_probe(client_settings s) {
+  ssl::context tls = make_tls_context(tls_profile::exchange_online_client, {.verify = s.trust, .ca_file = s.ca_file});
+  exo_connection conn(co_await net::this_coro::executor, tls, s);
+  const auto fail = [](const failure& f) { return probe_result{f.outcome, f.explanation}; };
+  if (auto f = co_await conn.ensure_connected()) co_return fail(*f);
+
+  // 1. Unauthenticated probe: learn the offered schemes from WWW-Authenticate, as the service does.
+  auto probe = co_await conn.exchange(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s.email), ""));
+  if (auto* f = std::get_if<failure>(&probe)) co_return fail(*f);
+  const auto& challenge = std::get<response_t>(probe);
+  if (challenge.result() != http::status::unauthorized) {
+    co_return fail(http_failure(challenge, "Autodiscover probe (expected 401)"));
+  }
+  bool basic_offered = false;
+  const auto [first, last] = challenge.equal_range(http::field::www_authenticate);
+  for (auto it = first; it != last; ++it) {
+    if (boost::algorithm::istarts_with(it->value(), "Basic")) basic_offered = true;
+  }
+  if (!basic_offered) {
+    co_return probe_result{"auth-refused", "Autodiscover offers no Basic authentication; enable Basic on the "
+                                           "Autodiscover virtual directory (the migration service needs Basic or NTLM)"};
+  }
+
+  // 2. Autodiscover with credentials.
+  const std::string auth = "Basic " + base64_encode(s.email + ":" + s.password);
+  auto answer = co_await conn.exchange(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s.email), auth));
+  if (auto* f = std::get_if<failure>(&answer)) co_return fail(*f);
+  const auto& ad = std::get<response_t>(answer);
+  if (ad.result() == http::status::unauthorized) {
+    co_return probe_result{"auth-refused", "Autodiscover refused the credentials of " + s.email +
+                                               "; check the migration endpoint's user name and password"};
+  }
+  if (ad.result() != http::status::ok) co_return fail(http_failure(ad, "Autodiscover"));
+  const auto found = parse_autodiscover(ad.body());
+  if (auto* f = std::get_if<failure>(&found)) co_return fail(*f);
+  const auto& disc = std::get<discovery>(found);
+
+  // 3. The EwsUrl must point at the public name, or Exchange Online could not follow it.
+  const std::string prefix = "https://" + s.server_name;
+  if (!boost::algorithm::istarts_with(disc.ews_url, prefix + "/") &&
+      !boost::algorithm::istarts_with(disc.ews_url, prefix + ":")) {
+    co_return probe_result{"bad-response", "Autodiscover sent EwsUrl " + disc.ews_url + ", which is not on the public "
+                                           "name " + s.server_name + "; set the EWS ExternalUrl to https://" +
+                                           s.server_name + "/EWS/Exchange.asmx"};
+  }
+  std::string path = disc.ews_url.substr(prefix.size());
+  path = path.substr(path.find('/'));
+
+  // 4. EWS: read the inbox folder.
+  auto ews = co_await conn.exchange(soap_post(path, get_inbox_request, auth));
+  if (auto* f = std::get_if<failure>(&ews)) co_return fail(*f);
+  const auto& res = std::get<response_t>(ews);
+  if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS GetFolder"));
+  pugi::xml_document doc;
+  if (!doc.load_string(res.body().c_str())) co_return probe_result{"bad-response", "EWS answered with invalid XML"};
+  const auto svi = descendant_local(doc, "ServerVersionInfo");
+  const auto message = descendant_local(doc, "GetFolderResponseMessage");
+  if (!svi || !message || std::string(message.attribute("ResponseClass").value()) != "Success") {
+    co_return probe_result{"bad-response", std::string("EWS GetFolder(inbox) did not succeed: ") +
+                                               descendant_local(doc, "ResponseCode").text().get()};
+  }
+  const auto folder = descendant_local(message, "Folders").first_child();
+  co_return probe_result{
+      "ok", conn.tls_description() + " to " + s.server_name + "; Autodiscover: EwsUrl " + disc.ews_url +
+                " (Exchange " + decode_server_version(disc.server_version) + "); EWS " + svi.attribute("MajorVersion").value() +
+                "." + svi.attribute("MinorVersion").value() + "." + svi.attribute("MajorBuildNumber").value() +
+                " GetFolder(inbox): \"" + child_local(folder, "DisplayName").text().get() + "\" with " +
+                child_local(folder, "TotalCount").text().get() + " items"};
+}
+
+}  // namespace exbridge::scenario

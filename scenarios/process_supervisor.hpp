@@ -1,0 +1,56 @@
+// Starts the programs a scenario names (Boost.Process v2, on the runner's io_context), waits for each
+// one's readiness line "listening <name> <host>:<port>", keeps every byte they print in a log file, and
+// always stops them: SIGTERM, a bounded wait, then SIGKILL. Children also die if rehearse itself dies.
+#pragma once
+
+#include <boost/process/v2/process.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cli.hpp"
+#include "common/net.hpp"
+
+namespace exbridge::scenario {
+
+struct started_process {
+  std::string name;
+  std::filesystem::path log_file;
+  host_port address;  ///< from the readiness line
+};
+
+class process_supervisor {
+ public:
+  explicit process_supervisor(net::any_io_executor executor);
+  ~process_supervisor();  ///< kills whatever is still running (last resort; prefer stop_all)
+  process_supervisor(const process_supervisor&) = delete;
+  process_supervisor& operator=(const process_supervisor&) = delete;
+
+  /// Starts `program` and waits up to `ready_timeout` (real time) for its readiness line. Throws
+  /// config_error naming the process, why it is not ready and the last lines of its log.
+  net::awaitable<started_process> start(std::string name, std::filesystem::path program,
+                                        std::vector<std::string> args, std::filesystem::path log_file,
+                                        std::chrono::milliseconds ready_timeout);
+
+  /// Stops every process (in reverse start order) and reports how each ended.
+  net::awaitable<void> stop_all();
+
+  /// SIGKILLs every process still running (Ctrl-C path; no waiting).
+  void kill_all();
+
+  /// The last `lines` lines of a log file (for failure messages).
+  static std::string tail(const std::filesystem::path& file, std::size_t lines);
+
+ private:
+  struct child;
+  net::any_io_executor executor_;
+  std::vector<std::shared_ptr<child>> children_;
+};
+
+/// Finds a program: an absolute path as is, else next to the running rehearse binary.
+std::filesystem::path resolve_program(const std::string& program);
+
+}  // namespace exbridge::scenario

@@ -1,0 +1,172 @@
+// Scenario file parsing with toml++.
+#include "scenarios/scenario_file.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/errors.hpp"
+
+namespace exbridge::scenario {
+namespace {
+
+std::string position(const std::filesystem::path& file, const toml::source_region& src) {
+  return file.string() + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+}
+
+[[noreturn]] void fail_at(const std::filesystem::path& file, const toml::node& node, const std::string& what) {
+  throw config_error(position(file, node.source()) + ": " + what);
+}
+
+void reject_unknown_keys(const std::filesystem::path& file, const toml::table& table, const std::set<std::string>& known,
+                         const std::string& where) {
+  for (const auto& [key, value] : table) {
+    if (known.count(std::string(key.str())) == 0) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      fail_at(file, value, "unknown key '" + std::string(key.str()) + "' in " + where + " (known: " + list + ")");
+    }
+  }
+}
+
+std::string get_string(const std::filesystem::path& file, const toml::table& t, const char* key, bool required,
+                       const std::string& fallback, const std::string& where) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) {
+    if (required) throw config_error(position(file, t.source()) + ": " + where + " needs '" + key + "'");
+    return fallback;
+  }
+  if (!node->is_string()) fail_at(file, *node, std::string("'") + key + "' must be a string");
+  return node->as_string()->get();
+}
+
+std::vector<std::string> get_strings(const std::filesystem::path& file, const toml::table& t, const char* key) {
+  std::vector<std::string> out;
+  const toml::node* node = t.get(key);
+  if (node == nullptr) return out;
+  const toml::array* arr = node->as_array();
+  if (arr == nullptr) fail_at(file, *node, std::string("'") + key + "' must be an array of strings");
+  for (const auto& item : *arr) {
+    if (!item.is_string()) fail_at(file, item, std::string("every element of '") + key + "' must be a string");
+    out.push_back(item.as_string()->get());
+  }
+  return out;
+}
+
+const toml::array& get_table_array(const std::filesystem::path& file, const toml::table& root, const char* key) {
+  const toml::node* node = root.get(key);
+  if (node == nullptr || !node->is_array_of_tables()) {
+    throw config_error(file.string() + ": needs at least one [[" + key + "]] table");
+  }
+  return *node->as_array();
+}
+
+}  // namespace
+
+const std::vector<std::string>& known_outcomes() {
+  static const std::vector<std::string> outcomes{
+      "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
+      "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
+      "connect-failed", "auth-refused", "proxy-error", "http-error", "bad-response", "client-timeout", "connection-lost"};
+  return outcomes;
+}
+
+scenario load_scenario(const std::filesystem::path& file) {
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    if (!std::filesystem::exists(file)) {
+      throw config_error(file.string() + ": no such scenario file; list them with 'ls scenarios/*.toml'");
+    }
+    throw config_error(position(file, e.source()) + ": " + std::string(e.description()));
+  }
+  reject_unknown_keys(file, root, {"name", "description", "time_scale", "lab", "process", "step"}, "the scenario");
+  scenario s;
+  s.file = file;
+  s.name = get_string(file, root, "name", true, "", "the scenario");
+  s.description = get_string(file, root, "description", false, "", "the scenario");
+  if (const toml::node* ts = root.get("time_scale")) {
+    const auto value = ts->value<double>();
+    if (!value || *value < 1) fail_at(file, *ts, "'time_scale' must be a number >= 1");
+    s.time_scale = *value;
+  }
+  if (const toml::node* lab = root.get("lab")) {
+    if (!lab->is_table()) fail_at(file, *lab, "'lab' must be a table");
+    reject_unknown_keys(file, *lab->as_table(), {"bridge_names", "exchange_names"}, "[lab]");
+    if (auto names = get_strings(file, *lab->as_table(), "bridge_names"); !names.empty()) s.bridge_names = names;
+    if (auto names = get_strings(file, *lab->as_table(), "exchange_names"); !names.empty()) s.exchange_names = names;
+  }
+
+  std::set<std::string> names{"lab", "run"};
+  for (const auto& node : get_table_array(file, root, "process")) {
+    const toml::table& t = *node.as_table();
+    reject_unknown_keys(file, t, {"name", "program", "args", "ready_timeout"}, "[[process]]");
+    process_spec p;
+    p.where = position(file, t.source());
+    p.name = get_string(file, t, "name", true, "", "[[process]]");
+    if (!names.insert(p.name).second) fail_at(file, t, "process name '" + p.name + "' is used twice (or reserved)");
+    p.program = get_string(file, t, "program", true, "", "[[process]] '" + p.name + "'");
+    p.args = get_strings(file, t, "args");
+    const std::string ready = get_string(file, t, "ready_timeout", false, "20s", "[[process]]");
+    p.ready_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(parse_duration(ready, p.where + ": ready_timeout"));
+    s.processes.push_back(std::move(p));
+  }
+  for (const auto& node : get_table_array(file, root, "step")) {
+    const toml::table& t = *node.as_table();
+    reject_unknown_keys(file, t,
+                        {"name", "action", "connect", "server_name", "trust", "email", "password", "expect"},
+                        "[[step]]");
+    step_spec st;
+    st.where = position(file, t.source());
+    st.name = get_string(file, t, "name", true, "", "[[step]]");
+    st.action = get_string(file, t, "action", false, st.action, "[[step]]");
+    if (st.action != "migration-probe") {
+      fail_at(file, t, "step '" + st.name + "': action '" + st.action + "' is unknown (known: migration-probe)");
+    }
+    st.connect = get_string(file, t, "connect", true, "", "[[step]] '" + st.name + "'");
+    st.server_name = get_string(file, t, "server_name", false, s.bridge_names.front(), "[[step]]");
+    st.trust = get_string(file, t, "trust", false, st.trust, "[[step]]");
+    if (st.trust != "lab" && st.trust != "system") fail_at(file, t, "'trust' must be \"lab\" or \"system\"");
+    st.email = get_string(file, t, "email", true, "", "[[step]] '" + st.name + "'");
+    st.password = get_string(file, t, "password", true, "", "[[step]] '" + st.name + "'");
+    st.expect = get_string(file, t, "expect", false, st.expect, "[[step]]");
+    const auto& outcomes = known_outcomes();
+    if (std::find(outcomes.begin(), outcomes.end(), st.expect) == outcomes.end()) {
+      std::string list;
+      for (const auto& o : outcomes) list += (list.empty() ? "" : ", ") + o;
+      fail_at(file, *t.get("expect"), "expect = '" + st.expect + "' is not an outcome rehearse reports (" + list + ")");
+    }
+    s.steps.push_back(std::move(st));
+  }
+  return s;
+}
+
+std::string substitute(const std::string& text, const std::map<std::string, std::string>& vars,
+                       const std::string& where) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto open = text.find("${", pos);
+    if (open == std::string::npos) {
+      out += text.substr(pos);
+      break;
+    }
+    const auto close = text.find('}', open);
+    if (close == std::string::npos) throw config_error(where + ": unterminated ${ in '" + text + "'");
+    out += text.substr(pos, open - pos);
+    const std::string name = text.substr(open + 2, close - open - 2);
+    const auto it = vars.find(name);
+    if (it == vars.end()) {
+      std::string list;
+      for (const auto& [k, v] : vars) list += (list.empty() ? "" : ", ") + k;
+      throw config_error(where + ": unknown variable ${" + name + "} (defined so far: " + list + ")");
+    }
+    out += it->second;
+    pos = close + 1;
+  }
+  return out;
+}
+
+}  // namespace exbridge::scenario

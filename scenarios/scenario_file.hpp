@@ -1,0 +1,55 @@
+// Scenario files (TOML): the processes to start, the lab PKI, and the steps with their expectations.
+// A bad file is reported as "FILE:LINE:COLUMN: problem" (the toml++ source region), never a crash.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+
+namespace exbridge::scenario {
+
+struct process_spec {
+  std::string name;     ///< used in variables: ${NAME.addr}, ${NAME.host}, ${NAME.port}
+  std::string program;  ///< "fake-exchange", "exbridge" (next to rehearse) or an absolute path
+  std::vector<std::string> args;
+  std::chrono::milliseconds ready_timeout{20'000};  ///< real time to wait for the readiness line
+  std::string where;    ///< "FILE:LINE" for messages
+};
+
+struct step_spec {
+  std::string name;
+  std::string action = "migration-probe";
+  std::string connect;      ///< HOST:PORT (variables allowed)
+  std::string server_name;  ///< the public host name Exchange Online is given (SNI, certificate name, Host)
+  std::string trust = "lab";  ///< "lab" (the run's lab CA) or "system"
+  std::string email;
+  std::string password;
+  std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
+  std::string where;
+};
+
+struct scenario {
+  std::filesystem::path file;
+  std::string name;
+  std::string description;
+  double time_scale = 1;
+  std::vector<std::string> bridge_names{"mail.contoso.example", "autodiscover.contoso.example"};
+  std::vector<std::string> exchange_names{"ex2007.contoso.example"};
+  std::vector<process_spec> processes;
+  std::vector<step_spec> steps;
+};
+
+/// Loads and validates a scenario. Throws config_error("FILE:LINE:COL: ...") on any problem,
+/// including unknown keys (a typo must not silently change a rehearsal).
+scenario load_scenario(const std::filesystem::path& file);
+
+/// The outcomes a step may expect: "ok" and every failure class rehearse can report.
+const std::vector<std::string>& known_outcomes();
+
+/// Replaces ${name} from `vars`; an unknown variable throws config_error naming it and `where`.
+std::string substitute(const std::string& text, const std::map<std::string, std::string>& vars, const std::string& where);
+
+}  // namespace exbridge::scenario
