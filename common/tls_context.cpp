@@ -40,6 +40,7 @@ constexpr const char* legacy_client_ciphers = "DEFAULT:@SECLEVEL=0";
 
 using bio_ptr = std::unique_ptr<BIO, decltype(&BIO_free)>;
 using x509_ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+using pkey_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 void check_readable(const std::string& path, const std::string& what, const std::string& flag) {
   std::error_code ec;
@@ -72,25 +73,26 @@ void load_identity(SSL_CTX* ctx, const tls_identity& id) {
     }
   }
   const std::string key_source = id.key_file.empty() ? std::string("(generated key)") : id.key_file;
+  bio_ptr key_bio(nullptr, BIO_free);
   if (!id.key_file.empty()) {
     check_readable(id.key_file, "private key", "--key");
-    if (SSL_CTX_use_PrivateKey_file(ctx, id.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      throw config_error("private key file '" + id.key_file + "' is not an unencrypted PEM private key (" +
-                         drain_openssl_errors() + "); convert it with 'openssl pkey -in KEY -out key.pem'");
-    }
+    key_bio.reset(BIO_new_file(id.key_file.c_str(), "r"));
   } else {
-    bio_ptr bio(BIO_new_mem_buf(id.key_pem.data(), static_cast<int>(id.key_pem.size())), BIO_free);
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-    if (key == nullptr || SSL_CTX_use_PrivateKey(ctx, key) != 1) {
-      EVP_PKEY_free(key);
-      throw config_error("generated private key is invalid: " + drain_openssl_errors());
-    }
-    EVP_PKEY_free(key);
+    key_bio.reset(BIO_new_mem_buf(id.key_pem.data(), static_cast<int>(id.key_pem.size())));
   }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
+  pkey_ptr key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (!key) {
+    throw config_error("private key " + key_source + " is not an unencrypted PEM private key (" +
+                       drain_openssl_errors() + "); convert it with 'openssl pkey -in KEY -out key.pem'");
+  }
+  // Checked before handing the key to OpenSSL, which would only say "key values mismatch".
+  if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), key.get()) != 1) {
     drain_openssl_errors();
     throw config_error("private key " + key_source + " does not match certificate " + source +
                        "; pass the key that was generated with this certificate");
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
+    throw config_error("private key " + key_source + " cannot be used: " + drain_openssl_errors());
   }
   const auto leaf = leaf_of(ctx);
   if (X509_cmp_current_time(X509_get0_notAfter(leaf.get())) < 0) {

@@ -51,7 +51,7 @@ class downstream_session {
         client_(peer_of(socket)),
         listen_port_(socket.local_endpoint().port()),
         down_(std::move(socket), ctx_->downstream_tls),
-        down_dog_(down_.get_executor(), [this] { close_downstream(); }),
+        down_dog_(down_.get_executor(), [this] { cancel_downstream(); }),
         up_dog_(down_.get_executor(), [this] { close_upstream(); }) {
     ctx_->stats.add(counter::downstream_cx_total);
     ctx_->stats.add(counter::downstream_cx_active);
@@ -116,16 +116,17 @@ class downstream_session {
     rec.target = std::string(req.target());
     if (ec) {
       if (down_dog_.fired() == timeout_kind::request_headers) {
-        co_await send_error(rec, http::status::request_timeout, termination::request_headers_timeout,
-                            "the request headers did not arrive within " +
-                                format_duration(options_.timeouts.request_headers));
+        std::string detail = "the request headers did not arrive within " +
+                             format_duration(options_.timeouts.request_headers);
+        co_await send_error(rec, http::status::request_timeout, termination::request_headers_timeout, detail);
       } else if (is_peer_close(ec)) {
         finish(rec, termination::client_closed_request, ec.message());
       } else {
         ctx_->stats.add(counter::downstream_rq_rejected);
         const auto status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
                                                             : http::status::bad_request;
-        co_await send_error(rec, status, termination::bad_request, ec.message());
+        std::string detail = ec.message();
+        co_await send_error(rec, status, termination::bad_request, detail);
       }
       co_return false;
     }
@@ -149,7 +150,8 @@ class downstream_session {
     auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
     up_dog_.disarm();
     if (wec) {
-      co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, wec.message());
+      std::string detail = wec.message();
+      co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, detail);
       co_return false;
     }
     const relay_outcome up = co_await relay_body(down_, down_buf_, parser, request_sr, *up_, down_dog_,
@@ -160,7 +162,8 @@ class downstream_session {
         const bool timed_out = down_dog_.fired() == timeout_kind::downstream_data;
         finish(rec, timed_out ? termination::request_body_timeout : termination::client_closed_body, up.ec.message());
       } else {
-        co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, up.ec.message());
+        std::string detail = up.ec.message();
+        co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, detail);
       }
       co_return false;
     }
@@ -178,16 +181,15 @@ class downstream_session {
       auto [ec, n] = co_await http::async_read_header(*up_, up_buf_, parser, use_tuple);
       up_dog_.disarm();
       if (ec) {
+        auto status = http::status::bad_gateway;
+        auto why = is_peer_close(ec) ? termination::upstream_closed_before_response : termination::upstream_bad_response;
+        std::string detail = ec.message();
         if (up_dog_.fired() == timeout_kind::response_headers) {
-          co_await send_error(rec, http::status::gateway_timeout, termination::response_headers_timeout,
-                              "the upstream sent no response headers within " +
-                                  format_duration(options_.timeouts.response_headers));
-        } else if (is_peer_close(ec)) {
-          co_await send_error(rec, http::status::bad_gateway, termination::upstream_closed_before_response,
-                              ec.message());
-        } else {
-          co_await send_error(rec, http::status::bad_gateway, termination::upstream_bad_response, ec.message());
+          status = http::status::gateway_timeout;
+          why = termination::response_headers_timeout;
+          detail = "the upstream sent no response headers within " + format_duration(options_.timeouts.response_headers);
         }
+        co_await send_error(rec, status, why, detail);
         co_return false;
       }
       auto& res = parser.get();
@@ -313,10 +315,10 @@ class downstream_session {
       up_dog_.disarm();
       ctx_->stats.add(counter::upstream_cx_connect_fail);
       const bool timed_out = up_dog_.fired() == timeout_kind::upstream_connect;
-      co_await send_error(rec, http::status::service_unavailable,
-                          timed_out ? termination::upstream_connect_timeout : termination::upstream_resolve_failed,
-                          "cannot resolve upstream " + u.address.host + ": " + rec_ec.message() +
-                              "; check the --upstream host name and this machine's DNS");
+      const auto why = timed_out ? termination::upstream_connect_timeout : termination::upstream_resolve_failed;
+      std::string detail = "cannot resolve upstream " + u.address.host + ": " + rec_ec.message() +
+                           "; check the --upstream host name and this machine's DNS";
+      co_await send_error(rec, http::status::service_unavailable, why, detail);
       co_return false;
     }
     up_.emplace(down_.get_executor(), ctx_->upstream_tls);
@@ -326,12 +328,12 @@ class downstream_session {
     if (cec) {
       ctx_->stats.add(counter::upstream_cx_connect_fail);
       const bool timed_out = up_dog_.fired() == timeout_kind::upstream_connect;
-      co_await send_error(rec, http::status::service_unavailable,
-                          timed_out ? termination::upstream_connect_timeout : termination::upstream_connect_failed,
-                          "cannot connect to upstream " + u.address.to_string() + ": " +
-                              (timed_out ? "no answer within " + format_duration(options_.timeouts.upstream_connect)
-                                         : cec.message()) +
-                              "; check that the Exchange server is up and reachable from this host");
+      const auto why = timed_out ? termination::upstream_connect_timeout : termination::upstream_connect_failed;
+      std::string cause = cec.message();
+      if (timed_out) cause = "no answer within " + format_duration(options_.timeouts.upstream_connect);
+      std::string detail = "cannot connect to upstream " + u.address.to_string() + ": " + cause +
+                           "; check that the Exchange server is up and reachable from this host";
+      co_await send_error(rec, http::status::service_unavailable, why, detail);
       co_return false;
     }
     error_code ignored;
@@ -346,10 +348,11 @@ class downstream_session {
     if (hec) {
       ctx_->stats.add(counter::upstream_tls_handshake_fail);
       const bool timed_out = up_dog_.fired() == timeout_kind::upstream_handshake;
-      const auto d = diagnose_tls_failure(timed_out ? net::error::timed_out : hec, up_->native_handle(), "the upstream");
-      co_await send_error(rec, http::status::bad_gateway,
-                          timed_out ? termination::upstream_handshake_timeout : termination::upstream_tls_failed,
-                          "upstream " + u.address.to_string() + ": " + d.to_string());
+      const error_code cause = timed_out ? error_code(net::error::timed_out) : hec;
+      const auto d = diagnose_tls_failure(cause, up_->native_handle(), "the upstream");
+      const auto why = timed_out ? termination::upstream_handshake_timeout : termination::upstream_tls_failed;
+      std::string detail = "upstream " + u.address.to_string() + ": " + d.to_string();
+      co_await send_error(rec, http::status::bad_gateway, why, detail);
       co_return false;
     }
     up_tls_ = describe_session(up_->native_handle());
@@ -367,7 +370,8 @@ class downstream_session {
   }
 
   // Answers the client with a short explanation (if nothing of the response was sent yet) and closes.
-  net::awaitable<void> send_error(request_record& rec, http::status status, termination why, std::string detail) {
+  // Callers pass a named string: GCC 12 mis-destroys string temporaries in co_await argument expressions.
+  net::awaitable<void> send_error(request_record& rec, http::status status, termination why, const std::string& detail) {
     if (why != termination::bad_request && why != termination::request_headers_timeout) {
       ctx_->stats.add(counter::upstream_rq_failed);
     }
@@ -393,9 +397,11 @@ class downstream_session {
     log_access(rec);
   }
 
-  void close_downstream() {
+  // A downstream timeout cancels the pending operation but keeps the socket, so that the client can still
+  // be told why (408, 504); the session then ends and the socket closes with it.
+  void cancel_downstream() {
     error_code ignored;
-    down_.next_layer().close(ignored);
+    down_.next_layer().cancel(ignored);
   }
 
   void close_upstream() {

@@ -47,9 +47,9 @@ class exo_connection {
     auto [cec, ep] = co_await net::async_connect(stream_->next_layer(), endpoints, use_tuple);
     dog_.disarm();
     if (cec) {
+      std::string cause = dog_.fired() ? std::string("no answer in time") : cec.message();
       co_return failure{"connect-failed", "cannot connect to " + settings_.host + ":" + std::to_string(settings_.port) +
-                                              ": " + (dog_.fired() ? std::string("no answer in time") : cec.message()) +
-                                              "; is the endpoint up and reachable?"};
+                                              ": " + cause + "; is the endpoint up and reachable?"};
     }
     prepare_client_tls(stream_->native_handle(), settings_.server_name, settings_.trust != tls_verify::none);
     dog_.arm(settings_.connect_timeout, client_timeout::connect);

@@ -1,0 +1,74 @@
+// The three programs, run as a user would run them, on the mistakes a user makes: each ends with one
+// line naming the cause (and the fix) and a non-zero exit status, never a crash or a hang.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/support/test_support.hpp"
+
+namespace exbridge {
+namespace {
+
+using test::program_path;
+using test::run_command;
+
+void expect_clean_failure(const test::command_result& r, const std::string& fragment) {
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(fragment), std::string::npos) << r.output;
+  // One line: a precise message, not a stack of them.
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
+TEST(CommandLine, ExbridgeUnknownFlag) {
+  expect_clean_failure(run_command(program_path("exbridge"), {"--frobnicate"}), "unknown option '--frobnicate'");
+}
+
+TEST(CommandLine, ExbridgeMissingCertificate) {
+  expect_clean_failure(run_command(program_path("exbridge"),
+                                   {"--listen", "127.0.0.1:0", "--cert", "/nonexistent/fullchain.pem", "--key",
+                                    "/nonexistent/privkey.pem", "--upstream", "127.0.0.1:1", "--upstream-verify", "none"}),
+                       "'/nonexistent/fullchain.pem' does not exist");
+}
+
+TEST(CommandLine, ExbridgeKeyThatDoesNotMatchTheCertificate) {
+  const auto& pki = test::test_pki();
+  expect_clean_failure(run_command(program_path("exbridge"),
+                                   {"--listen", "127.0.0.1:0", "--cert", pki.bridge_cert.string(), "--key",
+                                    pki.exchange_key.string(), "--upstream", "127.0.0.1:1", "--upstream-verify", "none"}),
+                       "does not match certificate");
+}
+
+TEST(CommandLine, ExbridgePortInUse) {
+  net::io_context ioc;
+  tcp::acceptor busy(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  const auto& pki = test::test_pki();
+  expect_clean_failure(
+      run_command(program_path("exbridge"),
+                  {"--listen", "127.0.0.1:" + std::to_string(busy.local_endpoint().port()), "--cert",
+                   pki.bridge_cert.string(), "--key", pki.bridge_key.string(), "--upstream", "127.0.0.1:1",
+                   "--upstream-verify", "none"}),
+      "another process listens there");
+}
+
+TEST(CommandLine, FakeExchangeUnknownVersion) {
+  expect_clean_failure(run_command(program_path("fake-exchange"), {"--version", "SP4"}), "--version 'SP4' is unknown");
+}
+
+TEST(CommandLine, RehearseUnparsableScenarioNamesFileAndLine) {
+  const auto path = std::filesystem::temp_directory_path() / ("exbridge-broken-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(path) << "name = \"broken\"\n[[process]]\nname = \n";
+  expect_clean_failure(run_command(program_path("rehearse"), {"run", path.string()}), path.string() + ":3:");
+}
+
+TEST(CommandLine, RehearseWithoutAScenarioSaysWhatToRun) {
+  expect_clean_failure(run_command(program_path("rehearse"), {}), "rehearse run scenarios/seed-story.toml");
+}
+
+TEST(CommandLine, HelpListsTheDemoOrganisation) {
+  const auto r = run_command(program_path("fake-exchange"), {"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("alex.wilber@contoso.example"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace exbridge

@@ -1,0 +1,75 @@
+// Test fixture implementations.
+#include "tests/support/test_support.hpp"
+
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/stdio.hpp>
+
+#include <unistd.h>
+
+#include "common/tls_context.hpp"
+#include "common/tls_diagnosis.hpp"
+
+namespace bp = boost::process::v2;
+
+namespace exbridge::test {
+
+const lab_pki& test_pki() {
+  static const lab_pki pki = [] {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("exbridge-test-pki-" + std::to_string(::getpid()));
+    return write_lab_pki(dir, {"mail.contoso.example", "localhost"}, {"ex2007.contoso.example", "localhost"});
+  }();
+  return pki;
+}
+
+handshake_outcome handshake(ssl::context& server, ssl::context& client, const std::string& server_name,
+                            bool check_name) {
+  net::io_context ioc;
+  tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  handshake_outcome out;
+  ssl::stream<tcp::socket> server_stream(ioc, server);
+  ssl::stream<tcp::socket> client_stream(ioc, client);
+  net::co_spawn(
+      ioc,
+      [&]() -> net::awaitable<void> {
+        auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+        server_stream.next_layer() = std::move(socket);
+        std::tie(out.server_error) = co_await server_stream.async_handshake(ssl::stream_base::server, use_tuple);
+        if (out.server_error) server_stream.next_layer().close();
+      },
+      net::detached);
+  net::co_spawn(
+      ioc,
+      [&]() -> net::awaitable<void> {
+        co_await client_stream.next_layer().async_connect(acceptor.local_endpoint(), use_tuple);
+        prepare_client_tls(client_stream.native_handle(), server_name, check_name);
+        std::tie(out.client_error) = co_await client_stream.async_handshake(ssl::stream_base::client, use_tuple);
+        if (!out.client_error) out.client_session = describe_session(client_stream.native_handle());
+        client_stream.next_layer().close();
+      },
+      net::detached);
+  ioc.run_for(std::chrono::seconds(20));
+  out.diagnosis = std::string(failure_name(diagnose_tls_failure(out.client_error, client_stream.native_handle(), "server").kind));
+  return out;
+}
+
+command_result run_command(const std::string& program, const std::vector<std::string>& args) {
+  net::io_context ioc;
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  net::readable_pipe out(ioc, fds[0]);
+  command_result result;
+  // stdout and stderr share one pipe, as a person at a terminal would see them.
+  bp::process proc(ioc, program, args, bp::process_stdio{nullptr, fds[1], fds[1]});
+  ::close(fds[1]);
+  std::string text;
+  error_code ec;
+  net::read(out, net::dynamic_buffer(text), ec);
+  result.exit_code = proc.wait();
+  result.output = text;
+  return result;
+}
+
+std::string program_path(const std::string& name) { return std::string(EXBRIDGE_BIN_DIR) + "/" + name; }
+
+}  // namespace exbridge::test

@@ -1,0 +1,72 @@
+// Shared test fixtures: a lab PKI made once per test binary, an io_context on a background thread,
+// and a way to run a coroutine on it and wait for its result (no sleeps: futures and readiness only).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include "common/lab_pki.hpp"
+#include "common/net.hpp"
+
+namespace exbridge::test {
+
+/// The lab PKI for this test binary (generated on first use in a temporary folder).
+const lab_pki& test_pki();
+
+/// An io_context running on its own thread for the lifetime of the object.
+class io_thread {
+ public:
+  io_thread() : guard_(net::make_work_guard(ioc_)), thread_([this] { ioc_.run(); }) {}
+  ~io_thread() { stop(); }
+  /// Stops the loop and joins the thread; objects the loop's coroutines refer to may be destroyed after.
+  void stop() {
+    guard_.reset();
+    ioc_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  net::io_context& context() { return ioc_; }
+
+  /// Runs `op` on the io_context and waits (up to `limit`) for its result.
+  template <class T>
+  T run(net::awaitable<T> op, std::chrono::seconds limit = std::chrono::seconds(30)) {
+    auto future = net::co_spawn(ioc_, std::move(op), net::use_future);
+    if (future.wait_for(limit) != std::future_status::ready) {
+      ADD_FAILURE() << "operation did not finish within " << limit.count() << " s";
+      throw std::runtime_error("timeout");
+    }
+    return future.get();
+  }
+
+ private:
+  net::io_context ioc_;
+  net::executor_work_guard<net::io_context::executor_type> guard_;
+  std::thread thread_;
+};
+
+/// Outcome of a TLS handshake between two contexts over loopback.
+struct handshake_outcome {
+  error_code client_error;
+  error_code server_error;
+  std::string client_session;  ///< "TLSv1 AES128-SHA" on success
+  std::string diagnosis;       ///< failure_name() of the client's error ("ok" on success)
+};
+
+/// Performs one handshake: `client` connects to a listener using `server`. `server_name` is used for SNI
+/// and, when `check_name`, for host-name verification.
+handshake_outcome handshake(ssl::context& server, ssl::context& client, const std::string& server_name = "localhost",
+                            bool check_name = false);
+
+/// Runs a program and captures its exit code and combined output (for command-line error tests).
+struct command_result {
+  int exit_code = -1;
+  std::string output;
+};
+command_result run_command(const std::string& program, const std::vector<std::string>& args);
+
+/// Absolute path of a built program (build/bin/NAME).
+std::string program_path(const std::string& name);
+
+}  // namespace exbridge::test

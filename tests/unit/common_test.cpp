@@ -1,0 +1,204 @@
+// Unit tests for common/: TLS profiles (real handshakes over loopback), failure diagnosis, the scaled
+// clock and timers, durations, host:port parsing, base64, and certificate loading errors.
+#include <gtest/gtest.h>
+
+#include "common/base64.hpp"
+#include "common/cli.hpp"
+#include "common/clock.hpp"
+#include "common/errors.hpp"
+#include "common/tls_context.hpp"
+#include "common/tls_diagnosis.hpp"
+#include "common/watchdog.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace exbridge {
+namespace {
+
+ssl::context exchange2007_server() {
+  const auto& pki = test::test_pki();
+  return make_tls_context(tls_profile::exchange2007,
+                          {.identity = {.cert_file = pki.exchange_cert.string(), .key_file = pki.exchange_key.string()}});
+}
+
+ssl::context downstream_server() {
+  const auto& pki = test::test_pki();
+  return make_tls_context(tls_profile::downstream,
+                          {.identity = {.cert_file = pki.bridge_cert.string(), .key_file = pki.bridge_key.string()}});
+}
+
+ssl::context online_client() {
+  return make_tls_context(tls_profile::exchange_online_client,
+                          {.verify = tls_verify::ca_file, .ca_file = test::test_pki().ca_cert.string()});
+}
+
+TEST(TlsProfiles, ExchangeOnlineClientCannotHandshakeWithExchange2007) {
+  auto server = exchange2007_server();
+  auto client = online_client();
+  const auto out = test::handshake(server, client);
+  EXPECT_TRUE(out.client_error);
+  EXPECT_EQ(out.diagnosis, "tls-version-refused");
+}
+
+TEST(TlsProfiles, UpstreamLegacyNegotiatesTls10WithExchange2007) {
+  auto server = exchange2007_server();
+  auto client = make_tls_context(tls_profile::upstream_legacy, {.verify = tls_verify::none});
+  const auto out = test::handshake(server, client);
+  ASSERT_FALSE(out.client_error) << out.client_error.message();
+  EXPECT_EQ(out.client_session.rfind("TLSv1 ", 0), 0u) << out.client_session;
+  // Windows Server 2008 order: the server picks AES128-SHA first.
+  EXPECT_EQ(out.client_session, "TLSv1 AES128-SHA");
+}
+
+TEST(TlsProfiles, UpstreamLegacyAtDefaultSecurityLevelIsRefusedWithAClearMessage) {
+  try {
+    make_tls_context(tls_profile::upstream_legacy, {.verify = tls_verify::none, .security_level = 1});
+    FAIL() << "expected config_error";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("security level to 0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TlsProfiles, DownstreamNegotiatesTls13WithExchangeOnlineClientAndChecksTheName) {
+  auto server = downstream_server();
+  auto client = online_client();
+  const auto out = test::handshake(server, client, "mail.contoso.example", true);
+  ASSERT_FALSE(out.client_error) << out.client_error.message();
+  EXPECT_EQ(out.client_session.rfind("TLSv1.3 ", 0), 0u) << out.client_session;
+}
+
+TEST(TlsProfiles, DownstreamAcceptsTls12) {
+  auto server = downstream_server();
+  auto client = make_tls_context(tls_profile::exchange_online_client,
+                                 {.verify = tls_verify::none, .max_version = "1.2"});
+  const auto out = test::handshake(server, client);
+  ASSERT_FALSE(out.client_error) << out.client_error.message();
+  EXPECT_EQ(out.client_session.rfind("TLSv1.2 ECDHE-RSA-", 0), 0u) << out.client_session;
+}
+
+TEST(TlsProfiles, DownstreamRefusesTls10And11Clients) {
+  for (const char* version : {"1.0", "1.1"}) {
+    auto server = downstream_server();
+    auto client = make_tls_context(tls_profile::upstream_legacy,
+                                   {.verify = tls_verify::none, .min_version = version, .max_version = version});
+    const auto out = test::handshake(server, client);
+    EXPECT_TRUE(out.client_error) << "TLS " << version << " was accepted";
+    EXPECT_EQ(out.diagnosis, "tls-version-refused") << version;
+  }
+}
+
+TEST(TlsProfiles, NameMismatchIsClassified) {
+  auto server = downstream_server();
+  auto client = online_client();
+  const auto out = test::handshake(server, client, "owa.other.example", true);
+  EXPECT_TRUE(out.client_error);
+  EXPECT_EQ(out.diagnosis, "certificate-name-mismatch");
+}
+
+TEST(TlsProfiles, UntrustedCertificateIsClassified) {
+  auto server = downstream_server();
+  // The system trust store does not know the lab CA.
+  auto client = make_tls_context(tls_profile::exchange_online_client, {.verify = tls_verify::system});
+  const auto out = test::handshake(server, client, "mail.contoso.example", true);
+  EXPECT_TRUE(out.client_error);
+  EXPECT_EQ(out.diagnosis, "untrusted-certificate");
+}
+
+TEST(TlsProfiles, Rc4And3desAreReportedAsUnavailable) {
+  try {
+    make_tls_context(tls_profile::upstream_legacy, {.verify = tls_verify::none, .cipher_list = "RC4-SHA:DES-CBC3-SHA"});
+    FAIL() << "expected config_error";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("compiled out"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TlsCertificates, MissingMismatchedAndExpiredAreRefused) {
+  const auto& pki = test::test_pki();
+  const auto expect_error = [](const tls_identity& id, const std::string& fragment) {
+    try {
+      make_tls_context(tls_profile::downstream, {.identity = id});
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const config_error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error({.cert_file = "/nonexistent/cert.pem", .key_file = pki.bridge_key.string()}, "does not exist");
+  expect_error({.cert_file = pki.bridge_cert.string(), .key_file = pki.exchange_key.string()}, "does not match");
+  const pem_pair expired = make_certificate({.common_name = "old", .valid_from_days = -30, .valid_to_days = -1}, nullptr);
+  expect_error({.cert_pem = expired.cert_pem, .key_pem = expired.key_pem}, "has expired");
+}
+
+TEST(ScaledClock, TimersFireAfterTheScaledDuration) {
+  scaled_clock::set_scale(1000);
+  net::io_context ioc;
+  timer t(ioc);
+  t.expires_after(std::chrono::seconds(60));  // one virtual minute = 60 real ms
+  const auto begin = std::chrono::steady_clock::now();
+  t.wait();
+  const auto real = std::chrono::steady_clock::now() - begin;
+  scaled_clock::set_scale(1);
+  EXPECT_GE(real, std::chrono::milliseconds(55));
+  EXPECT_LT(real, std::chrono::seconds(30));
+}
+
+TEST(ScaledClock, RejectsScalesBelowOne) { EXPECT_THROW(scaled_clock::set_scale(0.5), config_error); }
+
+TEST(Watchdog, FiresOnlyWhenNotRearmedAndNamesTheTimeout) {
+  enum class kind { a, b };
+  net::io_context ioc;
+  bool expired = false;
+  watchdog<kind> dog(ioc.get_executor(), [&] { expired = true; });
+  dog.arm(std::chrono::milliseconds(20), kind::a);
+  dog.disarm();
+  ioc.run_for(std::chrono::milliseconds(60));
+  EXPECT_FALSE(expired);
+  ioc.restart();
+  dog.arm(std::chrono::milliseconds(10), kind::b);
+  ioc.run_for(std::chrono::seconds(5));
+  EXPECT_TRUE(expired);
+  EXPECT_EQ(dog.fired(), kind::b);
+}
+
+TEST(Durations, ParseAndFormat) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_duration("15m", "x"), minutes(15));
+  EXPECT_EQ(parse_duration("250ms", "x"), milliseconds(250));
+  EXPECT_EQ(parse_duration("90", "x"), seconds(90));
+  EXPECT_EQ(parse_duration("1h", "x"), hours(1));
+  EXPECT_THROW(parse_duration("soon", "x"), config_error);
+  EXPECT_THROW(parse_duration("5 parsecs", "x"), config_error);
+  EXPECT_EQ(format_duration(minutes(15)), "15 min");
+  EXPECT_EQ(format_duration(milliseconds(250)), "250 ms");
+}
+
+TEST(HostPort, ParsesAndRejects) {
+  EXPECT_EQ(parse_host_port("127.0.0.1:443", "x").port, 443);
+  EXPECT_EQ(parse_host_port("[::1]:0", "x").host, "::1");
+  EXPECT_THROW(parse_host_port("127.0.0.1", "x"), config_error);
+  EXPECT_THROW(parse_host_port("127.0.0.1:70000", "x"), config_error);
+  EXPECT_THROW(parse_host_port("host:0", "x", false), config_error);
+}
+
+TEST(Base64, RoundTripsAndRejectsGarbage) {
+  for (const std::string s : {"", "a", "ab", "abc", "user@contoso.example:p@ss:w0rd"}) {
+    EXPECT_EQ(base64_decode(base64_encode(s)), s);
+  }
+  EXPECT_FALSE(base64_decode("abc"));
+  EXPECT_FALSE(base64_decode("ab!="));
+}
+
+TEST(ArgParser, UnknownOptionNamesItAndPointsToHelp) {
+  arg_parser args("prog", "");
+  char a0[] = "prog", a1[] = "--bogus";
+  char* argv[] = {a0, a1};
+  try {
+    args.parse(2, argv);
+    FAIL();
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--bogus"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("--help"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace exbridge

@@ -1,0 +1,171 @@
+// Unit tests for fake-exchange's protocol logic (no sockets): Autodiscover POX, EWS, IIS-style routing.
+#include <gtest/gtest.h>
+#include <pugixml.hpp>
+
+#include "common/base64.hpp"
+#include "common/xml.hpp"
+#include "fake_exchange/autodiscover.hpp"
+#include "fake_exchange/ews.hpp"
+#include "fake_exchange/router.hpp"
+
+namespace exbridge::fake_exchange {
+namespace {
+
+std::string autodiscover_request(const std::string& email, const std::string& schema =
+                                     "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a") {
+  return "<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\">"
+         "<Request><EMailAddress>" + email + "</EMailAddress><AcceptableResponseSchema>" + schema +
+         "</AcceptableResponseSchema></Request></Autodiscover>";
+}
+
+std::string get_folder(const std::string& id, const std::string& header = "") {
+  return "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+         "xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" "
+         "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\"><soap:Header>" + header +
+         "</soap:Header><soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>"
+         "<m:FolderIds><t:DistinguishedFolderId Id=\"" + id + "\"/></m:FolderIds></m:GetFolder></soap:Body>"
+         "</soap:Envelope>";
+}
+
+TEST(ServerVersion, MatchesTheKnownBuilds) {
+  EXPECT_EQ(server_version_hex(*find_version_profile("RTM")), "720082AD");
+  EXPECT_EQ(server_version_hex(*find_version_profile("SP1")), "720180F0");
+  EXPECT_EQ(server_version_hex(*find_version_profile("SP2")), "720280B0");
+  EXPECT_EQ(server_version_hex(*find_version_profile("SP3")), "72038053");
+  EXPECT_EQ(server_version_hex(*find_version_profile("SP3-RU23")), "72038205");
+  EXPECT_EQ(find_version_profile("SP4"), nullptr);
+}
+
+TEST(Autodiscover, AnswersWith2007ShapeAndPublicUrls) {
+  const auto org = demo_organisation();
+  const auto r = answer_autodiscover(autodiscover_request(std::string(demo_email)), org, default_version_profile(),
+                                     "mail.contoso.example");
+  ASSERT_EQ(r.error_code, 0);
+  pugi::xml_document doc;
+  ASSERT_TRUE(doc.load_string(r.body.c_str()));
+  const auto root = doc.document_element();
+  EXPECT_STREQ(root.attribute("xmlns").value(), "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006");
+  const auto response = child_local(root, "Response");
+  EXPECT_STREQ(response.attribute("xmlns").value(),
+               "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a");
+  int protocols = 0;
+  for (const auto& p : child_local(response, "Account").children("Protocol")) {
+    ++protocols;
+    const std::string type = child_local(p, "Type").text().get();
+    if (type == "EXPR") {
+      EXPECT_STREQ(child_local(p, "Server").text().get(), "mail.contoso.example");
+      EXPECT_STREQ(child_local(p, "EwsUrl").text().get(), "https://mail.contoso.example/EWS/Exchange.asmx");
+    }
+    if (type == "EXCH") {
+      EXPECT_STREQ(child_local(p, "ServerVersion").text().get(), "72038053");
+    }
+  }
+  EXPECT_EQ(protocols, 3);  // EXCH, EXPR, WEB
+}
+
+TEST(Autodiscover, ErrorsComeAsDocuments) {
+  const auto org = demo_organisation();
+  EXPECT_EQ(answer_autodiscover(autodiscover_request("nobody@contoso.example"), org, default_version_profile(), "h")
+                .error_code,
+            500);
+  EXPECT_EQ(answer_autodiscover("<not xml", org, default_version_profile(), "h").error_code, 600);
+  EXPECT_EQ(answer_autodiscover(autodiscover_request(std::string(demo_email), "urn:other"), org,
+                                default_version_profile(), "h")
+                .error_code,
+            601);
+}
+
+TEST(Ews, GetFolderInboxCarriesServerVersionInfoWithoutVersionAttribute) {
+  const auto org = demo_organisation();
+  const auto r = answer_ews(get_folder("inbox"), org.users.front(), default_version_profile());
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.operation, "GetFolder");
+  pugi::xml_document doc;
+  ASSERT_TRUE(doc.load_string(r.body.c_str()));
+  const auto svi = descendant_local(doc, "ServerVersionInfo");
+  EXPECT_STREQ(svi.attribute("MajorVersion").value(), "8");
+  EXPECT_STREQ(svi.attribute("MinorVersion").value(), "3");
+  EXPECT_FALSE(svi.attribute("Version"));
+  EXPECT_STREQ(descendant_local(doc, "GetFolderResponseMessage").attribute("ResponseClass").value(), "Success");
+  EXPECT_STREQ(descendant_local(doc, "DisplayName").text().get(), "Inbox");
+}
+
+TEST(Ews, RequestServerVersionOtherThan2007IsAFault) {
+  const auto org = demo_organisation();
+  const auto ok = answer_ews(get_folder("inbox", "<t:RequestServerVersion Version=\"Exchange2007_SP1\"/>"),
+                             org.users.front(), default_version_profile());
+  EXPECT_EQ(ok.status, 200u);
+  const auto bad = answer_ews(get_folder("inbox", "<t:RequestServerVersion Version=\"Exchange2010_SP1\"/>"),
+                              org.users.front(), default_version_profile());
+  EXPECT_EQ(bad.status, 500u);
+  EXPECT_NE(bad.body.find("ErrorInvalidServerVersion"), std::string::npos);
+}
+
+TEST(Ews, FoldersUnknownTo2007AndMalformedXmlFailSchemaValidation) {
+  const auto org = demo_organisation();
+  const auto archive = answer_ews(get_folder("archiveroot"), org.users.front(), default_version_profile());
+  EXPECT_EQ(archive.status, 500u);
+  EXPECT_NE(archive.body.find("ErrorSchemaValidation"), std::string::npos);
+  const auto broken = answer_ews("<soap:Envelope", org.users.front(), default_version_profile());
+  EXPECT_EQ(broken.status, 500u);
+  EXPECT_NE(broken.body.find("ErrorSchemaValidation"), std::string::npos);
+}
+
+http::request<http::string_body> post(const std::string& target, const std::string& body, const std::string& auth) {
+  http::request<http::string_body> req{http::verb::post, target, 11};
+  req.set(http::field::host, "mail.contoso.example");
+  if (!auth.empty()) req.set(http::field::authorization, auth);
+  req.body() = body;
+  req.prepare_payload();
+  return req;
+}
+
+TEST(Router, RequiresBasicAuthAndNamesTheRealm) {
+  const exchange_config config;
+  const auto r = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), ""), config);
+  EXPECT_EQ(r.response.result(), http::status::unauthorized);
+  EXPECT_EQ(r.response[http::field::www_authenticate], "Basic realm=\"mail.contoso.example\"");
+  const auto wrong = route_request(
+      post("/EWS/Exchange.asmx", get_folder("inbox"), "Basic " + base64_encode(std::string(demo_email) + ":nope")), config);
+  EXPECT_EQ(wrong.response.result(), http::status::unauthorized);
+}
+
+TEST(Router, AcceptsEmailUpnAndDomainBackslashLogons) {
+  const exchange_config config;
+  for (const std::string& logon : {std::string(demo_email), std::string("CONTOSO\\alex.wilber"), std::string("alex.wilber")}) {
+    const auto r = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"),
+                                      "Basic " + base64_encode(logon + ":" + std::string(demo_password))),
+                                 config);
+    EXPECT_EQ(r.response.result(), http::status::ok) << logon;
+    EXPECT_EQ(r.user, demo_email);
+  }
+}
+
+TEST(Router, SoapAutodiscoverDoesNotExistOn2007) {
+  const exchange_config config;
+  const auto r = route_request(post("/autodiscover/autodiscover.svc", "", ""), config);
+  EXPECT_EQ(r.response.result(), http::status::not_found);
+}
+
+TEST(Router, AutodiscoverUrlsFollowTheHostHeaderUnlessConfigured) {
+  exchange_config config;
+  const std::string auth = "Basic " + base64_encode(std::string(demo_email) + ":" + std::string(demo_password));
+  auto r = route_request(post("/autodiscover/autodiscover.xml", autodiscover_request(std::string(demo_email)), auth),
+                         config);
+  EXPECT_NE(r.response.body().find("https://mail.contoso.example/EWS/Exchange.asmx"), std::string::npos);
+  EXPECT_FALSE(r.response.find("X-SOAP-Enabled") != r.response.end());
+  config.public_host = "bridge.example.net";
+  r = route_request(post("/autodiscover/autodiscover.xml", autodiscover_request(std::string(demo_email)), auth), config);
+  EXPECT_NE(r.response.body().find("https://bridge.example.net/EWS/Exchange.asmx"), std::string::npos);
+}
+
+TEST(Organisation, UserSpecParsing) {
+  const auto u = parse_user_spec("dana@contoso.example:S3cret:Dana Park");
+  EXPECT_EQ(u.email, "dana@contoso.example");
+  EXPECT_EQ(u.password, "S3cret");
+  EXPECT_EQ(u.display_name, "Dana Park");
+  EXPECT_THROW(parse_user_spec("no-password"), std::exception);
+}
+
+}  // namespace
+}  // namespace exbridge::fake_exchange

@@ -1,0 +1,91 @@
+// Unit tests for exbridge's command line, termination table and access-log line.
+#include <gtest/gtest.h>
+
+#include "common/errors.hpp"
+#include "proxy/access_log.hpp"
+#include "proxy/options.hpp"
+
+namespace exbridge::proxy {
+namespace {
+
+std::optional<bridge_options> parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "exbridge");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string parse_error(std::vector<std::string> args) {
+  try {
+    parse(std::move(args));
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::vector<std::string> minimal{"--listen", "127.0.0.1:0", "--cert", "c.pem", "--key", "k.pem",
+                                       "--upstream", "owa.customer.example:443", "--upstream-verify", "none"};
+
+TEST(Options, QuickModeParses) {
+  auto args = minimal;
+  args.insert(args.end(), {"--upstream-tls", "1.0", "--timeout-response-headers", "30m", "--threads", "3"});
+  const auto o = parse(args);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->upstream.address.host, "owa.customer.example");
+  EXPECT_EQ(o->upstream.verify, tls_verify::none);
+  EXPECT_EQ(o->timeouts.response_headers, std::chrono::minutes(30));
+  EXPECT_EQ(o->threads, 3u);
+}
+
+TEST(Options, DefaultsAreExchangeSafe) {
+  const auto o = parse(minimal);
+  // Nothing on the data path may fire at or below Outlook Anywhere's 900 s keep-alive ping.
+  EXPECT_GT(o->timeouts.keep_alive_idle, std::chrono::seconds(900));
+  EXPECT_GT(o->timeouts.response_headers, std::chrono::seconds(900));
+  EXPECT_GT(o->timeouts.data_idle, std::chrono::seconds(900));
+}
+
+TEST(Options, MistakesNameTheFix) {
+  EXPECT_NE(parse_error({"--listen", "127.0.0.1:0"}).find("--upstream is missing"), std::string::npos);
+  auto no_verify = minimal;
+  no_verify.resize(no_verify.size() - 2);
+  EXPECT_NE(parse_error(no_verify).find("--upstream-verify is missing"), std::string::npos);
+  auto bad_tls = minimal;
+  bad_tls.insert(bad_tls.end(), {"--upstream-tls", "1.4"});
+  EXPECT_NE(parse_error(bad_tls).find("not a TLS version"), std::string::npos);
+  auto bad_verify = minimal;
+  bad_verify.insert(bad_verify.end(), {"--upstream-verify", "maybe"});
+  EXPECT_NE(parse_error(bad_verify).find("ca:/path"), std::string::npos);
+}
+
+TEST(Termination, CodesFollowHaproxyAndTimeoutsAreLowerCase) {
+  EXPECT_EQ(info(termination::normal).code, "--");
+  EXPECT_EQ(info(termination::response_headers_timeout).code, "sH");
+  EXPECT_EQ(info(termination::upstream_connect_failed).code, "SC");
+  EXPECT_TRUE(is_timeout(termination::request_headers_timeout));
+  EXPECT_TRUE(is_timeout(termination::response_body_timeout));
+  EXPECT_FALSE(is_timeout(termination::upstream_bad_response));
+}
+
+TEST(AccessLog, LineCarriesTimersBytesCodeAndTls) {
+  request_record r;
+  r.client = "203.0.113.7:50000";
+  r.method = "POST";
+  r.target = "/EWS/Exchange.asmx";
+  r.status = 200;
+  r.bytes_to_client = 1234;
+  r.bytes_from_client = 567;
+  r.t_request = 1, r.t_connect = 2, r.t_upstream_tls = 3, r.t_response = 40, r.t_total = 41;
+  r.auth_scheme = "NTLM";
+  r.pinned = true;
+  r.upstream_requests = 3;
+  r.down_tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
+  r.up_tls = "TLSv1 AES128-SHA";
+  EXPECT_EQ(format_access_line(r),
+            "203.0.113.7:50000 \"POST /EWS/Exchange.asmx\" 200 1234 567 1/2/3/40/41 -- completed auth=NTLM pinned=1 "
+            "upreq=3 down_tls=\"TLSv1.3 TLS_AES_256_GCM_SHA384\" up_tls=\"TLSv1 AES128-SHA\"");
+}
+
+}  // namespace
+}  // namespace exbridge::proxy
