@@ -4,6 +4,7 @@
 #include <boost/algorithm/string/predicate.hpp>
 
 #include "common/base64.hpp"
+#include "common/ntlm.hpp"
 #include "fake_exchange/ews.hpp"
 
 namespace exbridge::fake_exchange {
@@ -33,19 +34,20 @@ response_t unauthorized(unsigned version, const std::string& host) {
                                                                      "credentials.",
                               "You do not have permission to view this directory or page using the credentials that "
                               "you supplied.");
-  // IIS lists each enabled provider in its own header, strongest first. NTLM/Negotiate arrive with the
-  // NTLM issue; until then only Basic is offered so that no client picks a scheme we cannot finish.
+  // IIS lists each enabled provider in its own header, in this order.
+  res.insert(http::field::www_authenticate, "Negotiate");
+  res.insert(http::field::www_authenticate, "NTLM");
   res.insert(http::field::www_authenticate, "Basic realm=\"" + host + "\"");
   return res;
 }
 
-/// Returns the user when the Authorization header carries valid Basic credentials.
-const user* authenticate(const http::request<http::string_body>& req, const organisation& org) {
-  const auto it = req.find(http::field::authorization);
-  if (it == req.end()) return nullptr;
-  const std::string_view value = it->value();
-  if (value.size() < 6 || !boost::algorithm::iequals(value.substr(0, 6), "Basic ")) return nullptr;
-  std::string_view token = value.substr(6);
+/// The result of looking at a request's credentials: a user, or the 401 to send instead.
+struct auth_outcome {
+  const user* who = nullptr;
+  std::optional<response_t> challenge;  ///< a Type 2 answer (NTLM handshake in progress)
+};
+
+const user* check_basic(std::string_view token, const organisation& org) {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   const auto decoded = base64_decode(token);
   if (!decoded) return nullptr;
@@ -54,6 +56,58 @@ const user* authenticate(const http::request<http::string_body>& req, const orga
   const user* u = org.find_logon(std::string_view(*decoded).substr(0, colon));
   if (u == nullptr || u->password != std::string_view(*decoded).substr(colon + 1)) return nullptr;
   return u;
+}
+
+/// NTLM as IIS runs it: Type 1 -> 401 carrying Type 2 (state kept on the connection) -> Type 3 verified
+/// against that challenge. Once it succeeds the *connection* is authenticated, so later requests on it
+/// need no Authorization header -- unless they carry Via: http.sys then re-challenges every request,
+/// because a proxy may be sharing the connection between users.
+auth_outcome check_ntlm(const http::request<http::string_body>& req, std::string_view value,
+                        const exchange_config& config, connection_auth& conn) {
+  const auto raw = decode_http_token(value);
+  const std::string scheme(value.substr(0, value.find(' ')));
+  if (!raw || raw->size() < 12) return {};
+  const auto type = static_cast<unsigned char>((*raw)[8]);
+  if (type == 1) {
+    const auto negotiate = parse_negotiate(*raw);
+    if (!negotiate) return {};
+    conn.pending_challenge = ntlm_random_challenge();
+    const auto& org = config.org;
+    ntlm_server_names names{org.netbios_domain, org.server_name, org.domain, org.server_fqdn()};
+    response_t res = html_error(req.version(), http::status::unauthorized,
+                                "401 - Unauthorized: Access is denied due to invalid credentials.",
+                                "You do not have permission to view this directory or page using the credentials that "
+                                "you supplied.");
+    res.set(http::field::www_authenticate,
+            http_token(scheme, make_challenge(*negotiate, *conn.pending_challenge, names, ntlm_filetime_now())));
+    return {nullptr, std::move(res)};
+  }
+  if (type != 3 || !conn.pending_challenge) return {};
+  const auto challenge = *conn.pending_challenge;
+  conn.pending_challenge.reset();
+  const auto authenticate = parse_authenticate(*raw);
+  if (!authenticate) return {};
+  const std::string logon =
+      authenticate->domain.empty() ? authenticate->user : authenticate->domain + "\\" + authenticate->user;
+  const user* u = config.org.find_logon(logon);
+  if (u == nullptr || !verify_ntlmv2(*authenticate, u->password, challenge)) return {};
+  if (req.find(http::field::via) == req.end()) conn.ntlm_user = u;
+  return {u, std::nullopt};
+}
+
+auth_outcome authenticate(const http::request<http::string_body>& req, const exchange_config& config,
+                          connection_auth& conn) {
+  const auto it = req.find(http::field::authorization);
+  if (it == req.end()) {
+    const bool proxied = req.find(http::field::via) != req.end();
+    return {proxied ? nullptr : conn.ntlm_user, std::nullopt};
+  }
+  const std::string_view value = it->value();
+  if (boost::algorithm::istarts_with(value, "Basic ")) return {check_basic(value.substr(6), config.org), std::nullopt};
+  if (boost::algorithm::istarts_with(value, "NTLM ") || boost::algorithm::istarts_with(value, "Negotiate ")) {
+    return check_ntlm(req, value, config, conn);
+  }
+  return {};
 }
 
 response_t xml_response(unsigned version, http::status status, std::string body) {
@@ -77,7 +131,8 @@ http::response<http::string_body> content_too_large_response(unsigned version) {
   return res;
 }
 
-routed_response route_request(const http::request<http::string_body>& req, const exchange_config& config) {
+routed_response route_request(const http::request<http::string_body>& req, const exchange_config& config,
+                              connection_auth& connection) {
   const unsigned v = req.version();
   const std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
@@ -93,7 +148,9 @@ routed_response route_request(const http::request<http::string_body>& req, const
                        "temporarily unavailable."),
             "", ""};
   }
-  const user* u = authenticate(req, config.org);
+  auto auth = authenticate(req, config, connection);
+  if (auth.challenge) return {std::move(*auth.challenge), "", is_ews ? "" : "autodiscover"};
+  const user* u = auth.who;
   if (u == nullptr) return {unauthorized(v, host), "", is_ews ? "" : "autodiscover"};
 
   if (is_autodiscover) {

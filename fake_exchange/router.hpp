@@ -2,6 +2,9 @@
 // or EWS. A pure function of the request, so it is unit-tested without sockets.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/net.hpp"
@@ -16,6 +19,13 @@ struct exchange_config {
   std::string public_host;  ///< host[:port] in Autodiscover URLs; empty = the request's Host header
 };
 
+/// Authentication state that belongs to one TCP connection, as NTLM's does in IIS: a pending challenge
+/// between the Type 2 and Type 3 messages, then the user the connection authenticated as.
+struct connection_auth {
+  const user* ntlm_user = nullptr;
+  std::optional<std::array<std::uint8_t, 8>> pending_challenge;
+};
+
 struct routed_response {
   http::response<http::string_body> response;
   std::string user;       ///< who authenticated ("" when nobody did)
@@ -25,7 +35,10 @@ struct routed_response {
 /// IIS limit on EWS request bodies (maxAllowedContentLength, Exchange 2007 default).
 inline constexpr std::uint64_t ews_max_request_bytes = 30'000'000;
 
-routed_response route_request(const http::request<http::string_body>& request, const exchange_config& config);
+/// Routes one request. `connection` carries NTLM state across the requests of one connection; pass a
+/// fresh one per TCP connection.
+routed_response route_request(const http::request<http::string_body>& request, const exchange_config& config,
+                              connection_auth& connection);
 
 /// IIS's answer to a request body over maxAllowedContentLength (HTTP 404.13).
 http::response<http::string_body> content_too_large_response(unsigned version);

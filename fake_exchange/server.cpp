@@ -58,6 +58,7 @@ net::awaitable<void> server::serve(tcp::socket socket) {
   }
 
   beast::flat_buffer buffer;
+  connection_auth auth;  // NTLM authenticates this TCP connection, not a request
   for (;;) {
     dog.arm(options_.idle_timeout, server_timeout::idle);
     http::request_parser<http::string_body> parser;
@@ -82,7 +83,7 @@ net::awaitable<void> server::serve(tcp::socket socket) {
       response.keep_alive(false);
       response.prepare_payload();
     } else {
-      auto routed = route_request(parser.get(), options_.exchange);
+      auto routed = route_request(parser.get(), options_.exchange, auth);
       response = std::move(routed.response);
       user = std::move(routed.user);
       operation = std::move(routed.operation);

@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "common/base64.hpp"
+#include "common/ntlm.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "common/watchdog.hpp"
 #include "common/xml.hpp"
@@ -35,6 +36,7 @@ class exo_connection {
   /// Connects and handshakes if not connected. Returns a failure when that is impossible.
   net::awaitable<std::optional<failure>> ensure_connected() {
     if (stream_ && stream_->next_layer().is_open()) co_return std::nullopt;
+    ++serial_;
     stream_.emplace(executor_, tls_);
     buffer_.clear();
     tcp::resolver resolver(executor_);
@@ -93,6 +95,8 @@ class exo_connection {
   }
 
   const std::string& tls_description() const { return tls_description_; }
+  /// Counts TCP connections made; NTLM state is valid only while it stays the same.
+  unsigned serial() const { return serial_; }
 
  private:
   void close() {
@@ -108,6 +112,7 @@ class exo_connection {
   beast::flat_buffer buffer_;
   watchdog<client_timeout> dog_;
   std::string tls_description_;
+  unsigned serial_ = 0;
 };
 
 http::request<http::string_body> soap_post(const std::string& target, std::string body, const std::string& auth) {
@@ -184,76 +189,194 @@ std::string decode_server_version(const std::string& hex) {
   return std::to_string((v >> 22) & 0x3f) + "." + std::to_string((v >> 16) & 0x3f) + "." + std::to_string(v & 0x7fff);
 }
 
+/// The owner a fake-exchange FolderId names (its ids carry the mailbox owner; see fake_exchange/ews.cpp),
+/// so that a response delivered to the wrong user is caught. Empty for ids of any other shape.
+std::string folder_owner(const std::string& folder_id) {
+  const auto raw = base64_decode(folder_id);
+  if (!raw || raw->size() < 5) return "";
+  const auto size = static_cast<unsigned char>((*raw)[4]);
+  if (raw->size() < 5u + size) return "";
+  return raw->substr(5, size);
+}
+
+/// One migration probe: the state of its authentication across requests.
+class migration_probe {
+ public:
+  migration_probe(net::any_io_executor ex, ssl::context& tls, const client_settings& s)
+      : s_(s), conn_(std::move(ex), tls, s) {}
+
+  net::awaitable<probe_result> run() {
+    if (auto f = co_await conn_.ensure_connected()) co_return fail(*f);
+
+    // 1. Unauthenticated probe: learn the offered schemes from WWW-Authenticate, as the service does.
+    auto probe = co_await conn_.exchange(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), ""));
+    if (auto* f = std::get_if<failure>(&probe)) co_return fail(*f);
+    const auto& challenge = std::get<response_t>(probe);
+    if (challenge.result() != http::status::unauthorized) {
+      co_return fail(http_failure(challenge, "Autodiscover probe (expected 401)"));
+    }
+    const auto [first, last] = challenge.equal_range(http::field::www_authenticate);
+    for (auto it = first; it != last; ++it) {
+      const std::string_view v = it->value();
+      offered_.emplace_back(v.substr(0, v.find(' ')));
+    }
+    const bool ntlm = s_.auth == "ntlm";
+    if (!offers(ntlm ? "NTLM" : "Basic")) {
+      co_return probe_result{"auth-refused", std::string("Autodiscover does not offer ") + (ntlm ? "NTLM" : "Basic") +
+                                                 " authentication; enable it on the Autodiscover and EWS virtual "
+                                                 "directories (the migration endpoint is set to use it)"};
+    }
+
+    // 2. Autodiscover with credentials.
+    auto answer = co_await authenticated(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), ""));
+    if (auto* f = std::get_if<failure>(&answer)) co_return fail(*f);
+    const auto& ad = std::get<response_t>(answer);
+    if (ad.result() != http::status::ok) co_return fail(http_failure(ad, "Autodiscover"));
+    const auto found = parse_autodiscover(ad.body());
+    if (auto* f = std::get_if<failure>(&found)) co_return fail(*f);
+    const auto& disc = std::get<discovery>(found);
+
+    // 3. The EwsUrl must point at the public name, or Exchange Online could not follow it.
+    const std::string prefix = "https://" + s_.server_name;
+    if (!boost::algorithm::istarts_with(disc.ews_url, prefix + "/") &&
+        !boost::algorithm::istarts_with(disc.ews_url, prefix + ":")) {
+      co_return probe_result{"bad-response", "Autodiscover sent EwsUrl " + disc.ews_url + ", which is not on the public "
+                                             "name " + s_.server_name + "; set the EWS ExternalUrl to https://" +
+                                             s_.server_name + "/EWS/Exchange.asmx"};
+    }
+    std::string path = disc.ews_url.substr(prefix.size());
+    path = path.substr(path.find('/'));
+
+    // 4. EWS: read the inbox folder, as often as asked, checking whose mailbox answered each time.
+    std::string summary;
+    for (unsigned i = 0; i < std::max(1u, s_.ews_requests); ++i) {
+      auto ews = co_await authenticated(soap_post(path, get_inbox_request, ""));
+      if (auto* f = std::get_if<failure>(&ews)) co_return fail(*f);
+      const auto& res = std::get<response_t>(ews);
+      if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS GetFolder"));
+      pugi::xml_document doc;
+      if (!doc.load_string(res.body().c_str())) co_return probe_result{"bad-response", "EWS answered with invalid XML"};
+      const auto svi = descendant_local(doc, "ServerVersionInfo");
+      const auto message = descendant_local(doc, "GetFolderResponseMessage");
+      if (!svi || !message || std::string(message.attribute("ResponseClass").value()) != "Success") {
+        co_return probe_result{"bad-response", std::string("EWS GetFolder(inbox) did not succeed: ") +
+                                                   descendant_local(doc, "ResponseCode").text().get()};
+      }
+      const auto folder = descendant_local(message, "Folders").first_child();
+      const std::string owner = folder_owner(child_local(folder, "FolderId").attribute("Id").value());
+      if (!owner.empty() && !boost::algorithm::iequals(owner, s_.email)) {
+        co_return probe_result{"identity-crossover",
+                               "EWS request " + std::to_string(i + 1) + " for " + s_.email + " was answered from " +
+                                   owner + "'s mailbox: a proxy delivered another user's connection or response"};
+      }
+      summary = std::string("EWS ") + svi.attribute("MajorVersion").value() + "." + svi.attribute("MinorVersion").value() +
+                "." + svi.attribute("MajorBuildNumber").value() + " GetFolder(inbox): \"" +
+                child_local(folder, "DisplayName").text().get() + "\" with " +
+                child_local(folder, "TotalCount").text().get() + " items";
+    }
+    if (s_.ews_requests > 1) summary += " (" + std::to_string(s_.ews_requests) + " requests, all from the right mailbox)";
+    co_return probe_result{"ok", conn_.tls_description() + " to " + s_.server_name + ", " + s_.auth +
+                                     " auth; Autodiscover: EwsUrl " + disc.ews_url + " (Exchange " +
+                                     decode_server_version(disc.server_version) + "); " + summary};
+  }
+
+ private:
+  static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
+
+  bool offers(std::string_view scheme) const {
+    for (const auto& o : offered_) {
+      if (boost::algorithm::iequals(o, scheme)) return true;
+    }
+    return false;
+  }
+
+  /// Sends `req` with the step's credentials: Basic on every request; NTLM once per connection (the
+  /// handshake authenticates the TCP connection, so later requests on it carry no Authorization).
+  net::awaitable<std::variant<response_t, failure>> authenticated(http::request<http::string_body> req) {
+    if (s_.auth != "ntlm") {
+      req.set(http::field::authorization, "Basic " + base64_encode(s_.email + ":" + s_.password));
+      auto r = co_await conn_.exchange(req);
+      if (auto* res = std::get_if<response_t>(&r); res != nullptr && res->result() == http::status::unauthorized) {
+        co_return failure{"auth-refused", "the server refused the Basic credentials of " + s_.email +
+                                              "; check the migration endpoint's user name and password"};
+      }
+      co_return r;
+    }
+    if (ntlm_connection_ != 0 && ntlm_connection_ == conn_.serial()) {
+      auto r = co_await conn_.exchange(req);
+      auto* res = std::get_if<response_t>(&r);
+      if (res == nullptr || res->result() != http::status::unauthorized) co_return r;
+      // The server no longer knows this connection (a proxy moved us to another server connection):
+      // authenticate again, as the migration service would.
+    }
+    co_return co_await ntlm_handshake(std::move(req));
+  }
+
+  net::awaitable<std::variant<response_t, failure>> ntlm_handshake(http::request<http::string_body> req) {
+    auto type1 = req;
+    type1.set(http::field::authorization, http_token("NTLM", make_negotiate()));
+    auto r1 = co_await conn_.exchange(type1);
+    if (auto* f = std::get_if<failure>(&r1)) co_return *f;
+    const auto& challenge = std::get<response_t>(r1);
+    const unsigned handshake_connection = conn_.serial();
+    const auto type2 = decode_http_token(challenge[http::field::www_authenticate]);
+    if (challenge.result() != http::status::unauthorized || !type2) {
+      if (challenge.result() != http::status::unauthorized) co_return challenge;
+      co_return failure{"auth-refused", "the server answered the NTLM negotiate message without a challenge"};
+    }
+    if (!challenge.keep_alive()) {
+      co_return failure{"ntlm-connection-broken",
+                        "the connection was closed right after the NTLM challenge; NTLM authenticates the TCP "
+                        "connection, so the handshake cannot complete: the proxy must keep each client connection "
+                        "on one server connection (HAProxy: drop 'option http-server-close'; exbridge pins pairs)"};
+    }
+    const auto user = split_logon();
+    const std::string type3 = make_authenticate(*type2, user.first, user.second, s_.password, "EXO-MIGRATION",
+                                                ntlm_random_challenge(), ntlm_filetime_now());
+    req.set(http::field::authorization, http_token("NTLM", type3));
+    auto r3 = co_await conn_.exchange(req);
+    if (auto* f = std::get_if<failure>(&r3)) co_return *f;
+    const auto& final_response = std::get<response_t>(r3);
+    if (final_response.result() != http::status::unauthorized) {
+      ntlm_connection_ = handshake_connection;
+      co_return r3;
+    }
+    // Wrong password, or the Type 3 reached another server connection than the challenge. Basic, when
+    // offered, tells the two apart: the same password working there means the proxy broke NTLM.
+    if (offers("Basic")) {
+      auto check = soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), "");
+      check.set(http::field::authorization, "Basic " + base64_encode(s_.email + ":" + s_.password));
+      auto rb = co_await conn_.exchange(check);
+      if (auto* res = std::get_if<response_t>(&rb); res != nullptr && res->result() == http::status::ok) {
+        co_return failure{"ntlm-connection-broken",
+                          "the password is right (Basic accepts it) but the NTLM handshake fails: the proxy sends the "
+                          "NTLM messages of one client connection over different server connections (HAProxy "
+                          "'option http-server-close' or connection pooling); keep each client connection on one "
+                          "server connection, as exbridge does"};
+      }
+    }
+    co_return failure{"auth-refused", "the server refused the NTLM credentials of " + s_.email +
+                                          "; check the migration endpoint's user name and password"};
+  }
+
+  /// "user@domain" logs on as a UPN with an empty domain; "DOMAIN\\user" splits.
+  std::pair<std::string, std::string> split_logon() const {
+    if (!s_.ntlm_domain.empty()) return {s_.email.substr(0, s_.email.find('@')), s_.ntlm_domain};
+    return {s_.email, ""};
+  }
+
+  const client_settings& s_;
+  exo_connection conn_;
+  std::vector<std::string> offered_;
+  unsigned ntlm_connection_ = 0;
+};
+
 }  // namespace
 
 net::awaitable<probe_result> run_migration_probe(client_settings s) {
   ssl::context tls = make_tls_context(tls_profile::exchange_online_client, {.verify = s.trust, .ca_file = s.ca_file});
-  exo_connection conn(co_await net::this_coro::executor, tls, s);
-  const auto fail = [](const failure& f) { return probe_result{f.outcome, f.explanation}; };
-  if (auto f = co_await conn.ensure_connected()) co_return fail(*f);
-
-  // 1. Unauthenticated probe: learn the offered schemes from WWW-Authenticate, as the service does.
-  auto probe = co_await conn.exchange(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s.email), ""));
-  if (auto* f = std::get_if<failure>(&probe)) co_return fail(*f);
-  const auto& challenge = std::get<response_t>(probe);
-  if (challenge.result() != http::status::unauthorized) {
-    co_return fail(http_failure(challenge, "Autodiscover probe (expected 401)"));
-  }
-  bool basic_offered = false;
-  const auto [first, last] = challenge.equal_range(http::field::www_authenticate);
-  for (auto it = first; it != last; ++it) {
-    if (boost::algorithm::istarts_with(it->value(), "Basic")) basic_offered = true;
-  }
-  if (!basic_offered) {
-    co_return probe_result{"auth-refused", "Autodiscover offers no Basic authentication; enable Basic on the "
-                                           "Autodiscover virtual directory (the migration service needs Basic or NTLM)"};
-  }
-
-  // 2. Autodiscover with credentials.
-  const std::string auth = "Basic " + base64_encode(s.email + ":" + s.password);
-  auto answer = co_await conn.exchange(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s.email), auth));
-  if (auto* f = std::get_if<failure>(&answer)) co_return fail(*f);
-  const auto& ad = std::get<response_t>(answer);
-  if (ad.result() == http::status::unauthorized) {
-    co_return probe_result{"auth-refused", "Autodiscover refused the credentials of " + s.email +
-                                               "; check the migration endpoint's user name and password"};
-  }
-  if (ad.result() != http::status::ok) co_return fail(http_failure(ad, "Autodiscover"));
-  const auto found = parse_autodiscover(ad.body());
-  if (auto* f = std::get_if<failure>(&found)) co_return fail(*f);
-  const auto& disc = std::get<discovery>(found);
-
-  // 3. The EwsUrl must point at the public name, or Exchange Online could not follow it.
-  const std::string prefix = "https://" + s.server_name;
-  if (!boost::algorithm::istarts_with(disc.ews_url, prefix + "/") &&
-      !boost::algorithm::istarts_with(disc.ews_url, prefix + ":")) {
-    co_return probe_result{"bad-response", "Autodiscover sent EwsUrl " + disc.ews_url + ", which is not on the public "
-                                           "name " + s.server_name + "; set the EWS ExternalUrl to https://" +
-                                           s.server_name + "/EWS/Exchange.asmx"};
-  }
-  std::string path = disc.ews_url.substr(prefix.size());
-  path = path.substr(path.find('/'));
-
-  // 4. EWS: read the inbox folder.
-  auto ews = co_await conn.exchange(soap_post(path, get_inbox_request, auth));
-  if (auto* f = std::get_if<failure>(&ews)) co_return fail(*f);
-  const auto& res = std::get<response_t>(ews);
-  if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS GetFolder"));
-  pugi::xml_document doc;
-  if (!doc.load_string(res.body().c_str())) co_return probe_result{"bad-response", "EWS answered with invalid XML"};
-  const auto svi = descendant_local(doc, "ServerVersionInfo");
-  const auto message = descendant_local(doc, "GetFolderResponseMessage");
-  if (!svi || !message || std::string(message.attribute("ResponseClass").value()) != "Success") {
-    co_return probe_result{"bad-response", std::string("EWS GetFolder(inbox) did not succeed: ") +
-                                               descendant_local(doc, "ResponseCode").text().get()};
-  }
-  const auto folder = descendant_local(message, "Folders").first_child();
-  co_return probe_result{
-      "ok", conn.tls_description() + " to " + s.server_name + "; Autodiscover: EwsUrl " + disc.ews_url +
-                " (Exchange " + decode_server_version(disc.server_version) + "); EWS " + svi.attribute("MajorVersion").value() +
-                "." + svi.attribute("MinorVersion").value() + "." + svi.attribute("MajorBuildNumber").value() +
-                " GetFolder(inbox): \"" + child_local(folder, "DisplayName").text().get() + "\" with " +
-                child_local(folder, "TotalCount").text().get() + " items"};
+  migration_probe probe(co_await net::this_coro::executor, tls, s);
+  co_return co_await probe.run();
 }
 
 }  // namespace exbridge::scenario

@@ -21,6 +21,9 @@ struct client_settings {
   std::string ca_file;          ///< with tls_verify::ca_file
   std::string email;
   std::string password;
+  std::string auth = "basic";   ///< "basic" or "ntlm"
+  std::string ntlm_domain;      ///< NTLM: empty = log on with the e-mail address as UPN
+  unsigned ews_requests = 1;    ///< how many EWS reads after discovery (identity checked on each)
   scaled_clock::duration connect_timeout = std::chrono::seconds(30);
   scaled_clock::duration request_timeout = std::chrono::seconds(100);  ///< the migration service's per-request limit
 };
@@ -30,7 +33,8 @@ struct probe_result {
   std::string explanation;     ///< one sentence: what happened, and for failures the likely fix
 };
 
-/// TLS handshake, Autodiscover (401 probe, then Basic), then EWS GetFolder(inbox) at the EwsUrl found.
+/// TLS handshake, Autodiscover (401 probe, then Basic or NTLM), then EWS GetFolder(inbox) at the EwsUrl
+/// found, `ews_requests` times, each answer checked to come from the step's own mailbox.
 net::awaitable<probe_result> run_migration_probe(client_settings settings);
 
 }  // namespace exbridge::scenario

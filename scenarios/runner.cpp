@@ -70,6 +70,9 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.ca_file = pki.ca_cert.string();
     cs.email = substitute(st.email, vars, st.where);
     cs.password = substitute(st.password, vars, st.where);
+    cs.auth = st.auth;
+    cs.ntlm_domain = st.ntlm_domain;
+    cs.ews_requests = st.ews_requests;
     const probe_result result = co_await run_migration_probe(cs);
     r.outcome = result.outcome;
     r.explanation = result.explanation;

@@ -68,7 +68,8 @@ const std::vector<std::string>& known_outcomes() {
   static const std::vector<std::string> outcomes{
       "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
-      "connect-failed", "auth-refused", "proxy-error", "http-error", "bad-response", "client-timeout", "connection-lost"};
+      "connect-failed", "auth-refused", "ntlm-connection-broken", "identity-crossover", "proxy-error", "http-error", "bad-response",
+      "client-timeout", "connection-lost"};
   return outcomes;
 }
 
@@ -116,7 +117,8 @@ scenario load_scenario(const std::filesystem::path& file) {
   for (const auto& node : get_table_array(file, root, "step")) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t,
-                        {"name", "action", "connect", "server_name", "trust", "email", "password", "expect"},
+                        {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
+                         "ews_requests", "expect"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
@@ -131,6 +133,14 @@ scenario load_scenario(const std::filesystem::path& file) {
     if (st.trust != "lab" && st.trust != "system") fail_at(file, t, "'trust' must be \"lab\" or \"system\"");
     st.email = get_string(file, t, "email", true, "", "[[step]] '" + st.name + "'");
     st.password = get_string(file, t, "password", true, "", "[[step]] '" + st.name + "'");
+    st.auth = get_string(file, t, "auth", false, st.auth, "[[step]]");
+    if (st.auth != "basic" && st.auth != "ntlm") fail_at(file, *t.get("auth"), "'auth' must be \"basic\" or \"ntlm\"");
+    st.ntlm_domain = get_string(file, t, "ntlm_domain", false, "", "[[step]]");
+    if (const toml::node* n = t.get("ews_requests")) {
+      const auto v = n->value<std::int64_t>();
+      if (!v || *v < 1 || *v > 100000) fail_at(file, *n, "'ews_requests' must be a whole number from 1 to 100000");
+      st.ews_requests = static_cast<unsigned>(*v);
+    }
     st.expect = get_string(file, t, "expect", false, st.expect, "[[step]]");
     const auto& outcomes = known_outcomes();
     if (std::find(outcomes.begin(), outcomes.end(), st.expect) == outcomes.end()) {

@@ -27,6 +27,9 @@ struct step_spec {
   std::string trust = "lab";  ///< "lab" (the run's lab CA) or "system"
   std::string email;
   std::string password;
+  std::string auth = "basic";  ///< "basic" or "ntlm"
+  std::string ntlm_domain;     ///< NTLM: the NetBIOS domain; empty = the e-mail address as UPN
+  unsigned ews_requests = 1;
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
   std::string where;
 };

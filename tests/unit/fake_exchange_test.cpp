@@ -3,6 +3,7 @@
 #include <pugixml.hpp>
 
 #include "common/base64.hpp"
+#include "common/ntlm.hpp"
 #include "common/xml.hpp"
 #include "fake_exchange/autodiscover.hpp"
 #include "fake_exchange/ews.hpp"
@@ -122,40 +123,112 @@ http::request<http::string_body> post(const std::string& target, const std::stri
 
 TEST(Router, RequiresBasicAuthAndNamesTheRealm) {
   const exchange_config config;
-  const auto r = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), ""), config);
+  connection_auth conn;
+  const auto r = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), ""), config, conn);
   EXPECT_EQ(r.response.result(), http::status::unauthorized);
-  EXPECT_EQ(r.response[http::field::www_authenticate], "Basic realm=\"mail.contoso.example\"");
+  std::vector<std::string> offered;
+  const auto [first, last] = r.response.equal_range(http::field::www_authenticate);
+  for (auto it = first; it != last; ++it) offered.emplace_back(it->value());
+  // IIS's order, one header per provider.
+  EXPECT_EQ(offered, (std::vector<std::string>{"Negotiate", "NTLM", "Basic realm=\"mail.contoso.example\""}));
   const auto wrong = route_request(
-      post("/EWS/Exchange.asmx", get_folder("inbox"), "Basic " + base64_encode(std::string(demo_email) + ":nope")), config);
+      post("/EWS/Exchange.asmx", get_folder("inbox"), "Basic " + base64_encode(std::string(demo_email) + ":nope")), config, conn);
   EXPECT_EQ(wrong.response.result(), http::status::unauthorized);
 }
 
 TEST(Router, AcceptsEmailUpnAndDomainBackslashLogons) {
   const exchange_config config;
+  connection_auth conn;
   for (const std::string& logon : {std::string(demo_email), std::string("CONTOSO\\alex.wilber"), std::string("alex.wilber")}) {
     const auto r = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"),
-                                      "Basic " + base64_encode(logon + ":" + std::string(demo_password))),
-                                 config);
+                                      "Basic " + base64_encode(logon + ":" + std::string(demo_password))), config, conn);
     EXPECT_EQ(r.response.result(), http::status::ok) << logon;
     EXPECT_EQ(r.user, demo_email);
   }
 }
 
+/// Runs the NTLM handshake against the router the way a client on one connection would.
+routed_response ntlm_request(const exchange_config& config, connection_auth& conn, const std::string& user,
+                             const std::string& domain, const std::string& password, bool via = false) {
+  auto first = post("/EWS/Exchange.asmx", get_folder("inbox"), http_token("NTLM", make_negotiate()));
+  if (via) first.set(http::field::via, "1.1 proxy");
+  auto challenge = route_request(first, config, conn);
+  EXPECT_EQ(challenge.response.result(), http::status::unauthorized);
+  const auto type2 = decode_http_token(challenge.response[http::field::www_authenticate]);
+  EXPECT_TRUE(type2);
+  const auto type3 = make_authenticate(type2.value_or(""), user, domain, password, "WS01", ntlm_random_challenge(),
+                                       ntlm_filetime_now());
+  auto second = post("/EWS/Exchange.asmx", get_folder("inbox"), http_token("NTLM", type3));
+  if (via) second.set(http::field::via, "1.1 proxy");
+  return route_request(second, config, conn);
+}
+
+TEST(RouterNtlm, HandshakeAuthenticatesTheConnection) {
+  const exchange_config config;
+  connection_auth conn;
+  const auto r = ntlm_request(config, conn, "alex.wilber", "CONTOSO", std::string(demo_password));
+  EXPECT_EQ(r.response.result(), http::status::ok);
+  EXPECT_EQ(r.user, demo_email);
+  // Connection-bound: the next request on the same connection needs no Authorization header...
+  const auto again = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), ""), config, conn);
+  EXPECT_EQ(again.response.result(), http::status::ok);
+  // ...but another connection does.
+  connection_auth other;
+  EXPECT_EQ(route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), ""), config, other).response.result(),
+            http::status::unauthorized);
+}
+
+TEST(RouterNtlm, WrongPasswordAndStrayType3AreRefused) {
+  const exchange_config config;
+  connection_auth conn;
+  EXPECT_EQ(ntlm_request(config, conn, "alex.wilber", "CONTOSO", "wrong").response.result(), http::status::unauthorized);
+  EXPECT_EQ(conn.ntlm_user, nullptr);
+  // A Type 3 arriving on another connection than its challenge -- what a proxy that closes or shares
+  // server connections (HAProxy's http-server-close) does -- is refused.
+  connection_auth first_connection, second_connection;
+  const auto challenge = route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), http_token("NTLM", make_negotiate())),
+                                       config, first_connection);
+  const auto type2 = decode_http_token(challenge.response[http::field::www_authenticate]);
+  ASSERT_TRUE(type2);
+  const auto type3 = make_authenticate(*type2, "alex.wilber", "CONTOSO", std::string(demo_password), "WS01",
+                                       ntlm_random_challenge(), ntlm_filetime_now());
+  EXPECT_EQ(route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), http_token("NTLM", type3)), config,
+                          second_connection)
+                .response.result(),
+            http::status::unauthorized);
+  // Garbage tokens are a 401, not a crash.
+  EXPECT_EQ(route_request(post("/EWS/Exchange.asmx", get_folder("inbox"), "NTLM " + base64_encode("NTLMSSP")), config,
+                          second_connection)
+                .response.result(),
+            http::status::unauthorized);
+}
+
+TEST(RouterNtlm, RequestsCarryingViaAreReChallengedEveryTime) {
+  const exchange_config config;
+  connection_auth conn;
+  const auto r = ntlm_request(config, conn, std::string(demo_email), "", std::string(demo_password), true);
+  EXPECT_EQ(r.response.result(), http::status::ok);
+  auto next = post("/EWS/Exchange.asmx", get_folder("inbox"), "");
+  next.set(http::field::via, "1.1 proxy");
+  EXPECT_EQ(route_request(next, config, conn).response.result(), http::status::unauthorized);
+}
+
 TEST(Router, SoapAutodiscoverDoesNotExistOn2007) {
   const exchange_config config;
-  const auto r = route_request(post("/autodiscover/autodiscover.svc", "", ""), config);
+  connection_auth conn;
+  const auto r = route_request(post("/autodiscover/autodiscover.svc", "", ""), config, conn);
   EXPECT_EQ(r.response.result(), http::status::not_found);
 }
 
 TEST(Router, AutodiscoverUrlsFollowTheHostHeaderUnlessConfigured) {
   exchange_config config;
+  connection_auth conn;
   const std::string auth = "Basic " + base64_encode(std::string(demo_email) + ":" + std::string(demo_password));
-  auto r = route_request(post("/autodiscover/autodiscover.xml", autodiscover_request(std::string(demo_email)), auth),
-                         config);
+  auto r = route_request(post("/autodiscover/autodiscover.xml", autodiscover_request(std::string(demo_email)), auth), config, conn);
   EXPECT_NE(r.response.body().find("https://mail.contoso.example/EWS/Exchange.asmx"), std::string::npos);
   EXPECT_FALSE(r.response.find("X-SOAP-Enabled") != r.response.end());
   config.public_host = "bridge.example.net";
-  r = route_request(post("/autodiscover/autodiscover.xml", autodiscover_request(std::string(demo_email)), auth), config);
+  r = route_request(post("/autodiscover/autodiscover.xml", autodiscover_request(std::string(demo_email)), auth), config, conn);
   EXPECT_NE(r.response.body().find("https://bridge.example.net/EWS/Exchange.asmx"), std::string::npos);
 }
 
