@@ -5,8 +5,12 @@
 #include <string>
 #include <string_view>
 
+#include <memory>
+
 #include "fake_exchange/autodiscover.hpp"
+#include "fake_exchange/mailbox.hpp"
 #include "fake_exchange/organisation.hpp"
+#include "fake_exchange/streamed_body.hpp"
 
 namespace exbridge::fake_exchange {
 
@@ -14,9 +18,11 @@ struct ews_result {
   unsigned status = 200;
   std::string body;
   std::string operation;  ///< the operation element's local name ("GetFolder"), for the log
+  std::shared_ptr<streamed_body> stream;  ///< set instead of `body` when the answer is produced as it is sent
 };
 
 /// Answers one EWS request for the authenticated `mailbox_owner`.
-ews_result answer_ews(std::string_view request_body, const user& mailbox_owner, const version_profile& version);
+ews_result answer_ews(std::string_view request_body, const user& mailbox_owner, const version_profile& version,
+                      const mailbox_spec& mailboxes);
 
 }  // namespace exbridge::fake_exchange

@@ -5,6 +5,7 @@
 #include "common/errors.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "fake_exchange/manifest.hpp"
 #include "fake_exchange/server.hpp"
 
 using namespace exbridge;
@@ -34,15 +35,36 @@ int main(int argc, char** argv) {
                 });
     args.option("user", "EMAIL:PASSWORD[:NAME]", "a mailbox user (repeatable); replaces the demo user",
                 [&](const std::string& v) { users.push_back(parse_user_spec(v)); });
+    std::string manifest;
+    const auto count_option = [&](const char* name, const char* metavar, const char* help, auto& field) {
+      args.option(name, metavar, help, [&field, name](const std::string& v) {
+        const double n = parse_number(v, std::string("--") + name);
+        if (n < 0 || n != static_cast<double>(static_cast<std::uint64_t>(n))) {
+          throw config_error(std::string("--") + name + " must be a whole number >= 0");
+        }
+        field = static_cast<std::remove_reference_t<decltype(field)>>(n);
+      });
+    };
+    auto& mb = options.exchange.mailboxes;
+    count_option("mailbox-items", "N", "items in each Inbox (Sent Items get N/4, Deleted Items N/10; default 20)",
+                 mb.inbox_items);
+    count_option("mailbox-seed", "N", "seed of the synthetic mailboxes (default 2007)", mb.seed);
+    count_option("large-every", "N", "every Nth Inbox item is large (default 0 = none)", mb.large_every);
+    count_option("large-size", "BYTES", "size of large items, +-10 % (default 35000000)", mb.large_size);
+    count_option("small-max", "BYTES", "largest small item (default 65536)", mb.small_max);
+    args.option("manifest", "FILE", "write the JSON manifest (every item's id, size, SHA-256) before listening",
+                [&](const std::string& v) { manifest = v; });
     args.option("time-scale", "N", "run every timeout N times faster (default 1)",
                 [&](const std::string& v) { time_scale = parse_number(v, "--time-scale"); });
     args.epilog(std::string("Without --user, the demo organisation contoso.example is served:\n"
                             "  user     ") +
                 std::string(demo_email) + "\n  password " + std::string(demo_password) +
-                "\n  mailbox  Inbox (20 items), Calendar, Contacts, Sent Items, ...\n\n"
+                "\n  mailbox  Inbox (20 items by default), Sent Items, Deleted Items, Calendar, Contacts, ...\n\n"
                 "Once listening, prints one line on stdout: listening https HOST:PORT\n");
     if (!args.parse(argc, argv)) return exit_ok;
     if (!users.empty()) options.exchange.org.users = users;
+    if (mb.small_max < mb.small_min) throw config_error("--small-max must be at least 2048");
+    if (!manifest.empty()) write_manifest(manifest, options.exchange.org, mb);
     scaled_clock::set_scale(time_scale);
 
     net::io_context ioc;

@@ -163,9 +163,11 @@ routed_response route_request(const http::request<http::string_body>& req, const
                        "EWS accepts SOAP requests by POST."),
             u->email, ""};
   }
-  auto result = answer_ews(req.body(), *u, *config.version);
-  return {xml_response(v, static_cast<http::status>(result.status), std::move(result.body)), u->email,
-          std::move(result.operation)};
+  auto result = answer_ews(req.body(), *u, *config.version, config.mailboxes);
+  routed_response out{xml_response(v, static_cast<http::status>(result.status), std::move(result.body)), u->email,
+                      std::move(result.operation), std::move(result.stream)};
+  if (out.stream) out.response.content_length(out.stream->size());
+  return out;
 }
 
 }  // namespace exbridge::fake_exchange

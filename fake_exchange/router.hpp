@@ -9,6 +9,8 @@
 
 #include "common/net.hpp"
 #include "fake_exchange/autodiscover.hpp"
+#include "fake_exchange/mailbox.hpp"
+#include "fake_exchange/streamed_body.hpp"
 #include "fake_exchange/organisation.hpp"
 
 namespace exbridge::fake_exchange {
@@ -17,6 +19,7 @@ struct exchange_config {
   organisation org = demo_organisation();
   const version_profile* version = &default_version_profile();
   std::string public_host;  ///< host[:port] in Autodiscover URLs; empty = the request's Host header
+  mailbox_spec mailboxes;   ///< what every user's mailbox holds
 };
 
 /// Authentication state that belongs to one TCP connection, as NTLM's does in IIS: a pending challenge
@@ -30,6 +33,7 @@ struct routed_response {
   http::response<http::string_body> response;
   std::string user;       ///< who authenticated ("" when nobody did)
   std::string operation;  ///< EWS operation or "autodiscover"
+  std::shared_ptr<streamed_body> stream;  ///< when set, the body is produced while sent (Content-Length is set)
 };
 
 /// IIS limit on EWS request bodies (maxAllowedContentLength, Exchange 2007 default).

@@ -6,6 +6,7 @@
 #include "common/log.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "common/watchdog.hpp"
+#include "fake_exchange/streamed_body.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -21,6 +22,36 @@ tls_identity identity_or_generated(const server_options& o) {
 }
 
 enum class server_timeout { handshake, idle };
+
+using tls_stream = ssl::stream<tcp::socket>;
+
+net::awaitable<std::tuple<error_code, std::size_t>> write_whole(tls_stream& stream,
+                                                                 http::response<http::string_body>& response) {
+  co_return co_await http::async_write(stream, response, use_tuple);
+}
+
+// Writes the header of `head`, then the body as `body` produces it, in 64 KiB pieces.
+net::awaitable<std::tuple<error_code, std::size_t>> write_streamed(tls_stream& stream,
+                                                                    const http::response<http::string_body>& head,
+                                                                    streamed_body& body) {
+  http::response<http::buffer_body> res{head.base()};
+  http::response_serializer<http::buffer_body> sr{res};
+  std::size_t total = 0;
+  auto [ec, n] = co_await http::async_write_header(stream, sr, use_tuple);
+  total += n;
+  std::vector<char> chunk(64 * 1024);
+  while (!ec && !sr.is_done()) {
+    const std::size_t got = body.read(chunk.data(), chunk.size());
+    res.body().data = got > 0 ? chunk.data() : nullptr;
+    res.body().size = got;
+    res.body().more = got > 0;
+    std::tie(ec, n) = co_await http::async_write(stream, sr, use_tuple);
+    total += n;
+    if (ec == http::error::need_buffer) ec = {};
+    if (got == 0 && !sr.is_done() && !ec) ec = http::error::partial_message;  // the producer fell short
+  }
+  co_return std::make_tuple(ec, total);
+}
 
 }  // namespace
 
@@ -72,6 +103,7 @@ net::awaitable<void> server::serve(tcp::socket socket) {
     }
     http::response<http::string_body> response;
     std::string user, operation;
+    std::shared_ptr<streamed_body> body_stream;
     if (ec == http::error::body_limit) {
       response = content_too_large_response(parser.get().version());
     } else if (ec) {
@@ -87,10 +119,18 @@ net::awaitable<void> server::serve(tcp::socket socket) {
       response = std::move(routed.response);
       user = std::move(routed.user);
       operation = std::move(routed.operation);
+      body_stream = std::move(routed.stream);
       response.keep_alive(parser.get().keep_alive());
     }
     dog.disarm();
-    auto [wec, written] = co_await http::async_write(stream, response, use_tuple);
+    // (Two statements, not ?: around co_await: GCC 12 mis-handles temporaries there.)
+    std::tuple<error_code, std::size_t> write_result;
+    if (body_stream) {
+      write_result = co_await write_streamed(stream, response, *body_stream);
+    } else {
+      write_result = co_await write_whole(stream, response);
+    }
+    const auto [wec, written] = write_result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     const auto& req = parser.get();
     log_info(cat(client, " \"", req.method_string(), ' ', req.target(), "\" op=", operation.empty() ? "-" : operation,

@@ -1,0 +1,169 @@
+// Synthetic mailbox generation.
+#include "fake_exchange/mailbox.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "common/base64.hpp"
+#include "common/sha256.hpp"
+
+namespace exbridge::fake_exchange {
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::uint64_t hash_text(std::string_view s, std::uint64_t h) {
+  for (const char c : s) h = splitmix64(h ^ static_cast<unsigned char>(c));
+  return h;
+}
+
+constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-()!?' etaoin";
+constexpr std::uint64_t line = 78;  // 76 characters and CRLF, as RFC 2045 lines
+
+unsigned folder_number(std::string_view folder) {
+  for (unsigned i = 0; i < item_folders.size(); ++i) {
+    if (item_folders[i] == folder) return i;
+  }
+  return static_cast<unsigned>(item_folders.size());
+}
+
+}  // namespace
+
+mailbox::mailbox(const user& owner, const mailbox_spec& spec)
+    : owner_(owner), spec_(spec), owner_seed_(hash_text(owner.email, spec.seed)) {}
+
+unsigned mailbox::count(std::string_view folder) const {
+  if (folder == "inbox") return spec_.inbox_items;
+  if (folder == "sentitems") return spec_.inbox_items / 4;
+  if (folder == "deleteditems") return spec_.inbox_items / 10;
+  return 0;
+}
+
+std::uint64_t mailbox::total_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto folder : item_folders) {
+    for (unsigned i = 0; i < count(folder); ++i) total += item(folder, i).size;
+  }
+  return total;
+}
+
+std::uint64_t mailbox::item_seed(std::string_view folder, unsigned index) const {
+  return splitmix64(owner_seed_ ^ (static_cast<std::uint64_t>(folder_number(folder)) << 40) ^ index);
+}
+
+item_meta mailbox::item(std::string_view folder, unsigned index) const {
+  const std::uint64_t r = item_seed(folder, index);
+  item_meta m;
+  m.folder = std::string(folder);
+  m.index = index;
+  const bool large = spec_.large_every != 0 && folder == "inbox" && (index + 1) % spec_.large_every == 0;
+  if (large) {
+    // Around large_size, +-10 %.
+    const double f = 0.9 + 0.2 * static_cast<double>(r % 10'000) / 10'000.0;
+    m.size = static_cast<std::uint64_t>(static_cast<double>(spec_.large_size) * f);
+  } else {
+    // Log-uniform between the small bounds: many tiny items, fewer bigger ones, like real mail.
+    const double lo = std::log(static_cast<double>(std::max<std::uint64_t>(spec_.small_min, 512)));
+    const double hi = std::log(static_cast<double>(std::max(spec_.small_max, spec_.small_min + 1)));
+    m.size = static_cast<std::uint64_t>(std::exp(lo + (hi - lo) * static_cast<double>(r % 1'000'000) / 1'000'000.0));
+  }
+  char subject[96];
+  std::snprintf(subject, sizeof subject, "%s %u: quarterly report %04llx", folder == "inbox" ? "Re" : "Fw", index + 1,
+                static_cast<unsigned long long>(r & 0xffff));
+  m.subject = subject;
+  m.id = make_store_id(owner_, 'I', folder, index);
+  // Received dates walk back from 2026-11-01 one item per hour or so.
+  const unsigned hours = index * 3 + static_cast<unsigned>(r % 3);
+  char when[40];
+  std::snprintf(when, sizeof when, "2026-%02u-%02uT%02u:%02u:00Z", 10 - std::min(9u, hours / (24 * 28)),
+                1 + (hours / 24) % 28, hours % 24, static_cast<unsigned>(r % 60));
+  m.received = when;
+  return m;
+}
+
+std::optional<item_meta> mailbox::find(std::string_view item_id) const {
+  const auto raw = base64_decode(item_id);
+  if (!raw || raw->size() < 6) return std::nullopt;
+  const auto email_size = static_cast<unsigned char>((*raw)[4]);
+  if (raw->size() < 6u + email_size + 5 || raw->substr(5, email_size) != owner_.email || (*raw)[5 + email_size] != 'I') {
+    return std::nullopt;
+  }
+  const std::string rest = raw->substr(6 + email_size);
+  const auto nul = rest.find('\0');
+  if (nul == std::string::npos || rest.size() != nul + 5) return std::nullopt;
+  const std::string folder = rest.substr(0, nul);
+  unsigned index = 0;
+  for (int b = 3; b >= 0; --b) index = index << 8 | static_cast<unsigned char>(rest[nul + 1 + static_cast<unsigned>(b)]);
+  if (folder_number(folder) >= item_folders.size() || index >= count(folder)) return std::nullopt;
+  return item(folder, index);
+}
+
+std::string make_store_id(const user& owner, char kind, std::string_view folder, unsigned index) {
+  std::string raw("\0\0\0\0", 4);
+  raw += static_cast<char>(owner.email.size());
+  raw += owner.email;
+  raw += kind;
+  raw += folder;
+  if (kind == 'I') {
+    raw += '\0';
+    for (int b = 0; b < 4; ++b) raw += static_cast<char>((index >> (8 * b)) & 0xff);
+  }
+  return base64_encode(raw);
+}
+
+mime_source::mime_source(const mailbox& box, const item_meta& item)
+    : seed_(box.item_seed(item.folder, item.index)), size_(item.size) {
+  const auto& owner = box.owner();
+  header_ = "Received: from EX2007.contoso.example by EX2007.contoso.example; " + item.received +
+            "\r\nMessage-ID: <" + std::to_string(seed_) + "@contoso.example>\r\nDate: " + item.received +
+            "\r\nFrom: Contoso Reports <reports@contoso.example>\r\nTo: " + owner.display_name + " <" + owner.email +
+            ">\r\nSubject: " + item.subject +
+            "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"us-ascii\"\r\n"
+            "Content-Transfer-Encoding: 7bit\r\n\r\n";
+  if (header_.size() > size_) header_.resize(static_cast<std::size_t>(size_));
+}
+
+std::size_t mime_source::read(char* out, std::size_t n) {
+  const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - position_));
+  std::size_t done = 0;
+  while (done < count && position_ < header_.size()) out[done++] = header_[static_cast<std::size_t>(position_++)];
+  // Body: random text in 78-byte lines; byte j of the body depends only on (seed, j).
+  std::uint64_t block = ~0ull, bits = 0;
+  while (done < count) {
+    const std::uint64_t j = position_ - header_.size();
+    const std::uint64_t in_line = j % line;
+    char c;
+    if (in_line == line - 2) {
+      c = '\r';
+    } else if (in_line == line - 1) {
+      c = '\n';
+    } else {
+      if (j / 8 != block) {
+        block = j / 8;
+        bits = splitmix64(seed_ + block);
+      }
+      c = alphabet[((bits >> (8 * (j % 8))) & 0xff) % alphabet.size()];
+    }
+    out[done++] = c;
+    ++position_;
+  }
+  return count;
+}
+
+std::string item_sha256(const mailbox& box, const item_meta& item) {
+  sha256 hash;
+  mime_source src(box, item);
+  std::vector<char> buf(64 * 1024);
+  while (const std::size_t n = src.read(buf.data(), buf.size())) hash.update(buf.data(), n);
+  return hash.hex_digest();
+}
+
+}  // namespace exbridge::fake_exchange

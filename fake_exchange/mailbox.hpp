@@ -1,0 +1,81 @@
+// Synthetic mailboxes: deterministic from a seed, any size, never held in memory. Every item's size,
+// subject and MIME bytes are a pure function of (seed, owner, folder, index), so the server can stream
+// an item as it produces it and a client can check every byte against the manifest's SHA-256.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fake_exchange/organisation.hpp"
+
+namespace exbridge::fake_exchange {
+
+/// What every mailbox of the organisation holds (the same shape for every user, different bytes).
+struct mailbox_spec {
+  std::uint64_t seed = 2007;
+  unsigned inbox_items = 20;            ///< Sent Items get a quarter of this, Deleted Items a tenth
+  std::uint64_t small_min = 2 * 1024;   ///< small items: sizes spread between these bounds
+  std::uint64_t small_max = 64 * 1024;
+  unsigned large_every = 0;             ///< every Nth inbox item is large (0 = none)
+  std::uint64_t large_size = 35'000'000;  ///< large items: around this size (+-10 %)
+};
+
+/// The mail folders that hold generated items, in manifest order.
+inline constexpr std::array<std::string_view, 3> item_folders{"inbox", "sentitems", "deleteditems"};
+
+struct item_meta {
+  std::string folder;
+  unsigned index = 0;
+  std::uint64_t size = 0;  ///< MIME bytes
+  std::string subject;
+  std::string id;          ///< the EWS ItemId
+  std::string received;    ///< DateTimeReceived, xs:dateTime
+};
+
+class mailbox {
+ public:
+  mailbox(const user& owner, const mailbox_spec& spec);
+
+  unsigned count(std::string_view folder) const;
+  std::uint64_t total_bytes() const;
+  item_meta item(std::string_view folder, unsigned index) const;
+  /// Resolves an ItemId issued for this mailbox; nullopt for malformed ids and ids of other mailboxes.
+  std::optional<item_meta> find(std::string_view item_id) const;
+
+  const user& owner() const { return owner_; }
+  const mailbox_spec& spec() const { return spec_; }
+  std::uint64_t item_seed(std::string_view folder, unsigned index) const;
+
+ private:
+  const user& owner_;
+  mailbox_spec spec_;
+  std::uint64_t owner_seed_;
+};
+
+/// Produces one item's MIME bytes in order, in any chunk sizes, holding only a few bytes of state.
+class mime_source {
+ public:
+  mime_source(const mailbox& box, const item_meta& item);
+  /// Writes up to `n` bytes; returns how many (0 at the end).
+  std::size_t read(char* out, std::size_t n);
+  std::uint64_t remaining() const { return size_ - position_; }
+
+ private:
+  std::string header_;
+  std::uint64_t seed_;
+  std::uint64_t size_;
+  std::uint64_t position_ = 0;
+};
+
+/// SHA-256 (lower-case hex) of an item's MIME, computed by streaming it.
+std::string item_sha256(const mailbox& box, const item_meta& item);
+
+/// An EWS id for a folder or item: base64 of a small binary record that names the owner first
+/// (rehearse uses that to catch responses delivered to the wrong user).
+std::string make_store_id(const user& owner, char kind, std::string_view folder, unsigned index);
+
+}  // namespace exbridge::fake_exchange
