@@ -2,23 +2,31 @@
 #include "scenarios/exo_client.hpp"
 
 #include <boost/algorithm/string/predicate.hpp>
+#include <boost/json.hpp>
 #include <pugixml.hpp>
 
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <map>
+#include <sstream>
 #include <optional>
 #include <variant>
 
 #include "common/base64.hpp"
+#include "common/errors.hpp"
 #include "common/ntlm.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "common/watchdog.hpp"
 #include "common/xml.hpp"
+#include "scenarios/mime_extractor.hpp"
 
 namespace exbridge::scenario {
 namespace {
 
 enum class client_timeout { connect, request };
 
-constexpr std::size_t max_response_bytes = 64 * 1024 * 1024;
+constexpr std::size_t max_kept_body = 64 * 1024 * 1024;  // small answers (Autodiscover, FindItem) are kept whole
 
 struct failure {
   std::string outcome;
@@ -69,16 +77,36 @@ class exo_connection {
 
   /// Sends one request and reads the response (the connection is reused when both sides allow it).
   net::awaitable<std::variant<response_t, failure>> exchange(http::request<http::string_body> req) {
+    co_return co_await exchange_streaming(std::move(req), nullptr);
+  }
+
+  /// Like exchange(), but every body byte also goes to `sink` as it arrives, and the returned response
+  /// keeps only the first 64 KiB of the body (enough to explain an error): large items stream through.
+  using body_sink = std::function<void(const char*, std::size_t)>;
+  net::awaitable<std::variant<response_t, failure>> exchange_streaming(http::request<http::string_body> req,
+                                                                       body_sink sink) {
     if (auto f = co_await ensure_connected()) co_return *f;
     req.set(http::field::host, settings_.server_name);
     req.set(http::field::user_agent, "MSExchangeMigration (exbridge rehearse)");
     req.prepare_payload();
     dog_.arm(settings_.request_timeout, client_timeout::request);
     auto [wec, wn] = co_await http::async_write(*stream_, req, use_tuple);
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(max_response_bytes);
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
     error_code rec = wec;
-    if (!wec) std::tie(rec, std::ignore) = co_await http::async_read(*stream_, buffer_, parser, use_tuple);
+    if (!rec) std::tie(rec, std::ignore) = co_await http::async_read_header(*stream_, buffer_, parser, use_tuple);
+    std::string kept;
+    std::vector<char> chunk(64 * 1024);
+    while (!rec && !parser.is_done()) {
+      parser.get().body().data = chunk.data();
+      parser.get().body().size = chunk.size();
+      std::tie(rec, std::ignore) = co_await http::async_read(*stream_, buffer_, parser, use_tuple);
+      if (rec == http::error::need_buffer) rec = {};
+      const std::size_t got = chunk.size() - parser.get().body().size;
+      if (sink) sink(chunk.data(), got);
+      const std::size_t keep_limit = sink ? 64 * 1024 : max_kept_body;
+      if (kept.size() < keep_limit) kept.append(chunk.data(), std::min(got, keep_limit - kept.size()));
+    }
     dog_.disarm();
     if (rec) {
       close();
@@ -89,7 +117,8 @@ class exo_connection {
       }
       co_return failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"};
     }
-    response_t res = parser.release();
+    response_t res{std::move(parser.get().base())};
+    res.body() = std::move(kept);
     if (!res.keep_alive()) close();
     co_return res;
   }
@@ -151,6 +180,76 @@ constexpr const char* get_inbox_request =
     "<soap:Header><t:RequestServerVersion Version=\"Exchange2007_SP1\" /></soap:Header>"
     "<soap:Body><m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>"
     "<m:FolderIds><t:DistinguishedFolderId Id=\"inbox\" /></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>";
+
+std::string ews_envelope(const std::string& body) {
+  return "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+         "xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" "
+         "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\">"
+         "<soap:Header><t:RequestServerVersion Version=\"Exchange2007_SP1\" /></soap:Header><soap:Body>" +
+         body + "</soap:Body></soap:Envelope>";
+}
+
+std::string find_item_request(const std::string& folder, unsigned page, unsigned offset) {
+  return ews_envelope("<m:FindItem Traversal=\"Shallow\"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>"
+                      "<t:AdditionalProperties><t:FieldURI FieldURI=\"item:Size\" /></t:AdditionalProperties>"
+                      "</m:ItemShape><m:IndexedPageItemView MaxEntriesReturned=\"" + std::to_string(page) +
+                      "\" Offset=\"" + std::to_string(offset) + "\" BasePoint=\"Beginning\" />"
+                      "<m:ParentFolderIds><t:DistinguishedFolderId Id=\"" + folder +
+                      "\" /></m:ParentFolderIds></m:FindItem>");
+}
+
+std::string get_item_request(const std::vector<std::string>& ids) {
+  std::string list;
+  for (const auto& id : ids) list += "<t:ItemId Id=\"" + xml_escape(id) + "\" />";
+  return ews_envelope("<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>"
+                      "<t:IncludeMimeContent>true</t:IncludeMimeContent></m:ItemShape><m:ItemIds>" + list +
+                      "</m:ItemIds></m:GetItem>");
+}
+
+/// One item as the manifest describes it.
+struct expected_item {
+  std::string id;
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+
+/// folder -> items, for one user, from fake-exchange's manifest. Throws config_error when unusable.
+std::vector<std::pair<std::string, std::vector<expected_item>>> load_manifest(const std::string& file,
+                                                                             const std::string& email) {
+  std::ifstream in(file);
+  if (!in) {
+    throw config_error("manifest '" + file + "' cannot be read; let the exchange process write it with "
+                       "'--manifest ${run.dir}/manifest.json'");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  error_code ec;
+  const boost::json::value doc = boost::json::parse(text.str(), ec);
+  if (ec || !doc.is_object() || !doc.as_object().contains("users")) {
+    throw config_error("manifest '" + file + "' is not a fake-exchange manifest (" + ec.message() + ")");
+  }
+  for (const auto& u : doc.at("users").as_array()) {
+    if (!boost::algorithm::iequals(std::string(u.at("email").as_string()), email)) continue;
+    std::vector<std::pair<std::string, std::vector<expected_item>>> out;
+    for (const auto& f : u.at("folders").as_array()) {
+      std::vector<expected_item> items;
+      for (const auto& it : f.at("items").as_array()) {
+        items.push_back({std::string(it.at("id").as_string()), it.at("size").to_number<std::uint64_t>(),
+                         std::string(it.at("sha256").as_string())});
+      }
+      out.emplace_back(std::string(f.at("id").as_string()), std::move(items));
+    }
+    return out;
+  }
+  throw config_error("manifest '" + file + "' has no mailbox for " + email);
+}
+
+std::string megabytes(std::uint64_t bytes) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 << " MB";
+  return out.str();
+}
 
 struct discovery {
   std::string ews_url;
@@ -246,6 +345,9 @@ class migration_probe {
     }
     std::string path = disc.ews_url.substr(prefix.size());
     path = path.substr(path.find('/'));
+    const std::string preamble = conn_.tls_description() + " to " + s_.server_name + ", " + s_.auth +
+                                 " auth, Exchange " + decode_server_version(disc.server_version) + "; ";
+    if (s_.action == "migrate-mailbox") co_return co_await migrate(path, preamble);
 
     // 4. EWS: read the inbox folder, as often as asked, checking whose mailbox answered each time.
     std::string summary;
@@ -281,6 +383,105 @@ class migration_probe {
   }
 
  private:
+  /// The migration itself: page through every folder with FindItem (pages of page_size), fetch the MIME
+  /// of every item with GetItem, and check each item's SHA-256 against fake-exchange's manifest.
+  net::awaitable<probe_result> migrate(const std::string& path, const std::string& preamble) {
+    const auto manifest = load_manifest(s_.manifest_file, s_.email);
+    const auto begin = std::chrono::steady_clock::now();
+    std::uint64_t items = 0, bytes = 0;
+    for (const auto& [folder, expected] : manifest) {
+      std::map<std::string, const expected_item*> by_id;
+      for (const auto& e : expected) by_id[e.id] = &e;
+      // FindItem, page by page, as the migration service does.
+      std::vector<std::string> ids;
+      for (unsigned offset = 0;;) {
+        auto page = co_await authenticated(soap_post(path, find_item_request(folder, s_.page_size, offset), ""));
+        if (auto* f = std::get_if<failure>(&page)) co_return fail(*f);
+        const auto& res = std::get<response_t>(page);
+        if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS FindItem(" + folder + ")"));
+        pugi::xml_document doc;
+        const auto root = doc.load_string(res.body().c_str()) ? descendant_local(doc, "RootFolder") : pugi::xml_node();
+        if (!root) co_return probe_result{"bad-response", "EWS FindItem(" + folder + ") answered without a RootFolder"};
+        for (const auto& item : child_local(root, "Items").children()) {
+          ids.emplace_back(child_local(item, "ItemId").attribute("Id").value());
+        }
+        const unsigned next = root.attribute("IndexedPagingOffset").as_uint(offset);
+        if (root.attribute("IncludesLastItemInRange").as_bool(true) || next <= offset) break;
+        offset = next;
+      }
+      if (ids.size() != expected.size()) {
+        co_return probe_result{"data-missing", "FindItem listed " + std::to_string(ids.size()) + " items in " + folder +
+                                                   " where the mailbox holds " + std::to_string(expected.size())};
+      }
+      // GetItem: small items in batches, each large one on its own.
+      for (std::size_t next = 0; next < ids.size();) {
+        std::vector<std::string> batch;
+        std::uint64_t batch_bytes = 0;
+        while (next < ids.size() && batch.size() < s_.batch &&
+               (batch.empty() || batch_bytes + by_id[ids[next]]->size <= 4'000'000)) {
+          if (by_id.count(ids[next]) == 0) {
+            co_return probe_result{"bad-response", "FindItem listed an item the manifest does not know: " + ids[next]};
+          }
+          batch_bytes += by_id[ids[next]]->size;
+          batch.push_back(ids[next++]);
+        }
+        mime_extractor extractor;
+        auto got = co_await authenticated_streaming(path, get_item_request(batch),
+                                                    [&extractor](const char* d, std::size_t n) { extractor.feed(d, n); });
+        if (auto* f = std::get_if<failure>(&got)) co_return fail(*f);
+        const auto& res = std::get<response_t>(got);
+        if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS GetItem"));
+        if (extractor.items().size() != batch.size()) {
+          co_return probe_result{"data-missing", "GetItem returned the MIME of " + std::to_string(extractor.items().size()) +
+                                                     " of " + std::to_string(batch.size()) + " items requested from " +
+                                                     folder};
+        }
+        for (std::size_t k = 0; k < batch.size(); ++k) {
+          const auto& want = *by_id[batch[k]];
+          const auto& have = extractor.items()[k];
+          if (have.sha256 != want.sha256 || have.bytes != want.size || !have.valid_base64) {
+            co_return probe_result{"data-corruption",
+                                   "item " + batch[k] + " in " + folder + ": got " + std::to_string(have.bytes) +
+                                       " bytes with SHA-256 " + have.sha256.substr(0, 16) + "..., the manifest says " +
+                                       std::to_string(want.size) + " bytes, " + want.sha256.substr(0, 16) + "..."};
+          }
+          ++items;
+          bytes += have.bytes;
+        }
+      }
+    }
+    const double seconds =
+        std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+    std::ostringstream rate;
+    rate << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
+    co_return probe_result{"ok", preamble + "migrated " + std::to_string(items) + " items (" + megabytes(bytes) +
+                                     ") from " + std::to_string(manifest.size()) + " folders in " +
+                                     std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
+                                     "), every SHA-256 matched the manifest"};
+  }
+
+  /// authenticated(), for a response streamed into `sink` (GetItem with MIME).
+  net::awaitable<std::variant<response_t, failure>> authenticated_streaming(const std::string& path, std::string body,
+                                                                            exo_connection::body_sink sink) {
+    auto req = soap_post(path, std::move(body), "");
+    if (s_.auth != "ntlm") {
+      req.set(http::field::authorization, "Basic " + base64_encode(s_.email + ":" + s_.password));
+      co_return co_await conn_.exchange_streaming(std::move(req), std::move(sink));
+    }
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (ntlm_connection_ == 0 || ntlm_connection_ != conn_.serial()) {
+        // Authenticate this connection with a small request first; the large answer then streams.
+        auto warm = co_await authenticated(soap_post(path, get_inbox_request, ""));
+        if (auto* f = std::get_if<failure>(&warm)) co_return *f;
+      }
+      auto r = co_await conn_.exchange_streaming(req, sink);
+      auto* res = std::get_if<response_t>(&r);
+      if (res == nullptr || res->result() != http::status::unauthorized) co_return r;
+      ntlm_connection_ = 0;
+    }
+    co_return failure{"auth-refused", "the server keeps refusing the NTLM-authenticated connection"};
+  }
+
   static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
 
   bool offers(std::string_view scheme) const {

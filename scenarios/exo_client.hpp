@@ -24,6 +24,10 @@ struct client_settings {
   std::string auth = "basic";   ///< "basic" or "ntlm"
   std::string ntlm_domain;      ///< NTLM: empty = log on with the e-mail address as UPN
   unsigned ews_requests = 1;    ///< how many EWS reads after discovery (identity checked on each)
+  std::string action = "migration-probe";  ///< or "migrate-mailbox": move every item and verify it
+  std::string manifest_file;   ///< migrate-mailbox: fake-exchange's manifest (JSON)
+  unsigned page_size = 512;    ///< FindItem page size (the migration service pages at 512)
+  unsigned batch = 10;         ///< GetItem: small items per request
   scaled_clock::duration connect_timeout = std::chrono::seconds(30);
   scaled_clock::duration request_timeout = std::chrono::seconds(100);  ///< the migration service's per-request limit
 };
@@ -33,8 +37,9 @@ struct probe_result {
   std::string explanation;     ///< one sentence: what happened, and for failures the likely fix
 };
 
-/// TLS handshake, Autodiscover (401 probe, then Basic or NTLM), then EWS GetFolder(inbox) at the EwsUrl
-/// found, `ews_requests` times, each answer checked to come from the step's own mailbox.
+/// TLS handshake, Autodiscover (401 probe, then Basic or NTLM), then at the EwsUrl found either EWS
+/// GetFolder(inbox) `ews_requests` times, each answer checked to come from the step's own mailbox
+/// ("migration-probe"), or the whole mailbox moved and verified item by item ("migrate-mailbox").
 net::awaitable<probe_result> run_migration_probe(client_settings settings);
 
 }  // namespace exbridge::scenario

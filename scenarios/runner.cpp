@@ -73,6 +73,10 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.auth = st.auth;
     cs.ntlm_domain = st.ntlm_domain;
     cs.ews_requests = st.ews_requests;
+    cs.action = st.action;
+    cs.manifest_file = substitute(st.manifest, vars, st.where);
+    cs.page_size = st.page_size;
+    cs.batch = st.batch;
     const probe_result result = co_await run_migration_probe(cs);
     r.outcome = result.outcome;
     r.explanation = result.explanation;

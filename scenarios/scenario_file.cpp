@@ -68,7 +68,7 @@ const std::vector<std::string>& known_outcomes() {
   static const std::vector<std::string> outcomes{
       "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
-      "connect-failed", "auth-refused", "ntlm-connection-broken", "identity-crossover", "proxy-error", "http-error", "bad-response",
+      "connect-failed", "auth-refused", "ntlm-connection-broken", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
       "client-timeout", "connection-lost"};
   return outcomes;
 }
@@ -118,14 +118,15 @@ scenario load_scenario(const std::filesystem::path& file) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
-                         "ews_requests", "expect"},
+                         "ews_requests", "manifest", "page_size", "batch", "expect"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
     st.name = get_string(file, t, "name", true, "", "[[step]]");
     st.action = get_string(file, t, "action", false, st.action, "[[step]]");
-    if (st.action != "migration-probe") {
-      fail_at(file, t, "step '" + st.name + "': action '" + st.action + "' is unknown (known: migration-probe)");
+    if (st.action != "migration-probe" && st.action != "migrate-mailbox") {
+      fail_at(file, t, "step '" + st.name + "': action '" + st.action +
+                           "' is unknown (known: migration-probe, migrate-mailbox)");
     }
     st.connect = get_string(file, t, "connect", true, "", "[[step]] '" + st.name + "'");
     st.server_name = get_string(file, t, "server_name", false, s.bridge_names.front(), "[[step]]");
@@ -136,10 +137,21 @@ scenario load_scenario(const std::filesystem::path& file) {
     st.auth = get_string(file, t, "auth", false, st.auth, "[[step]]");
     if (st.auth != "basic" && st.auth != "ntlm") fail_at(file, *t.get("auth"), "'auth' must be \"basic\" or \"ntlm\"");
     st.ntlm_domain = get_string(file, t, "ntlm_domain", false, "", "[[step]]");
-    if (const toml::node* n = t.get("ews_requests")) {
+    const auto whole_number = [&](const char* key, unsigned& field, std::int64_t max) {
+      const toml::node* n = t.get(key);
+      if (n == nullptr) return;
       const auto v = n->value<std::int64_t>();
-      if (!v || *v < 1 || *v > 100000) fail_at(file, *n, "'ews_requests' must be a whole number from 1 to 100000");
-      st.ews_requests = static_cast<unsigned>(*v);
+      if (!v || *v < 1 || *v > max) {
+        fail_at(file, *n, std::string("'") + key + "' must be a whole number from 1 to " + std::to_string(max));
+      }
+      field = static_cast<unsigned>(*v);
+    };
+    whole_number("ews_requests", st.ews_requests, 100000);
+    whole_number("page_size", st.page_size, 1000);
+    whole_number("batch", st.batch, 100);
+    st.manifest = get_string(file, t, "manifest", false, "", "[[step]]");
+    if (st.action == "migrate-mailbox" && st.manifest.empty()) {
+      fail_at(file, t, "step '" + st.name + "': migrate-mailbox needs 'manifest' (fake-exchange's --manifest file)");
     }
     st.expect = get_string(file, t, "expect", false, st.expect, "[[step]]");
     const auto& outcomes = known_outcomes();

@@ -30,6 +30,9 @@ struct step_spec {
   std::string auth = "basic";  ///< "basic" or "ntlm"
   std::string ntlm_domain;     ///< NTLM: the NetBIOS domain; empty = the e-mail address as UPN
   unsigned ews_requests = 1;
+  std::string manifest;        ///< migrate-mailbox: path of fake-exchange's manifest (variables allowed)
+  unsigned page_size = 512;
+  unsigned batch = 10;
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
   std::string where;
 };

@@ -7,10 +7,7 @@
 
 #include <cstdlib>
 
-#include "fake_exchange/server.hpp"
-#include "proxy/bridge.hpp"
-#include "scenarios/exo_client.hpp"
-#include "tests/support/test_support.hpp"
+#include "tests/support/bridge_lab.hpp"
 
 namespace exbridge {
 namespace {
@@ -23,40 +20,21 @@ unsigned knob(const char* name, unsigned fallback) {
 TEST(NtlmIdentity, ConcurrentNtlmClientsNeverSeeAnotherUsersMailbox) {
   const unsigned clients = knob("EXBRIDGE_NTLM_CLIENTS", 50);
   const unsigned requests = knob("EXBRIDGE_NTLM_REQUESTS", 10);
-  const auto& pki = test::test_pki();
-
   fake_exchange::server_options fx;
-  fx.identity = {.cert_file = pki.exchange_cert.string(), .key_file = pki.exchange_key.string()};
   fx.exchange.org.users.clear();
   for (unsigned i = 0; i < clients; ++i) {
     const std::string alias = "user" + std::to_string(i);
     fx.exchange.org.users.push_back({alias + "@contoso.example", "Pw-" + std::to_string(i * 7919), alias, alias});
   }
-  test::io_thread io;
-  fake_exchange::server exchange(io.context(), fx);
-  exchange.start();
-
-  proxy::bridge_options bo;
-  bo.listen = {"127.0.0.1", 0};
-  bo.identity = {.cert_file = pki.bridge_cert.string(), .key_file = pki.bridge_key.string()};
-  bo.upstream.address = {"127.0.0.1", exchange.local_endpoint().port()};
-  bo.upstream.verify = tls_verify::ca_file;
-  bo.upstream.ca_file = pki.ca_cert.string();
-  bo.upstream.sni = "ex2007.contoso.example";
-  proxy::bridge bridge(io.context(), bo);
-  bridge.start();
+  test::bridge_lab lab(fx);
+  auto& io = lab.io();
+  auto& bridge = lab.bridge();
 
   std::vector<scenario::probe_result> outcomes(clients);
   std::atomic<unsigned> remaining{clients};
   std::promise<void> all_done;
   for (unsigned i = 0; i < clients; ++i) {
-    scenario::client_settings cs;
-    cs.host = "127.0.0.1";
-    cs.port = bridge.local_endpoint().port();
-    cs.server_name = "mail.contoso.example";
-    cs.ca_file = pki.ca_cert.string();
-    cs.email = fx.exchange.org.users[i].email;
-    cs.password = fx.exchange.org.users[i].password;
+    scenario::client_settings cs = lab.client(fx.exchange.org.users[i]);
     cs.auth = "ntlm";
     cs.ntlm_domain = i % 2 == 0 ? "CONTOSO" : "";  // half log on as DOMAIN\user, half by UPN
     cs.ews_requests = requests;
@@ -80,7 +58,6 @@ TEST(NtlmIdentity, ConcurrentNtlmClientsNeverSeeAnotherUsersMailbox) {
   EXPECT_GE(bridge.stats().get(proxy::counter::upstream_rq_pinned), static_cast<std::int64_t>(clients * requests));
   std::cout << "NTLM identity: " << clients << " clients x " << requests << " EWS requests, " << ok
             << " without a single crossover\n";
-  io.stop();
 }
 
 }  // namespace
