@@ -1,8 +1,7 @@
 // fake-exchange: a stand-in for an Exchange 2007 SP3 server (TLS 1.0 only, IIS behaviour, Autodiscover, EWS).
-#include <iostream>
 #include <thread>
 
-#include "common/errors.hpp"
+#include "common/main_guard.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
 #include "fake_exchange/manifest.hpp"
@@ -12,8 +11,7 @@ using namespace exbridge;
 using namespace exbridge::fake_exchange;
 
 int main(int argc, char** argv) {
-  set_log_program("fake-exchange");
-  try {
+  return guarded_main("fake-exchange", [&] {
     server_options options;
     std::vector<user> users;
     double time_scale = 1;
@@ -61,7 +59,7 @@ int main(int argc, char** argv) {
                 std::string(demo_email) + "\n  password " + std::string(demo_password) +
                 "\n  mailbox  Inbox (20 items by default), Sent Items, Deleted Items, Calendar, Contacts, ...\n\n"
                 "Once listening, prints one line on stdout: listening https HOST:PORT\n");
-    if (!args.parse(argc, argv)) return exit_ok;
+    if (!args.parse(argc, argv)) return static_cast<int>(exit_ok);
     if (!users.empty()) options.exchange.org.users = users;
     if (mb.small_max < mb.small_min) throw config_error("--small-max must be at least 2048");
     if (!manifest.empty()) write_manifest(manifest, options.exchange.org, mb);
@@ -75,12 +73,6 @@ int main(int argc, char** argv) {
                  options.exchange.org.users.size(), " mailbox(es) of ", options.exchange.org.domain));
     announce_listening("https", ep.address().to_string(), ep.port());
     run_until_signalled(ioc, 1, [&] { srv.stop(); });
-    return exit_ok;
-  } catch (const config_error& e) {
-    std::cerr << "fake-exchange: " << e.what() << '\n';
-    return exit_usage;
-  } catch (const std::exception& e) {
-    std::cerr << "fake-exchange: " << e.what() << '\n';
-    return exit_startup;
-  }
+    return static_cast<int>(exit_ok);
+  });
 }

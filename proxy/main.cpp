@@ -1,8 +1,7 @@
 // exbridge: the TLS 1.2/1.3 -> TLS 1.0 bridge between Exchange Online and Exchange 2007.
-#include <iostream>
 #include <thread>
 
-#include "common/errors.hpp"
+#include "common/main_guard.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
 #include "proxy/bridge.hpp"
@@ -10,10 +9,9 @@
 using namespace exbridge;
 
 int main(int argc, char** argv) {
-  set_log_program("exbridge");
-  try {
+  return guarded_main("exbridge", [&] {
     const auto options = proxy::parse_command_line(argc, argv);
-    if (!options) return exit_ok;
+    if (!options) return static_cast<int>(exit_ok);
     scaled_clock::set_scale(options->time_scale);
     const unsigned threads = options->threads != 0 ? options->threads : std::max(1u, std::thread::hardware_concurrency());
 
@@ -26,12 +24,6 @@ int main(int argc, char** argv) {
                  options->upstream.max_tls, "), ", threads, " thread(s)"));
     announce_listening("https", ep.address().to_string(), ep.port());
     run_until_signalled(ioc, threads, [&] { bridge.stop(); });
-    return exit_ok;
-  } catch (const config_error& e) {
-    std::cerr << "exbridge: " << e.what() << '\n';
-    return exit_usage;
-  } catch (const std::exception& e) {
-    std::cerr << "exbridge: " << e.what() << '\n';
-    return exit_startup;
-  }
+    return static_cast<int>(exit_ok);
+  });
 }

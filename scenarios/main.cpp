@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "common/cli.hpp"
-#include "common/errors.hpp"
+#include "common/main_guard.hpp"
 #include "common/log.hpp"
 #include "scenarios/runner.hpp"
 
@@ -10,8 +10,7 @@ using namespace exbridge;
 using namespace exbridge::scenario;
 
 int main(int argc, char** argv) {
-  set_log_program("rehearse");
-  try {
+  return guarded_main("rehearse", [&] {
     run_options options;
     std::vector<std::string> positional;
     arg_parser args("rehearse", "run SCENARIO.toml [SCENARIO.toml ...] [options]");
@@ -22,7 +21,7 @@ int main(int argc, char** argv) {
       if (options.time_scale < 1) throw config_error("--time-scale must be >= 1");
     });
     args.epilog("Exit status: 0 every expectation held, 1 one did not, 2 bad command line or scenario file.\n");
-    if (!args.parse(argc, argv, 1, &positional)) return exit_ok;
+    if (!args.parse(argc, argv, 1, &positional)) return static_cast<int>(exit_ok);
     if (positional.empty() || positional.front() != "run" || positional.size() < 2) {
       throw config_error("say what to run: 'rehearse run scenarios/seed-story.toml' (see 'rehearse --help')");
     }
@@ -40,9 +39,6 @@ int main(int argc, char** argv) {
       }
     }
     std::cout << "summary: " << passed_steps << " passed, " << failed_steps << " failed\n";
-    return failed_scenarios == 0 ? exit_ok : exit_failed;
-  } catch (const config_error& e) {
-    std::cerr << "rehearse: " << e.what() << '\n';
-    return exit_usage;
-  }
+    return static_cast<int>(failed_scenarios == 0 ? exit_ok : exit_failed);
+  });
 }

@@ -226,6 +226,24 @@ class BridgeTest : public ::testing::Test {
     return o;
   }
   unsigned short port() const { return bridge_->local_endpoint().port(); }
+
+  /// One request on a fresh client connection.
+  client::reply request_once(const std::string& target) {
+    return io_.run([&]() -> net::awaitable<client::reply> {
+      client c(io_.context());
+      if (auto ec = co_await c.connect(port())) co_return client::reply{ec};
+      co_return co_await c.request(target);
+    }());
+  }
+
+  /// Raw bytes on a fresh client connection; returns all the bridge sent back until it closed.
+  std::string raw_once(const std::string& bytes) {
+    return io_.run([&]() -> net::awaitable<std::string> {
+      client c(io_.context());
+      co_await c.connect(port());
+      co_return co_await c.raw(bytes);
+    }());
+  }
   std::int64_t stat(counter c) const { return bridge_->stats().get(c); }
 
   test::io_thread io_;
@@ -312,11 +330,7 @@ TEST_F(BridgeTest, UnreachableUpstreamGives503WithTheReason) {
     o.upstream.address.port = closed.local_endpoint().port();
   }  // nothing listens there now
   start_bridge(o);
-  const auto r = io_.run([&]() -> net::awaitable<client::reply> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.request("/");
-  }());
+  const auto r = request_once("/");
   EXPECT_EQ(r.status, 503u);
   EXPECT_NE(r.body.find("upstream-connect-refused"), std::string::npos) << r.body;
   EXPECT_FALSE(r.keep_alive);
@@ -327,11 +341,7 @@ TEST_F(BridgeTest, UpstreamTlsVersionMismatchGives502Classified) {
   bridge_options o = options_for_upstream();
   o.upstream.min_tls = "1.2";  // as if someone forgot that Exchange 2007 speaks only TLS 1.0
   start_bridge(o);
-  const auto r = io_.run([&]() -> net::awaitable<client::reply> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.request("/");
-  }());
+  const auto r = request_once("/");
   EXPECT_EQ(r.status, 502u);
   EXPECT_NE(r.body.find("upstream-tls-handshake-failed"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("TLS protocol version refused"), std::string::npos) << r.body;
@@ -342,11 +352,7 @@ TEST_F(BridgeTest, UntrustedUpstreamCertificateGives502Classified) {
   bridge_options o = options_for_upstream();
   o.upstream.verify = tls_verify::system;  // the lab CA is not in the system store
   start_bridge(o);
-  const auto r = io_.run([&]() -> net::awaitable<client::reply> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.request("/");
-  }());
+  const auto r = request_once("/");
   EXPECT_EQ(r.status, 502u);
   EXPECT_NE(r.body.find("not trusted"), std::string::npos) << r.body;
 }
@@ -355,11 +361,7 @@ TEST_F(BridgeTest, ResponseHeaderTimeoutGives504AndCountsTheTimeout) {
   bridge_options o = options_for_upstream();
   o.timeouts.response_headers = std::chrono::milliseconds(200);
   start_bridge(o);
-  const auto r = io_.run([&]() -> net::awaitable<client::reply> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.request("/stall");
-  }());
+  const auto r = request_once("/stall");
   EXPECT_EQ(r.status, 504u);
   EXPECT_NE(r.body.find("response-headers-timeout"), std::string::npos) << r.body;
   EXPECT_EQ(stat(counter::timeouts_total), 1);
@@ -367,22 +369,14 @@ TEST_F(BridgeTest, ResponseHeaderTimeoutGives504AndCountsTheTimeout) {
 
 TEST_F(BridgeTest, UpstreamClosingWithoutAnswerGives502) {
   start_bridge(options_for_upstream());
-  const auto r = io_.run([&]() -> net::awaitable<client::reply> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.request("/close");
-  }());
+  const auto r = request_once("/close");
   EXPECT_EQ(r.status, 502u);
   EXPECT_NE(r.body.find("upstream-closed-before-response"), std::string::npos) << r.body;
 }
 
 TEST_F(BridgeTest, MalformedRequestGets400AndClose) {
   start_bridge(options_for_upstream());
-  const auto reply = io_.run([&]() -> net::awaitable<std::string> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.raw("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n");
-  }());
+  const auto reply = raw_once("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 400 ", 0), 0u) << reply;
   EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
   EXPECT_EQ(upstream_.connections(), 0);  // nothing reached the upstream
@@ -392,11 +386,7 @@ TEST_F(BridgeTest, SlowRequestHeadersGet408) {
   bridge_options o = options_for_upstream();
   o.timeouts.request_headers = std::chrono::milliseconds(200);
   start_bridge(o);
-  const auto reply = io_.run([&]() -> net::awaitable<std::string> {
-    client c(io_.context());
-    co_await c.connect(port());
-    co_return co_await c.raw("GET / HTTP/1.1\r\nHost: x\r\n");  // never finishes its headers
-  }());
+  const auto reply = raw_once("GET / HTTP/1.1\r\nHost: x\r\n");  // never finishes its headers
   EXPECT_EQ(reply.rfind("HTTP/1.1 408 ", 0), 0u) << reply;
 }
 
