@@ -1,6 +1,8 @@
 // fake-exchange connection handling.
 #include "fake_exchange/server.hpp"
 
+#include <functional>
+
 #include "common/lab_pki.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
@@ -30,10 +32,12 @@ net::awaitable<std::tuple<error_code, std::size_t>> write_whole(tls_stream& stre
   co_return co_await http::async_write(stream, response, use_tuple);
 }
 
-// Writes the header of `head`, then the body as `body` produces it, in 64 KiB pieces.
+// Writes the header of `head`, then the body as `body` produces it, in 64 KiB pieces; `progress` runs
+// before each piece (it re-arms the idle timeout, so only a client that stops reading is cut off).
 net::awaitable<std::tuple<error_code, std::size_t>> write_streamed(tls_stream& stream,
                                                                     const http::response<http::string_body>& head,
-                                                                    streamed_body& body) {
+                                                                    streamed_body& body,
+                                                                    const std::function<void()>& progress) {
   http::response<http::buffer_body> res{head.base()};
   http::response_serializer<http::buffer_body> sr{res};
   std::size_t total = 0;
@@ -41,6 +45,7 @@ net::awaitable<std::tuple<error_code, std::size_t>> write_streamed(tls_stream& s
   total += n;
   std::vector<char> chunk(64 * 1024);
   while (!ec && !sr.is_done()) {
+    progress();
     const std::size_t got = body.read(chunk.data(), chunk.size());
     res.body().data = got > 0 ? chunk.data() : nullptr;
     res.body().size = got;
@@ -97,10 +102,11 @@ net::awaitable<void> server::serve(tcp::socket socket) {
     parser.body_limit(ews_max_request_bytes);
     const auto started = std::chrono::steady_clock::now();
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
-    if (ec == http::error::end_of_stream || ec == ssl::error::stream_truncated || ec == net::error::eof ||
-        (dog.fired() && !parser.got_some())) {
-      break;
-    }
+    // A connection closed or reset before any byte of a request (health checks do this) is not a request.
+    const bool closed = ec == http::error::end_of_stream || ec == ssl::error::stream_truncated ||
+                        ec == net::error::eof || ec == net::error::connection_reset;
+    if ((closed || dog.fired()) && !parser.got_some()) break;
+    if (closed) break;  // mid-request: nobody is left to answer
     http::response<http::string_body> response;
     std::string user, operation;
     std::shared_ptr<streamed_body> body_stream;
@@ -122,14 +128,16 @@ net::awaitable<void> server::serve(tcp::socket socket) {
       body_stream = std::move(routed.stream);
       response.keep_alive(parser.get().keep_alive());
     }
-    dog.disarm();
     // (Two statements, not ?: around co_await: GCC 12 mis-handles temporaries there.)
+    dog.arm(options_.idle_timeout, server_timeout::idle);  // a client that stops reading is cut off
     std::tuple<error_code, std::size_t> write_result;
     if (body_stream) {
-      write_result = co_await write_streamed(stream, response, *body_stream);
+      const auto progress = [&] { dog.arm(options_.idle_timeout, server_timeout::idle); };
+      write_result = co_await write_streamed(stream, response, *body_stream, progress);
     } else {
       write_result = co_await write_whole(stream, response);
     }
+    dog.disarm();
     const auto [wec, written] = write_result;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     const auto& req = parser.get();

@@ -7,7 +7,10 @@
 // fresh upstream connection and the server simply challenges again.
 #include <sys/socket.h>
 
+#include <boost/algorithm/string/predicate.hpp>
+
 #include <array>
+#include <optional>
 #include <chrono>
 
 #include "common/log.hpp"
@@ -35,6 +38,26 @@ bool is_peer_close(const error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof || ec == ssl::error::stream_truncated ||
          ec == net::error::connection_reset || ec == net::error::broken_pipe || ec == net::error::operation_aborted ||
          ec == net::error::bad_descriptor;
+}
+
+// Framing rules Beast's parser leaves to the application. Anything here could make exbridge and the
+// upstream (IIS) disagree about where a request ends -- request smuggling -- so it is refused outright.
+std::optional<std::string> framing_problem(const http::request<http::buffer_body>& req) {
+  int transfer_encodings = 0;
+  for (const auto& field : req) {
+    const std::string_view value = field.value();
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+      return "header " + std::string(field.name_string()) + " contains a line break or NUL (obsolete line folding)";
+    }
+    if (field.name() == http::field::transfer_encoding) ++transfer_encodings;
+  }
+  if (transfer_encodings == 0) return std::nullopt;
+  if (req.version() < 11) return std::string("Transfer-Encoding in an HTTP/1.0 request");
+  const std::string_view te = req[http::field::transfer_encoding];
+  if (transfer_encodings > 1 || !boost::algorithm::iequals(te, "chunked")) {
+    return "Transfer-Encoding '" + std::string(te) + "' is not exactly 'chunked'";
+  }
+  return std::nullopt;
 }
 
 std::string auth_scheme_of(const http::request<http::buffer_body>& req) {
@@ -98,6 +121,28 @@ class downstream_session {
     co_return true;
   }
 
+  // Reads until the whole header block is buffered (or the header limit is reached), so that it can be
+  // checked as raw bytes before Beast parses it: Beast unfolds obsolete line folding silently, and a
+  // folded header is a classic way to make two HTTP parsers disagree.
+  net::awaitable<error_code> buffer_header_block() {
+    for (;;) {
+      const std::string_view data(static_cast<const char*>(down_buf_.data().data()), down_buf_.size());
+      if (data.find("\r\n\r\n") != std::string_view::npos || data.find("\n\n") != std::string_view::npos ||
+          down_buf_.size() >= max_header_bytes) {
+        co_return error_code{};
+      }
+      auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(16 * 1024), use_tuple);
+      if (ec) co_return ec;
+      down_buf_.commit(n);
+    }
+  }
+
+  bool has_obs_fold() const {
+    std::string_view data(static_cast<const char*>(down_buf_.data().data()), down_buf_.size());
+    data = data.substr(0, std::min(data.find("\r\n\r\n"), data.find("\n\n")));
+    return data.find("\n ") != std::string_view::npos || data.find("\n\t") != std::string_view::npos;
+  }
+
   net::awaitable<bool> serve_one_request() {
     request_record rec;
     rec.client = client_;
@@ -109,8 +154,16 @@ class downstream_session {
     parser.body_limit(boost::none);  // no cap: an RPC_IN_DATA request declares 1 GB and more
     parser.header_limit(max_header_bytes);
     down_dog_.arm(options_.timeouts.request_headers, timeout_kind::request_headers);
-    auto [ec, n] = co_await http::async_read_header(down_, down_buf_, parser, use_tuple);
+    error_code ec = co_await buffer_header_block();
+    const bool folded = !ec && has_obs_fold();
+    if (!ec && !folded) std::tie(ec, std::ignore) = co_await http::async_read_header(down_, down_buf_, parser, use_tuple);
     down_dog_.disarm();
+    if (folded) {
+      ctx_->stats.add(counter::downstream_rq_rejected);
+      const std::string detail = "obsolete line folding in the request headers";
+      co_await send_error(rec, http::status::bad_request, termination::bad_request, detail);
+      co_return false;
+    }
     auto& req = parser.get();
     rec.method = std::string(req.method_string());
     rec.target = std::string(req.target());
@@ -128,6 +181,11 @@ class downstream_session {
         std::string detail = ec.message();
         co_await send_error(rec, status, termination::bad_request, detail);
       }
+      co_return false;
+    }
+    if (const auto problem = framing_problem(req)) {
+      ctx_->stats.add(counter::downstream_rq_rejected);
+      co_await send_error(rec, http::status::bad_request, termination::bad_request, *problem);
       co_return false;
     }
     rec.t_request = rec.elapsed_ms();
