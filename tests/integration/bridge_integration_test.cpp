@@ -17,6 +17,25 @@ using tls_stream = ssl::stream<tcp::socket>;
 /// Deterministic body bytes, so that both ends can check every byte without storing the body.
 char pattern_byte(std::uint64_t i) { return static_cast<char>((i * 2654435761u) >> 24); }
 
+/// Writes `size` pattern bytes as the body of `msg`, whose header `sr` has already written.
+template <bool is_request>
+net::awaitable<error_code> write_pattern_body(tls_stream& stream, http::message<is_request, http::buffer_body>& msg,
+                                             http::serializer<is_request, http::buffer_body>& sr, std::uint64_t size) {
+  std::vector<char> chunk(64 * 1024);
+  for (std::uint64_t sent = 0; sent < size || !sr.is_done();) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - sent));
+    for (std::size_t i = 0; i < n; ++i) chunk[i] = pattern_byte(sent + i);
+    sent += n;
+    msg.body().data = n > 0 ? chunk.data() : nullptr;
+    msg.body().size = n;
+    msg.body().more = sent < size;
+    auto [ec, written] = co_await http::async_write(stream, sr, use_tuple);
+    if (ec && ec != http::error::need_buffer) co_return ec;
+    if (n == 0 && !sr.is_done()) co_return http::error::partial_message;
+  }
+  co_return error_code{};
+}
+
 /// A TLS 1.0-only HTTP/1.1 upstream (exchange2007 profile) with scripted behaviour per path:
 ///   /big/N      N pattern bytes (Content-Length); /big/N?chunked the same, chunked
 ///   /upload     reads the body in chunks, answers "bytes=N ok|corrupt"
@@ -78,21 +97,7 @@ class test_upstream {
         else res.content_length(size);
         http::response_serializer<http::buffer_body> sr{res};
         if (auto [ec, n] = co_await http::async_write_header(stream, sr, use_tuple); ec) co_return;
-        for (std::uint64_t sent = 0; sent < size;) {
-          const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), size - sent));
-          for (std::size_t i = 0; i < n; ++i) chunk[i] = pattern_byte(sent + i);
-          sent += n;
-          res.body().data = chunk.data();
-          res.body().size = n;
-          res.body().more = sent < size;
-          auto [ec, w] = co_await http::async_write(stream, sr, use_tuple);
-          if (ec && ec != http::error::need_buffer) co_return;
-        }
-        if (!sr.is_done()) {
-          res.body().data = nullptr;
-          res.body().more = false;
-          co_await http::async_write(stream, sr, use_tuple);
-        }
+        if (auto ec = co_await write_pattern_body(stream, res, sr, size); ec) co_return;
         continue;
       }
       http::response<http::string_body> res{http::status::ok, 11};
@@ -152,22 +157,7 @@ class client {
     else if (upload > 0) req.content_length(upload);
     http::request_serializer<http::buffer_body> sr{req};
     std::tie(r.ec, std::ignore) = co_await http::async_write_header(stream_, sr, use_tuple);
-    for (std::uint64_t sent = 0; !r.ec && sent < upload;) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), upload - sent));
-      for (std::size_t i = 0; i < n; ++i) chunk[i] = pattern_byte(sent + i);
-      sent += n;
-      req.body().data = chunk.data();
-      req.body().size = n;
-      req.body().more = sent < upload;
-      auto [ec, w] = co_await http::async_write(stream_, sr, use_tuple);
-      if (ec != http::error::need_buffer) r.ec = ec;
-    }
-    if (!r.ec && !sr.is_done()) {
-      req.body().data = nullptr;
-      req.body().size = 0;
-      req.body().more = false;
-      std::tie(r.ec, std::ignore) = co_await http::async_write(stream_, sr, use_tuple);
-    }
+    if (!r.ec) r.ec = co_await write_pattern_body(stream_, req, sr, upload);
     if (r.ec) co_return r;
 
     http::response_parser<http::buffer_body> parser;
