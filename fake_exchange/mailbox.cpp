@@ -132,28 +132,36 @@ mime_source::mime_source(const mailbox& box, const item_meta& item)
 }
 
 std::size_t mime_source::read(char* out, std::size_t n) {
+  // byte -> printable character, so the body loop needs no division per byte.
+  static const std::array<char, 256> text = [] {
+    std::array<char, 256> t{};
+    for (std::size_t b = 0; b < t.size(); ++b) t[b] = alphabet[b % alphabet.size()];
+    return t;
+  }();
   const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - position_));
   std::size_t done = 0;
   while (done < count && position_ < header_.size()) out[done++] = header_[static_cast<std::size_t>(position_++)];
   // Body: random text in 78-byte lines; byte j of the body depends only on (seed, j).
-  std::uint64_t block = ~0ull, bits = 0;
   while (done < count) {
     const std::uint64_t j = position_ - header_.size();
     const std::uint64_t in_line = j % line;
-    char c;
-    if (in_line == line - 2) {
-      c = '\r';
-    } else if (in_line == line - 1) {
-      c = '\n';
-    } else {
-      if (j / 8 != block) {
-        block = j / 8;
+    if (in_line >= line - 2) {
+      out[done++] = in_line == line - 2 ? '\r' : '\n';
+      ++position_;
+      continue;
+    }
+    const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(line - 2 - in_line, count - done));
+    std::uint64_t block = j / 8, bits = splitmix64(seed_ + block);
+    for (std::size_t k = 0; k < run; ++k) {
+      const std::uint64_t jj = j + k;
+      if (jj / 8 != block) {
+        block = jj / 8;
         bits = splitmix64(seed_ + block);
       }
-      c = alphabet[((bits >> (8 * (j % 8))) & 0xff) % alphabet.size()];
+      out[done + k] = text[(bits >> (8 * (jj % 8))) & 0xff];
     }
-    out[done++] = c;
-    ++position_;
+    done += run;
+    position_ += run;
   }
   return count;
 }

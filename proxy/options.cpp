@@ -47,6 +47,21 @@ std::optional<bridge_options> parse_command_line(int argc, char** argv) {
   timeout_option("timeout-upstream-handshake", o.timeouts.upstream_handshake, "upstream TLS handshake");
   timeout_option("timeout-response-headers", o.timeouts.response_headers, "upstream think time before response headers");
   timeout_option("timeout-data-idle", o.timeouts.data_idle, "no body byte in either direction");
+  args.option("response-header", "'NAME: VALUE'",
+              "set a header on every response to the client (repeatable), e.g. 'Strict-Transport-Security: "
+              "max-age=63072000' or 'X-Frame-Options: SAMEORIGIN'",
+              [&](const std::string& v) {
+                const auto colon = v.find(':');
+                const std::string name = v.substr(0, colon);
+                std::string value = colon == std::string::npos ? "" : v.substr(colon + 1);
+                value.erase(0, value.find_first_not_of(' '));
+                const bool token = !name.empty() && name.find_first_of(" \t\r\n()<>@,;:\\\"/[]?={}") == std::string::npos;
+                if (colon == std::string::npos || !token || value.empty() ||
+                    value.find_first_of("\r\n") != std::string::npos) {
+                  throw config_error("--response-header '" + v + "' must be 'Name: value', e.g. 'X-Frame-Options: SAMEORIGIN'");
+                }
+                o.response_headers.emplace_back(name, value);
+              });
   args.option("threads", "N", "event-loop threads (default: one per core)", [&](const std::string& v) {
     const double n = parse_number(v, "--threads");
     if (n < 1 || n > 256) throw config_error("--threads must be between 1 and 256");

@@ -36,6 +36,8 @@ struct upstream_settings {
 
 struct bridge_options {
   host_port listen{"0.0.0.0", 443};
+  /// Set on every final response to the client, replacing the upstream's (X-Frame-Options, HSTS, ...).
+  std::vector<std::pair<std::string, std::string>> response_headers;
   tls_identity identity;
   upstream_settings upstream;
   struct timeouts timeouts;

@@ -254,6 +254,10 @@ class downstream_session {
       if (rec.t_response < 0) rec.t_response = rec.elapsed_ms();
       rec.status = res.result_int();
 
+      const bool interim = res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols;
+      if (!interim) {
+        for (const auto& [name, value] : options_.response_headers) res.set(name, value);
+      }
       http::response_serializer<http::buffer_body> sr{res};
       down_dog_.arm(options_.timeouts.data_idle, timeout_kind::downstream_data);
       auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
@@ -263,7 +267,7 @@ class downstream_session {
         finish(rec, termination::client_closed_response, wec.message());
         co_return false;
       }
-      if (res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols) continue;
+      if (interim) continue;
 
       const relay_outcome down = co_await relay_body(*up_, up_buf_, parser, sr, down_, up_dog_,
                                                      timeout_kind::upstream_data, down_dog_, timeout_kind::downstream_data);

@@ -259,6 +259,16 @@ TEST_F(BridgeTest, RelaysWithForwardingHeadersAndNoVia) {
   EXPECT_EQ(r.body.find("Via:"), std::string::npos) << r.body;
 }
 
+TEST_F(BridgeTest, ConfiguredResponseHeadersReachTheClient) {
+  bridge_options o = options_for_upstream();
+  o.response_headers = {{"X-Frame-Options", "SAMEORIGIN"}, {"X-Content-Type-Options", "nosniff"}};
+  start_bridge(o);
+  const std::string reply = raw_once("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find("X-Frame-Options: SAMEORIGIN\r\n"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("X-Content-Type-Options: nosniff\r\n"), std::string::npos) << reply;
+}
+
 TEST_F(BridgeTest, KeepAliveReusesTheSameUpstreamConnection) {
   start_bridge(options_for_upstream());
   const auto statuses = io_.run([&]() -> net::awaitable<std::vector<unsigned>> {

@@ -38,6 +38,21 @@ TEST(Options, QuickModeParses) {
   EXPECT_EQ(o->threads, 3u);
 }
 
+TEST(Options, ResponseHeadersAreParsedAndChecked) {
+  auto args = minimal;
+  args.insert(args.end(), {"--response-header", "X-Frame-Options: SAMEORIGIN", "--response-header",
+                           "Strict-Transport-Security:max-age=63072000"});
+  const auto o = parse(args);
+  ASSERT_EQ(o->response_headers.size(), 2u);
+  EXPECT_EQ(o->response_headers[0], (std::pair<std::string, std::string>{"X-Frame-Options", "SAMEORIGIN"}));
+  EXPECT_EQ(o->response_headers[1].second, "max-age=63072000");
+  for (const char* bad : {"NoColon", "Bad Name: x", "X-Empty:", ": value"}) {
+    auto b = minimal;
+    b.insert(b.end(), {"--response-header", bad});
+    EXPECT_NE(parse_error(b).find("must be 'Name: value'"), std::string::npos) << bad;
+  }
+}
+
 TEST(Options, DefaultsAreExchangeSafe) {
   const auto o = parse(minimal);
   // Nothing on the data path may fire at or below Outlook Anywhere's 900 s keep-alive ping.
