@@ -29,11 +29,14 @@ response_t html_error(unsigned version, http::status status, const std::string& 
   return res;
 }
 
+/// IIS's 401 page, without WWW-Authenticate (the callers add the offer or the NTLM challenge).
+response_t unauthorized_page(unsigned version) {
+  return html_error(version, http::status::unauthorized, "401 - Unauthorized: Access is denied due to invalid credentials.",
+                    "You do not have permission to view this directory or page using the credentials that you supplied.");
+}
+
 response_t unauthorized(unsigned version, const std::string& host) {
-  response_t res = html_error(version, http::status::unauthorized, "401 - Unauthorized: Access is denied due to invalid "
-                                                                     "credentials.",
-                              "You do not have permission to view this directory or page using the credentials that "
-                              "you supplied.");
+  response_t res = unauthorized_page(version);
   // IIS lists each enabled provider in its own header, in this order.
   res.insert(http::field::www_authenticate, "Negotiate");
   res.insert(http::field::www_authenticate, "NTLM");
@@ -74,10 +77,7 @@ auth_outcome check_ntlm(const http::request<http::string_body>& req, std::string
     conn.pending_challenge = ntlm_random_challenge();
     const auto& org = config.org;
     ntlm_server_names names{org.netbios_domain, org.server_name, org.domain, org.server_fqdn()};
-    response_t res = html_error(req.version(), http::status::unauthorized,
-                                "401 - Unauthorized: Access is denied due to invalid credentials.",
-                                "You do not have permission to view this directory or page using the credentials that "
-                                "you supplied.");
+    response_t res = unauthorized_page(req.version());
     res.set(http::field::www_authenticate,
             http_token(scheme, make_challenge(*negotiate, *conn.pending_challenge, names, ntlm_filetime_now())));
     return {nullptr, std::move(res)};
