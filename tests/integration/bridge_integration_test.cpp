@@ -341,7 +341,15 @@ TEST_F(BridgeTest, StreamsLargeBodiesBothWaysByteExact) {
   EXPECT_TRUE(chunked_down.pattern_ok);
   EXPECT_EQ(up.body, "bytes=" + std::to_string(size) + " ok");
   EXPECT_EQ(chunked_up.body, "bytes=" + std::to_string(size) + " ok");
-  EXPECT_LT(growth_kib, 64 * 1024) << "RSS grew by " << growth_kib << " KiB while streaming";
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing about buffering.
+  constexpr bool rss_is_meaningful = false;
+#else
+  constexpr bool rss_is_meaningful = true;
+#endif
+  if (rss_is_meaningful) {
+    EXPECT_LT(growth_kib, 64 * 1024) << "RSS grew by " << growth_kib << " KiB while streaming";
+  }
   std::cout << "streamed " << size << " bytes x 4 (Content-Length and chunked, both directions) byte-exact; RSS growth "
             << growth_kib << " KiB\n";
 }
