@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -212,6 +213,7 @@ ssl::context make_tls_context(tls_profile profile, const tls_settings& s) {
   } else {
     switch (s.verify) {
       case tls_verify::none:
+      case tls_verify::pin:  // checked after the handshake, against the certificate's SHA-256
         ctx.set_verify_mode(ssl::verify_none);
         break;
       case tls_verify::ca_file:
@@ -244,6 +246,64 @@ void prepare_client_tls(SSL* ssl, const std::string& server_name, bool check_nam
 std::string describe_session(SSL* ssl) {
   const char* cipher = SSL_get_cipher_name(ssl);
   return std::string(SSL_get_version(ssl)) + " " + (cipher != nullptr ? cipher : "?");
+}
+
+namespace {
+int choose_by_server_name(SSL* ssl, int*, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  const X509* current = SSL_get_certificate(ssl);
+  if (current != nullptr && X509_check_host(const_cast<X509*>(current), name, 0, 0, nullptr) == 1) return SSL_TLSEXT_ERR_OK;
+  for (auto& alternative : *static_cast<std::vector<ssl::context>*>(arg)) {
+    X509* cert = SSL_CTX_get0_certificate(alternative.native_handle());
+    if (cert != nullptr && X509_check_host(cert, name, 0, 0, nullptr) == 1) {
+      SSL_set_SSL_CTX(ssl, alternative.native_handle());
+      break;
+    }
+  }
+  return SSL_TLSEXT_ERR_OK;  // no match: the primary certificate, as a server without SNI support would
+}
+}  // namespace
+
+void select_certificate_by_sni(ssl::context& primary, std::vector<ssl::context>& alternatives) {
+  SSL_CTX_set_tlsext_servername_callback(primary.native_handle(), choose_by_server_name);
+  SSL_CTX_set_tlsext_servername_arg(primary.native_handle(), &alternatives);
+}
+
+std::string peer_certificate_sha256(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (X509_digest(cert, EVP_sha256(), digest, &length) != 1) return "";
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string normalize_pin(const std::string& text, const std::string& what) {
+  std::string t = text;
+  for (const char* prefix : {"SHA256 Fingerprint=", "sha256 Fingerprint=", "sha256:", "SHA256:"}) {
+    if (t.rfind(prefix, 0) == 0) t = t.substr(std::string_view(prefix).size());
+  }
+  std::string out;
+  for (const char c : t) {
+    if (c == ':') continue;
+    if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      out.clear();
+      break;
+    }
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (out.size() != 64) {
+    throw config_error(what + " '" + text + "' is not a SHA-256 fingerprint; get it with: openssl s_client -connect "
+                       "HOST:443 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256");
+  }
+  return out;
 }
 
 }  // namespace exbridge

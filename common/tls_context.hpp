@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/net.hpp"
 
@@ -25,7 +26,9 @@ struct tls_identity {
   bool empty() const { return cert_file.empty() && cert_pem.empty(); }
 };
 
-enum class tls_verify { none, ca_file, system };
+/// How a client checks the server: not at all, against a CA file, against the system store, or by
+/// the SHA-256 of the server's certificate (a pin: the usual way to trust an old self-signed certificate).
+enum class tls_verify { none, ca_file, system, pin };
 
 struct tls_settings {
   tls_identity identity;                 ///< servers: required; clients: unused
@@ -44,6 +47,18 @@ ssl::context make_tls_context(tls_profile profile, const tls_settings& settings)
 /// Client side, per connection: sets SNI (when `server_name` is a host name) and, when `check_name`,
 /// makes the handshake fail unless the certificate names `server_name`.
 void prepare_client_tls(SSL* ssl, const std::string& server_name, bool check_name);
+
+/// Serves several certificates on one listener: a client's SNI name picks the first of `alternatives`
+/// whose certificate covers the name; clients without SNI, or with another name, get `primary`'s.
+/// `alternatives` must outlive `primary` (and must not move).
+void select_certificate_by_sni(ssl::context& primary, std::vector<ssl::context>& alternatives);
+
+/// Lower-case hex SHA-256 of the peer's DER certificate ("" when there is none).
+std::string peer_certificate_sha256(SSL* ssl);
+
+/// Accepts a pin as `openssl x509 -fingerprint -sha256` prints it (colons, any case, optional
+/// "SHA256 Fingerprint=" or "sha256:" prefix) and returns 64 lower-case hex digits; throws config_error.
+std::string normalize_pin(const std::string& text, const std::string& what);
 
 /// "TLSv1.3 TLS_AES_256_GCM_SHA384" for an established connection.
 std::string describe_session(SSL* ssl);

@@ -6,6 +6,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include "common/tls_context.hpp"
+
 namespace exbridge {
 
 std::string_view failure_name(tls_failure f) {
@@ -16,6 +18,7 @@ std::string_view failure_name(tls_failure f) {
     case tls_failure::security_level: return "tls-security-level";
     case tls_failure::untrusted_certificate: return "untrusted-certificate";
     case tls_failure::name_mismatch: return "certificate-name-mismatch";
+    case tls_failure::pin_mismatch: return "certificate-pin-mismatch";
     case tls_failure::expired_certificate: return "certificate-expired";
     case tls_failure::not_tls: return "not-tls";
     case tls_failure::reset: return "tls-reset";
@@ -133,6 +136,19 @@ tls_diagnosis diagnose_tls_failure(const error_code& ec, SSL* ssl, std::string_v
       d.summary = "the TLS handshake with " + peer + " failed";
       break;
   }
+  return d;
+}
+
+std::optional<tls_diagnosis> check_certificate_pin(SSL* ssl, const std::string& pin, std::string_view peer) {
+  const std::string actual = peer_certificate_sha256(ssl);
+  if (!actual.empty() && actual == pin) return std::nullopt;
+  tls_diagnosis d;
+  d.kind = tls_failure::pin_mismatch;
+  d.openssl_reason = actual.empty() ? "no certificate presented" : "certificate SHA-256 " + actual;
+  d.summary = std::string(peer) + " presented a certificate other than the pinned one (expected SHA-256 " + pin + ")";
+  d.hint = actual.empty() ? "check that the address is the Exchange server"
+                          : "if the Exchange certificate was renewed on purpose, pin the new one: pin:" + actual +
+                                "; otherwise something else answers on that address";
   return d;
 }
 

@@ -2,6 +2,7 @@
 // reason and a fix hint. Used by exbridge (both legs), rehearse (as Exchange Online) and the tests.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,7 @@ enum class tls_failure {
   security_level,         ///< OpenSSL's security level forbids the handshake (TLS 1.0 at level >= 1)
   untrusted_certificate,  ///< chain does not lead to a trusted CA
   name_mismatch,          ///< certificate does not name the host
+  pin_mismatch,           ///< certificate is not the pinned one (SHA-256 of the DER certificate)
   expired_certificate,    ///< certificate outside its validity period
   not_tls,                ///< the peer did not answer with TLS at all
   reset,                  ///< connection closed or reset during the handshake
@@ -37,5 +39,9 @@ struct tls_diagnosis {
 /// `ssl` may be null; with it, certificate verification results are read. `peer` names the other side in
 /// the sentences ("the upstream", "the client", "the server").
 tls_diagnosis diagnose_tls_failure(const error_code& ec, SSL* ssl, std::string_view peer);
+
+/// After a completed handshake: nullopt when the peer's certificate has the SHA-256 `pin` (64 hex
+/// digits, see normalize_pin), else the pin_mismatch diagnosis naming the certificate actually presented.
+std::optional<tls_diagnosis> check_certificate_pin(SSL* ssl, const std::string& pin, std::string_view peer);
 
 }  // namespace exbridge

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "proxy/options.hpp"
 #include "proxy/termination.hpp"
 
 namespace exbridge::proxy {
@@ -18,6 +19,7 @@ struct request_record {
   std::uint64_t bytes_from_client = 0;  ///< request body bytes
   std::uint64_t bytes_to_client = 0;    ///< response bytes on the wire (headers and body)
   std::chrono::steady_clock::time_point started;
+  long t_handshake = -1;  ///< the connection's downstream TLS handshake (ms), repeated on each of its requests
   long t_request = -1, t_connect = -1, t_upstream_tls = -1, t_response = -1, t_total = -1;  ///< ms from start
   termination end = termination::normal;
   std::string detail;
@@ -33,10 +35,13 @@ struct request_record {
   }
 };
 
-/// Formats the line (exposed for tests).
+/// Formats the line (exposed for tests): HAProxy-like text, with the timers as Th/TR/Tc/Ts/Tr/Tt in ms.
 std::string format_access_line(const request_record& r);
 
-/// Writes the line to the log.
-void log_access(const request_record& r);
+/// The same record as one JSON object (for log shippers); field names are stable.
+std::string format_access_json(const request_record& r);
+
+/// Writes the record to the log in the chosen format.
+void log_access(const request_record& r, log_format format);
 
 }  // namespace exbridge::proxy

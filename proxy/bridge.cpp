@@ -7,22 +7,41 @@
 namespace exbridge::proxy {
 namespace {
 
-ssl::context make_upstream_tls(const upstream_settings& u) {
-  return make_tls_context(tls_profile::upstream_legacy,
-                          {.verify = u.verify, .ca_file = u.ca_file, .min_version = u.min_tls, .max_version = u.max_tls});
+tls_settings downstream_settings(const tls_identity& identity) { return {.identity = identity}; }
+
+tls_settings upstream_tls_settings(const upstream_settings& u) {
+  return {.verify = u.verify,
+          .ca_file = u.ca_file,
+          .min_version = u.min_tls,
+          .max_version = u.max_tls,
+          .cipher_list = u.ciphers,
+          .security_level = u.security_level};
 }
 
 }  // namespace
 
+bridge_context::bridge_context(bridge_options o)
+    : options(std::move(o)),
+      downstream_tls(make_tls_context(tls_profile::downstream, downstream_settings(options.identity))),
+      upstream_tls(make_tls_context(tls_profile::upstream_legacy, upstream_tls_settings(options.upstream))) {
+  if (!options.sni_identities.empty()) {
+    sni_tls.reserve(options.sni_identities.size());
+    for (const auto& identity : options.sni_identities) {
+      sni_tls.push_back(make_tls_context(tls_profile::downstream, downstream_settings(identity)));
+    }
+    select_certificate_by_sni(downstream_tls, sni_tls);
+  }
+}
+
 bridge::bridge(net::io_context& ioc, bridge_options options)
-    : context_(std::make_shared<bridge_context>(options,
-                                                make_tls_context(tls_profile::downstream, {.identity = options.identity}),
-                                                make_upstream_tls(options.upstream))),
-      acceptor_(bind_listener(ioc, options.listen, "exbridge --listen")) {
-  if (options.upstream.verify == tls_verify::none) {
-    log_warn(cat("upstream ", options.upstream.address.to_string(),
+    : context_(std::make_shared<bridge_context>(std::move(options))),
+      acceptor_(bind_listener(ioc, context_->options.listen, "exbridge --listen")) {
+  const auto& u = context_->options.upstream;
+  if (u.verify == tls_verify::none) {
+    log_warn(cat("upstream ", u.address.to_string(),
                  ": certificate verification is off (--upstream-verify none); anyone on the path to the Exchange "
-                 "2007 server could read mailboxes. Use --upstream-verify ca:FILE with the server's CA or certificate"));
+                 "2007 server could read mailboxes. Use --upstream-verify ca:FILE with the server's CA, or "
+                 "pin:SHA256 with its certificate's fingerprint"));
   }
 }
 

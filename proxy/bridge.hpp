@@ -9,9 +9,12 @@ namespace exbridge::proxy {
 
 /// What every downstream session shares (read-only after start, except the atomic stats).
 struct bridge_context {
-  bridge_context(bridge_options o, ssl::context down, ssl::context up)
-      : options(std::move(o)), downstream_tls(std::move(down)), upstream_tls(std::move(up)) {}
+  /// Builds the TLS contexts of both legs. Throws config_error with the cause and the fix.
+  explicit bridge_context(bridge_options o);
+  bridge_context(const bridge_context&) = delete;
+  bridge_context& operator=(const bridge_context&) = delete;
   bridge_options options;
+  std::vector<ssl::context> sni_tls;  ///< further certificates chosen by SNI (declared first: outlives the next)
   ssl::context downstream_tls;
   ssl::context upstream_tls;
   bridge_stats stats;

@@ -3,6 +3,7 @@
 // the TOML config file of the operations issue fills the same struct.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,12 +18,19 @@ namespace exbridge::proxy {
 /// Outlook Anywhere keep-alive ping (proxy-anchors.md §3.4; exchange-protocols.md §5.3).
 struct timeouts {
   scaled_clock::duration downstream_handshake = std::chrono::seconds(30);
-  scaled_clock::duration request_headers = std::chrono::seconds(60);     ///< slowloris guard, from first byte
+  scaled_clock::duration client_idle = std::chrono::seconds(60);         ///< new connection, before its first request
+  scaled_clock::duration request_headers = std::chrono::seconds(60);     ///< slowloris guard, from the first byte
   scaled_clock::duration keep_alive_idle = std::chrono::minutes(20);     ///< between requests on one connection
   scaled_clock::duration upstream_connect = std::chrono::seconds(30);
   scaled_clock::duration upstream_handshake = std::chrono::seconds(30);
   scaled_clock::duration response_headers = std::chrono::minutes(20);    ///< server think time (big mailboxes)
-  scaled_clock::duration data_idle = std::chrono::minutes(20);           ///< no byte either way on a body
+  scaled_clock::duration client_data = std::chrono::minutes(20);         ///< client silent, or not reading, on a body
+  scaled_clock::duration upstream_data = std::chrono::minutes(20);       ///< upstream silent, or not reading, on a body
+  scaled_clock::duration rpc_idle = std::chrono::hours(1);               ///< either side of an /rpc/ channel
+  /// Optional minimum-throughput watchdog on bodies: fewer than min_throughput bytes/s over a whole window
+  /// ends the request (0 = off). Catches trickling transfers that never trip an inactivity timer.
+  std::uint64_t min_throughput = 0;
+  scaled_clock::duration throughput_window = std::chrono::minutes(1);
 };
 
 struct upstream_settings {
@@ -30,16 +38,23 @@ struct upstream_settings {
   std::string sni;                       ///< empty = the upstream host when it is a name
   std::string min_tls = "1.0";
   std::string max_tls = "1.2";
+  std::string ciphers;                   ///< OpenSSL cipher list; empty = everything this OpenSSL has
+  int security_level = 0;                ///< OpenSSL security level; TLS 1.0 needs 0
   tls_verify verify = tls_verify::ca_file;
   std::string ca_file;
+  std::string pin_sha256;                ///< with tls_verify::pin: the certificate's SHA-256 (hex)
 };
+
+enum class log_format { text, json };
 
 struct bridge_options {
   host_port listen{"0.0.0.0", 443};
   /// Set on every final response to the client, replacing the upstream's (X-Frame-Options, HSTS, ...).
   std::vector<std::pair<std::string, std::string>> response_headers;
-  tls_identity identity;
+  tls_identity identity;                  ///< the default certificate (clients without SNI, or no match)
+  std::vector<tls_identity> sni_identities;  ///< further certificates, chosen by the client's SNI
   upstream_settings upstream;
+  log_format access_log = log_format::text;
   struct timeouts timeouts;
   unsigned threads = 0;  ///< 0 = one event loop thread per core
   double time_scale = 1;

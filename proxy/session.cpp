@@ -1,17 +1,27 @@
 // One downstream connection: TLS 1.2/1.3 handshake, then a loop of HTTP/1.1 requests relayed to the
-// upstream with streaming bodies (Beast's buffer_body relay, ported to coroutines).
+// upstream with streaming bodies (Beast's buffer_body relay, ported to coroutines), both directions at once.
 //
 // Connection model (why): NTLM and Negotiate authenticate the TCP connection, not the request
 // (exchange-protocols.md §7). A downstream connection therefore owns its upstream connection for its
 // whole life and never lends it to another client; when the upstream closes, the next request gets a
 // fresh upstream connection and the server simply challenges again.
+//
+// Full duplex (why): the response is read while the request body is still being sent. An upstream may
+// answer before the body ends (IIS refuses an EWS body over 30,000,000 bytes at once; a 401 can come
+// first), and a client sending "Expect: 100-continue" (.NET, hence Exchange Online) waits for the interim
+// 100 before it sends its body. A sequential relay would deadlock or turn such answers into 502s.
+//
+// Timers (why): each direction of each leg has its own watchdog, so a timeout names the side that went
+// quiet. The response-headers timer starts only once the request is fully sent: HAProxy's `timeout
+// server` firing during slow uploads (issues #949, #1681) blames the server for a slow client.
 #include <sys/socket.h>
 
 #include <boost/algorithm/string/predicate.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
-#include <array>
-#include <optional>
 #include <chrono>
+#include <memory>
+#include <optional>
 
 #include "common/log.hpp"
 #include "common/tls_diagnosis.hpp"
@@ -23,10 +33,14 @@
 namespace exbridge::proxy {
 namespace {
 
+using namespace net::experimental::awaitable_operators;
+
 constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t max_header_bytes = 64 * 1024;
+constexpr std::size_t read_size = 16 * 1024;
 
 using tls_stream = ssl::stream<tcp::socket>;
+using dog = watchdog<timeout_kind>;
 
 std::string peer_of(const tcp::socket& s) {
   error_code ec;
@@ -66,16 +80,64 @@ std::string auth_scheme_of(const http::request<http::buffer_body>& req) {
   return std::string(v.substr(0, v.find(' ')));
 }
 
+/// A 401 offering a connection-bound scheme: from here on the upstream connection belongs to this client.
+bool offers_connection_auth(const http::response<http::buffer_body>& res) {
+  if (res.result() != http::status::unauthorized) return false;
+  for (const auto& field : res) {
+    if (field.name() != http::field::www_authenticate) continue;
+    const std::string_view v = field.value();
+    if (boost::algorithm::istarts_with(v, "NTLM") || boost::algorithm::istarts_with(v, "Negotiate")) return true;
+  }
+  return false;
+}
+
+/// One side of a body relay: the stream, its watchdog, and which timer runs for how long.
+struct leg {
+  dog& watch;
+  timeout_kind kind;
+  scaled_clock::duration idle;
+};
+
+struct relay_outcome {
+  error_code ec;
+  bool failed_reading = false;   ///< the error came from the reading side
+  bool too_slow = false;         ///< the minimum-throughput watchdog ended it
+  bool blame_reader = false;     ///< with too_slow: the reading side was the slow one
+  std::uint64_t body_bytes = 0;
+  std::uint64_t wire_bytes = 0;
+};
+
+/// What the two halves of one request/response exchange tell each other (both run on the session's strand).
+struct exchange_state {
+  bool request_sent = false;       ///< the whole request, body included, reached the upstream
+  bool response_started = false;   ///< the final response's headers arrived
+  bool response_done = false;      ///< the final response was relayed completely
+  bool upload_running = false;     ///< a request body is being relayed
+  bool stop_upload = false;        ///< the response side ended the exchange; the upload must stop
+  relay_outcome upload;
+};
+
+/// How the response half ended.
+struct response_outcome {
+  enum phase { headers, client_headers, body, done } at = headers;
+  error_code ec;
+  relay_outcome relay;
+  bool keep_alive = false;
+};
+
 class downstream_session {
  public:
   downstream_session(std::shared_ptr<bridge_context> ctx, tcp::socket socket)
       : ctx_(std::move(ctx)),
         options_(ctx_->options),
+        t_(options_.timeouts),
         client_(peer_of(socket)),
         listen_port_(socket.local_endpoint().port()),
         down_(std::move(socket), ctx_->downstream_tls),
-        down_dog_(down_.get_executor(), [this] { cancel_downstream(); }),
-        up_dog_(down_.get_executor(), [this] { close_upstream(); }) {
+        down_read_dog_(down_.get_executor(), [this] { cancel_downstream(); }),
+        down_write_dog_(down_.get_executor(), [this] { cancel_downstream(); }),
+        up_read_dog_(down_.get_executor(), [this] { close_upstream(); }),
+        up_write_dog_(down_.get_executor(), [this] { close_upstream(); }) {
     ctx_->stats.add(counter::downstream_cx_total);
     ctx_->stats.add(counter::downstream_cx_active);
   }
@@ -84,13 +146,17 @@ class downstream_session {
   downstream_session& operator=(const downstream_session&) = delete;
 
   net::awaitable<void> run() {
-    down_dog_.arm(options_.timeouts.downstream_handshake, timeout_kind::downstream_handshake);
+    const auto started = std::chrono::steady_clock::now();
+    down_read_dog_.arm(t_.downstream_handshake, timeout_kind::downstream_handshake);
     auto [hec] = co_await down_.async_handshake(ssl::stream_base::server, use_tuple);
-    down_dog_.disarm();
+    down_read_dog_.disarm();
+    t_handshake_ = static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
     if (hec) {
+      const bool timed_out = down_read_dog_.fired() == timeout_kind::downstream_handshake;
       ctx_->stats.add(counter::downstream_tls_handshake_fail);
-      const auto d = diagnose_tls_failure(down_dog_.fired() ? net::error::timed_out : hec, down_.native_handle(),
-                                          "the client");
+      count_end(timed_out ? termination::downstream_handshake_timeout : termination::downstream_handshake_failed);
+      const auto d = diagnose_tls_failure(timed_out ? net::error::timed_out : hec, down_.native_handle(), "the client");
       log_info(cat("downstream ", client_, " TLS handshake failed: ", d.to_string()));
       co_return;
     }
@@ -98,27 +164,44 @@ class downstream_session {
 
     for (bool first = true;; first = false) {
       if (!co_await wait_for_request(first)) break;
-      if (!co_await serve_one_request()) break;
+      const bool again = co_await serve_one_request();
+      // Nothing of an idle connection stays allocated: the buffers grow again when the next request comes.
+      if (down_buf_.size() == 0) down_buf_.shrink_to_fit();
+      if (up_buf_.size() == 0) up_buf_.shrink_to_fit();
+      if (!again) break;
     }
     close_upstream();
     if (down_.next_layer().is_open()) {
-      down_dog_.arm(std::chrono::seconds(5), timeout_kind::downstream_data);
+      down_write_dog_.arm(std::chrono::seconds(5), timeout_kind::client_write);
       co_await down_.async_shutdown(use_tuple);
     }
   }
 
  private:
-  // Waits for the first byte of the next request: keep-alive idle (or the header timeout on a fresh
-  // connection) applies until then, the request-header timeout from then on (slowloris guard).
+  // Waits for the first bytes of the next request under the idle timer (client idle on a new connection,
+  // keep-alive idle between requests). Not a wait on the socket: the TLS stream may already hold the
+  // request's records, read during the handshake or behind the previous request.
   net::awaitable<bool> wait_for_request(bool first) {
-    if (down_buf_.size() > 0) co_return true;
-    down_dog_.arm(first ? options_.timeouts.request_headers : options_.timeouts.keep_alive_idle,
-                  first ? timeout_kind::request_headers : timeout_kind::keep_alive_idle);
-    auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(16 * 1024), use_tuple);
-    down_dog_.disarm();
-    if (ec) co_return false;  // the client closed, or idled out between requests: not a request failure
+    if (down_buf_.size() > 0) co_return true;  // pipelined
+    const auto kind = first ? timeout_kind::client_idle : timeout_kind::keep_alive_idle;
+    down_read_dog_.arm(first ? t_.client_idle : t_.keep_alive_idle, kind);
+    auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(read_size), use_tuple);
     down_buf_.commit(n);
-    co_return true;
+    down_read_dog_.disarm();
+    if (!ec || down_buf_.size() > 0) co_return true;
+    // The client closed, or idled out, between requests: not a request failure, so no access-log line,
+    // except for a connection that never sent anything (browser pre-connects, scanners).
+    if (down_read_dog_.fired() == kind) {
+      const auto why = first ? termination::client_idle_timeout : termination::keep_alive_timeout;
+      if (first) {
+        request_record rec = new_record();
+        std::string detail = "no request within " + format_duration(t_.client_idle) + " of the TLS handshake";
+        finish(rec, why, detail);
+      } else {
+        count_end(why);
+      }
+    }
+    co_return false;
   }
 
   // Reads until the whole header block is buffered (or the header limit is reached), so that it can be
@@ -131,7 +214,7 @@ class downstream_session {
           down_buf_.size() >= max_header_bytes) {
         co_return error_code{};
       }
-      auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(16 * 1024), use_tuple);
+      auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(read_size), use_tuple);
       if (ec) co_return ec;
       down_buf_.commit(n);
     }
@@ -143,21 +226,27 @@ class downstream_session {
     return data.find("\n ") != std::string_view::npos || data.find("\n\t") != std::string_view::npos;
   }
 
-  net::awaitable<bool> serve_one_request() {
+  request_record new_record() const {
     request_record rec;
     rec.client = client_;
     rec.down_tls = down_tls_;
+    rec.t_handshake = t_handshake_;
     rec.started = std::chrono::steady_clock::now();
+    return rec;
+  }
+
+  net::awaitable<bool> serve_one_request() {
+    request_record rec = new_record();
     ctx_->stats.add(counter::downstream_rq_total);
 
     http::request_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);  // no cap: an RPC_IN_DATA request declares 1 GB and more
     parser.header_limit(max_header_bytes);
-    down_dog_.arm(options_.timeouts.request_headers, timeout_kind::request_headers);
+    down_read_dog_.arm(t_.request_headers, timeout_kind::request_headers);
     error_code ec = co_await buffer_header_block();
     const bool folded = !ec && has_obs_fold();
     if (!ec && !folded) std::tie(ec, std::ignore) = co_await http::async_read_header(down_, down_buf_, parser, use_tuple);
-    down_dog_.disarm();
+    down_read_dog_.disarm();
     if (folded) {
       ctx_->stats.add(counter::downstream_rq_rejected);
       const std::string detail = "obsolete line folding in the request headers";
@@ -168,9 +257,8 @@ class downstream_session {
     rec.method = std::string(req.method_string());
     rec.target = std::string(req.target());
     if (ec) {
-      if (down_dog_.fired() == timeout_kind::request_headers) {
-        std::string detail = "the request headers did not arrive within " +
-                             format_duration(options_.timeouts.request_headers);
+      if (down_read_dog_.fired() == timeout_kind::request_headers) {
+        std::string detail = "the request headers did not arrive within " + format_duration(t_.request_headers);
         co_await send_error(rec, http::status::request_timeout, termination::request_headers_timeout, detail);
       } else if (is_peer_close(ec)) {
         finish(rec, termination::client_closed_request, ec.message());
@@ -190,149 +278,189 @@ class downstream_session {
     }
     rec.t_request = rec.elapsed_ms();
     rec.auth_scheme = auth_scheme_of(req);
+    const bool rpc = boost::algorithm::istarts_with(rec.target, "/rpc/");
     // Pinning is the only model here; the flag records that this pair must never be shared.
-    if (rec.auth_scheme == "NTLM" || rec.auth_scheme == "Negotiate" || rec.target.rfind("/rpc/", 0) == 0) {
-      pinned_ = true;
-    }
+    if (rec.auth_scheme == "NTLM" || rec.auth_scheme == "Negotiate" || rpc) pinned_ = true;
+    rec.pinned = pinned_;
 
     if (!co_await ensure_upstream(rec)) co_return false;
     add_forwarding_headers(req);
-    rec.pinned = pinned_;
     rec.upstream_requests = ++upstream_requests_;
     ctx_->stats.add(counter::upstream_rq_total);
     if (pinned_) ctx_->stats.add(counter::upstream_rq_pinned);
 
-    // Request: headers, then the body in chunks, client -> upstream.
     http::request_serializer<http::buffer_body> request_sr{req};
-    up_dog_.arm(options_.timeouts.data_idle, timeout_kind::upstream_data);
+    up_write_dog_.arm(rpc ? t_.rpc_idle : t_.upstream_data, timeout_kind::upstream_write);
     auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
-    up_dog_.disarm();
+    up_write_dog_.disarm();
     if (wec) {
       std::string detail = wec.message();
       co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, detail);
       co_return false;
     }
-    const relay_outcome up = co_await relay_body(down_, down_buf_, parser, request_sr, *up_, down_dog_,
-                                                 timeout_kind::downstream_data, up_dog_, timeout_kind::upstream_data);
-    rec.bytes_from_client = up.body_bytes;
-    if (up.ec) {
-      if (up.failed_reading) {
-        const bool timed_out = down_dog_.fired() == timeout_kind::downstream_data;
-        finish(rec, timed_out ? termination::request_body_timeout : termination::client_closed_body, up.ec.message());
-      } else {
-        std::string detail = up.ec.message();
-        co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, detail);
-      }
-      co_return false;
+    const bool head = req.method() == http::verb::head;
+    exchange_state x;
+    response_outcome response;
+    if (parser.is_done() && request_sr.is_done()) {
+      x.request_sent = true;
+      response = co_await relay_response(rec, x, head, rpc);
+    } else {
+      x.upload_running = true;
+      auto [upload, down] = co_await (send_request_body(parser, request_sr, x, rpc) && relay_response(rec, x, head, rpc));
+      response = std::move(down);
     }
-    co_return co_await relay_response(rec, req.method() == http::verb::head, req.keep_alive());
+    for (dog* d : {&down_read_dog_, &down_write_dog_, &up_read_dog_, &up_write_dog_}) d->disarm();
+    rec.bytes_from_client = x.upload.body_bytes;
+    co_return co_await conclude(rec, x, response, req.keep_alive(), rpc);
   }
 
-  // Response: interim 1xx responses are passed on; the final one streams upstream -> client.
-  net::awaitable<bool> relay_response(request_record& rec, bool head_request, bool client_keep_alive) {
+  // The request half: client body -> upstream.
+  net::awaitable<relay_outcome> send_request_body(http::request_parser<http::buffer_body>& parser,
+                                                  http::request_serializer<http::buffer_body>& sr, exchange_state& x,
+                                                  bool rpc) {
+    const leg in{down_read_dog_, timeout_kind::client_read, rpc ? t_.rpc_idle : t_.client_data};
+    const leg out{up_write_dog_, timeout_kind::upstream_write, rpc ? t_.rpc_idle : t_.upstream_data};
+    x.upload = co_await relay_body(down_, down_buf_, parser, sr, *up_, in, out, x.stop_upload);
+    x.upload_running = false;
+    const relay_outcome& r = x.upload;
+    if (x.stop_upload) co_return r;  // the response half ended the exchange and says why
+    if (!r.ec) x.request_sent = true;
+    if (r.ec && (r.failed_reading || r.too_slow)) {
+      close_upstream();  // the client is gone, stalled or too slow: the response half must end too
+    } else if (!x.response_started) {
+      // The server's think time starts now that it has the whole request (or has refused the rest of it).
+      up_read_dog_.arm(t_.response_headers, timeout_kind::response_headers);
+    }
+    co_return r;
+  }
+
+  // Ends the request half early: the response half has finished (or failed) before the body was sent.
+  void stop_upload(exchange_state& x) {
+    if (!x.upload_running) return;
+    x.stop_upload = true;
+    cancel_downstream();
+    close_upstream();  // the rest of the body would be read as a new request: never reuse this connection
+  }
+
+  // The response half: interim 1xx responses are passed on; the final one streams upstream -> client.
+  net::awaitable<response_outcome> relay_response(request_record& rec, exchange_state& x, bool head, bool rpc) {
+    response_outcome out;
     for (;;) {
       http::response_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);
       parser.header_limit(max_header_bytes);
-      parser.skip(head_request);
-      up_dog_.arm(options_.timeouts.response_headers, timeout_kind::response_headers);
+      parser.skip(head);
+      if (x.request_sent) up_read_dog_.arm(t_.response_headers, timeout_kind::response_headers);
       auto [ec, n] = co_await http::async_read_header(*up_, up_buf_, parser, use_tuple);
-      up_dog_.disarm();
+      up_read_dog_.disarm();
       if (ec) {
-        auto status = http::status::bad_gateway;
-        auto why = is_peer_close(ec) ? termination::upstream_closed_before_response : termination::upstream_bad_response;
-        std::string detail = ec.message();
-        if (up_dog_.fired() == timeout_kind::response_headers) {
-          status = http::status::gateway_timeout;
-          why = termination::response_headers_timeout;
-          detail = "the upstream sent no response headers within " + format_duration(options_.timeouts.response_headers);
-        }
-        co_await send_error(rec, status, why, detail);
-        co_return false;
+        out.at = response_outcome::headers;
+        out.ec = ec;
+        stop_upload(x);
+        co_return out;
       }
       auto& res = parser.get();
       if (rec.t_response < 0) rec.t_response = rec.elapsed_ms();
       rec.status = res.result_int();
-
       const bool interim = res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols;
       if (!interim) {
+        x.response_started = true;
         for (const auto& [name, value] : options_.response_headers) res.set(name, value);
+        if (offers_connection_auth(res)) rec.pinned = pinned_ = true;
       }
       http::response_serializer<http::buffer_body> sr{res};
-      down_dog_.arm(options_.timeouts.data_idle, timeout_kind::downstream_data);
+      down_write_dog_.arm(rpc ? t_.rpc_idle : t_.client_data, timeout_kind::client_write);
       auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
-      down_dog_.disarm();
+      down_write_dog_.disarm();
       rec.bytes_to_client += wn;
       if (wec) {
-        finish(rec, termination::client_closed_response, wec.message());
-        co_return false;
+        out.at = response_outcome::client_headers;
+        out.ec = wec;
+        stop_upload(x);
+        close_upstream();
+        co_return out;
       }
       if (interim) continue;
 
-      const relay_outcome down = co_await relay_body(*up_, up_buf_, parser, sr, down_, up_dog_,
-                                                     timeout_kind::upstream_data, down_dog_, timeout_kind::downstream_data);
-      rec.bytes_to_client += down.wire_bytes;
-      if (down.ec) {
-        if (down.failed_reading) {
-          const bool timed_out = up_dog_.fired() == timeout_kind::upstream_data;
-          finish(rec, timed_out ? termination::response_body_timeout : termination::upstream_closed_body,
-                 down.ec.message());
-        } else {
-          finish(rec, termination::client_closed_response, down.ec.message());
-        }
-        co_return false;
+      const leg in{up_read_dog_, timeout_kind::upstream_read, rpc ? t_.rpc_idle : t_.upstream_data};
+      const leg to_client{down_write_dog_, timeout_kind::client_write, rpc ? t_.rpc_idle : t_.client_data};
+      const bool never = false;
+      out.relay = co_await relay_body(*up_, up_buf_, parser, sr, down_, in, to_client, never);
+      rec.bytes_to_client += out.relay.wire_bytes;
+      if (out.relay.ec) {
+        out.at = response_outcome::body;
+        stop_upload(x);
+        close_upstream();
+        co_return out;
       }
-      const bool upstream_keep_alive = res.keep_alive();
-      finish(rec, termination::normal, "");
-      if (!upstream_keep_alive) close_upstream();
-      // The upstream's "Connection: close" went to the client too, so the client expects the close: a
-      // connection-bound (NTLM) session must end on both legs together.
-      co_return upstream_keep_alive && client_keep_alive;
+      out.at = response_outcome::done;
+      out.keep_alive = res.keep_alive();
+      x.response_done = true;
+      stop_upload(x);  // an early answer (413, 401): the rest of the request body is not wanted
+      co_return out;
     }
   }
 
-  struct relay_outcome {
-    error_code ec;
-    bool failed_reading = false;
-    std::uint64_t body_bytes = 0;
-    std::uint64_t wire_bytes = 0;
-  };
-
-  // Streams one message body with a fixed buffer: never more than chunk_size bytes of it in memory.
+  // Streams one message body with a fixed buffer: never more than chunk_size bytes of it in memory. The
+  // buffer exists only while a body is relayed.
   template <bool is_request, class In, class Out>
   net::awaitable<relay_outcome> relay_body(In& in, beast::flat_buffer& in_buffer,
                                            http::parser<is_request, http::buffer_body>& parser,
                                            http::serializer<is_request, http::buffer_body>& sr, Out& out,
-                                           watchdog<timeout_kind>& in_dog, timeout_kind in_kind,
-                                           watchdog<timeout_kind>& out_dog, timeout_kind out_kind) {
+                                           const leg& from, const leg& to, const bool& stop) {
     relay_outcome r;
+    const std::unique_ptr<char[]> chunk(new char[chunk_size]);
     auto& body = parser.get().body();
+    // Minimum-throughput watchdog: bytes and time spent waiting on each side over the current window.
+    const std::uint64_t min_rate = t_.min_throughput;
+    auto window_start = scaled_clock::now();
+    std::uint64_t window_bytes = 0;
+    scaled_clock::duration read_wait{}, write_wait{};
     do {
+      if (stop) {
+        r.ec = net::error::operation_aborted;
+        co_return r;
+      }
       const bool final_write = parser.is_done();
       if (!final_write) {
-        body.data = chunk_.data();
-        body.size = chunk_.size();
-        in_dog.arm(options_.timeouts.data_idle, in_kind);
-        auto [ec, n] = co_await http::async_read(in, in_buffer, parser, use_tuple);
-        in_dog.disarm();
+        body.data = chunk.get();
+        body.size = chunk_size;
+        const auto t0 = scaled_clock::now();
+        from.watch.arm(from.idle, from.kind);
+        // read_some, not read: read would wait until the 64 KiB chunk is full, holding back an Outlook
+        // Anywhere ping or a trickling response; each relay step forwards whatever has arrived.
+        auto [ec, n] = co_await http::async_read_some(in, in_buffer, parser, use_tuple);
+        from.watch.disarm();
+        read_wait += scaled_clock::now() - t0;
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           r.ec = ec;
           r.failed_reading = true;
           co_return r;
         }
-        body.size = chunk_.size() - body.size;
-        body.data = chunk_.data();
-        body.more = !parser.is_done();
+        body.size = chunk_size - body.size;
+        if (body.size == 0) {
+          // Only framing was parsed (a chunk header). A zero-size piece must never reach the serializer:
+          // in chunked output it would read as the last chunk.
+          if (!parser.is_done()) continue;
+          body.data = nullptr;
+          body.more = false;
+        } else {
+          body.data = chunk.get();
+          body.more = !parser.is_done();
+        }
         r.body_bytes += body.size;
+        window_bytes += body.size;
       } else {
         body.data = nullptr;
         body.size = 0;
         body.more = false;
       }
-      out_dog.arm(options_.timeouts.data_idle, out_kind);
+      const auto t0 = scaled_clock::now();
+      to.watch.arm(to.idle, to.kind);
       auto [ec, n] = co_await http::async_write(out, sr, use_tuple);
-      out_dog.disarm();
+      to.watch.disarm();
+      write_wait += scaled_clock::now() - t0;
       r.wire_bytes += n;
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
@@ -343,8 +471,118 @@ class downstream_session {
         r.ec = http::error::partial_message;  // the serializer cannot finish: never spin
         co_return r;
       }
+      if (min_rate > 0) {
+        const auto now = scaled_clock::now();
+        const std::chrono::duration<double> elapsed = now - window_start;
+        if (elapsed >= t_.throughput_window) {
+          if (static_cast<double>(window_bytes) < static_cast<double>(min_rate) * elapsed.count()) {
+            r.ec = net::error::timed_out;
+            r.too_slow = true;
+            r.blame_reader = read_wait >= write_wait;
+            co_return r;
+          }
+          window_start = now;
+          window_bytes = 0;
+          read_wait = write_wait = {};
+        }
+      }
     } while (!parser.is_done() || !sr.is_done());
     co_return r;
+  }
+
+  /// The termination of a failed body relay. `reader_is_client` says which side the relay read from.
+  termination relay_failure(const relay_outcome& r, bool reader_is_client, bool rpc) const {
+    if (r.too_slow) {
+      return r.blame_reader == reader_is_client ? termination::client_too_slow : termination::upstream_too_slow;
+    }
+    const bool client_side = r.failed_reading == reader_is_client;
+    if (client_side) {
+      const auto fired = reader_is_client ? down_read_dog_.fired() : down_write_dog_.fired();
+      const auto kind = reader_is_client ? timeout_kind::client_read : timeout_kind::client_write;
+      if (fired == kind) {
+        if (rpc) return termination::rpc_client_idle_timeout;
+        return reader_is_client ? termination::request_body_timeout : termination::client_write_timeout;
+      }
+      return reader_is_client ? termination::client_closed_body : termination::client_closed_response;
+    }
+    const auto fired = reader_is_client ? up_write_dog_.fired() : up_read_dog_.fired();
+    const auto kind = reader_is_client ? timeout_kind::upstream_write : timeout_kind::upstream_read;
+    if (fired == kind) {
+      if (rpc) return termination::rpc_upstream_idle_timeout;
+      return reader_is_client ? termination::upstream_write_timeout : termination::response_body_timeout;
+    }
+    return reader_is_client ? termination::upstream_write_failed : termination::upstream_closed_body;
+  }
+
+  std::string relay_detail(const relay_outcome& r, termination why, bool rpc) const {
+    if (r.too_slow) {
+      return "fewer than " + std::to_string(t_.min_throughput) + " bytes/s over " + format_duration(t_.throughput_window);
+    }
+    if (!is_timeout(why)) return r.ec.message();
+    const bool client = info(why).code[0] == 'c';
+    const auto idle = rpc ? t_.rpc_idle : (client ? t_.client_data : t_.upstream_data);
+    return std::string(client ? "the client" : "the upstream") + " moved no body byte for " + format_duration(idle);
+  }
+
+  // One decision per exchange, after both halves have ended: what the access log says, what the client
+  // hears when nothing of the response was sent yet, and whether the connection carries another request.
+  net::awaitable<bool> conclude(request_record& rec, exchange_state& x, const response_outcome& res,
+                                bool client_keep_alive, bool rpc) {
+    const relay_outcome& up = x.upload;
+    if (res.at == response_outcome::done) {
+      if (!x.request_sent) {
+        finish(rec, termination::normal, "the upstream answered before the request body ended; connection closed");
+        co_return false;
+      }
+      finish(rec, termination::normal, "");
+      if (!res.keep_alive) close_upstream();
+      // The upstream's "Connection: close" went to the client too, so the client expects the close: a
+      // connection-bound (NTLM) session must end on both legs together.
+      co_return res.keep_alive && client_keep_alive;
+    }
+    // The client failed (or stalled) first during its upload; the response half only followed.
+    if (up.ec && !x.stop_upload && (up.failed_reading || (up.too_slow && up.blame_reader))) {
+      const termination why = relay_failure(up, true, rpc);
+      std::string detail = relay_detail(up, why, rpc);
+      finish(rec, why, detail);
+      co_return false;
+    }
+    switch (res.at) {
+      case response_outcome::headers: {
+        auto status = http::status::bad_gateway;
+        termination why = is_peer_close(res.ec) ? termination::upstream_closed_before_response
+                                                : termination::upstream_bad_response;
+        std::string detail = res.ec.message();
+        if (up_read_dog_.fired() == timeout_kind::response_headers) {
+          status = http::status::gateway_timeout;
+          why = termination::response_headers_timeout;
+          detail = "the upstream sent no response headers within " + format_duration(t_.response_headers);
+        } else if (up_write_dog_.fired() == timeout_kind::upstream_write) {  // it stopped taking the body
+          status = http::status::gateway_timeout;
+          why = rpc ? termination::rpc_upstream_idle_timeout : termination::upstream_write_timeout;
+          detail = "the upstream took no request body byte for " + format_duration(rpc ? t_.rpc_idle : t_.upstream_data);
+        } else if (up.ec && !x.stop_upload) {  // the upstream stopped taking the request body
+          why = relay_failure(up, true, rpc);
+          detail = relay_detail(up, why, rpc);
+          if (is_timeout(why)) status = http::status::gateway_timeout;
+        }
+        co_await send_error(rec, status, why, detail);
+        co_return false;
+      }
+      case response_outcome::client_headers: {
+        const bool timed_out = down_write_dog_.fired() == timeout_kind::client_write;
+        std::string detail = res.ec.message();
+        finish(rec, timed_out ? termination::client_write_timeout : termination::client_closed_response, detail);
+        co_return false;
+      }
+      case response_outcome::body:
+      case response_outcome::done:
+        break;
+    }
+    const termination why = relay_failure(res.relay, false, rpc);
+    std::string detail = relay_detail(res.relay, why, rpc);
+    finish(rec, why, detail);
+    co_return false;
   }
 
   // An idle upstream connection may have been closed by the server (IIS closes idle connections after
@@ -370,13 +608,13 @@ class downstream_session {
     ctx_->stats.add(counter::upstream_cx_total);
 
     resolver_.emplace(down_.get_executor());
-    up_dog_.arm(options_.timeouts.upstream_connect, timeout_kind::upstream_connect);
+    up_write_dog_.arm(t_.upstream_connect, timeout_kind::upstream_connect);
     auto [rec_ec, endpoints] = co_await resolver_->async_resolve(u.address.host, std::to_string(u.address.port), use_tuple);
     resolver_.reset();
     if (rec_ec) {
-      up_dog_.disarm();
+      up_write_dog_.disarm();
       ctx_->stats.add(counter::upstream_cx_connect_fail);
-      const bool timed_out = up_dog_.fired() == timeout_kind::upstream_connect;
+      const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_connect;
       const auto why = timed_out ? termination::upstream_connect_timeout : termination::upstream_resolve_failed;
       std::string detail = "cannot resolve upstream " + u.address.host + ": " + rec_ec.message() +
                            "; check the --upstream host name and this machine's DNS";
@@ -385,36 +623,43 @@ class downstream_session {
     }
     up_.emplace(down_.get_executor(), ctx_->upstream_tls);
     auto [cec, ep] = co_await net::async_connect(up_->next_layer(), endpoints, use_tuple);
-    up_dog_.disarm();
+    up_write_dog_.disarm();
     rec.t_connect = rec.elapsed_ms();
     if (cec) {
       ctx_->stats.add(counter::upstream_cx_connect_fail);
-      const bool timed_out = up_dog_.fired() == timeout_kind::upstream_connect;
+      const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_connect;
       const auto why = timed_out ? termination::upstream_connect_timeout : termination::upstream_connect_failed;
       std::string cause = cec.message();
-      if (timed_out) cause = "no answer within " + format_duration(options_.timeouts.upstream_connect);
+      if (timed_out) cause = "no answer within " + format_duration(t_.upstream_connect);
       std::string detail = "cannot connect to upstream " + u.address.to_string() + ": " + cause +
                            "; check that the Exchange server is up and reachable from this host";
-      co_await send_error(rec, http::status::service_unavailable, why, detail);
+      co_await send_error(rec, timed_out ? http::status::gateway_timeout : http::status::service_unavailable, why,
+                          detail);
       co_return false;
     }
     error_code ignored;
     up_->next_layer().set_option(tcp::no_delay(true), ignored);
     const std::string name = u.sni.empty() ? u.address.host : u.sni;
-    prepare_client_tls(up_->native_handle(), name, u.verify != tls_verify::none);
+    prepare_client_tls(up_->native_handle(), name, u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
 
-    up_dog_.arm(options_.timeouts.upstream_handshake, timeout_kind::upstream_handshake);
+    up_write_dog_.arm(t_.upstream_handshake, timeout_kind::upstream_handshake);
     auto [hec] = co_await up_->async_handshake(ssl::stream_base::client, use_tuple);
-    up_dog_.disarm();
+    up_write_dog_.disarm();
     rec.t_upstream_tls = rec.elapsed_ms();
+    std::optional<tls_diagnosis> failure;
+    const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_handshake;
     if (hec) {
+      failure = diagnose_tls_failure(timed_out ? error_code(net::error::timed_out) : hec, up_->native_handle(),
+                                     "the upstream");
+    } else if (u.verify == tls_verify::pin) {
+      failure = check_certificate_pin(up_->native_handle(), u.pin_sha256, "the upstream");
+    }
+    if (failure) {
       ctx_->stats.add(counter::upstream_tls_handshake_fail);
-      const bool timed_out = up_dog_.fired() == timeout_kind::upstream_handshake;
-      const error_code cause = timed_out ? error_code(net::error::timed_out) : hec;
-      const auto d = diagnose_tls_failure(cause, up_->native_handle(), "the upstream");
       const auto why = timed_out ? termination::upstream_handshake_timeout : termination::upstream_tls_failed;
-      std::string detail = "upstream " + u.address.to_string() + ": " + d.to_string();
-      co_await send_error(rec, http::status::bad_gateway, why, detail);
+      std::string detail = "upstream " + u.address.to_string() + ": " + failure->to_string();
+      close_upstream();  // a pinned certificate that does not match gets no request byte
+      co_await send_error(rec, timed_out ? http::status::gateway_timeout : http::status::bad_gateway, why, detail);
       co_return false;
     }
     up_tls_ = describe_session(up_->native_handle());
@@ -446,20 +691,25 @@ class downstream_session {
     rec.status = res.result_int();
     finish(rec, why, detail);
     if (!down_.next_layer().is_open()) co_return;
-    down_dog_.arm(options_.timeouts.data_idle, timeout_kind::downstream_data);
+    down_write_dog_.arm(t_.client_data, timeout_kind::client_write);
     co_await http::async_write(down_, res, use_tuple);
-    down_dog_.disarm();
+    down_write_dog_.disarm();
+  }
+
+  void count_end(termination why) {
+    ctx_->stats.add(why);
+    if (is_timeout(why)) ctx_->stats.add(counter::timeouts_total);
   }
 
   void finish(request_record& rec, termination why, const std::string& detail) {
     rec.end = why;
     rec.detail = detail;
     rec.t_total = rec.elapsed_ms();
-    if (is_timeout(why)) ctx_->stats.add(counter::timeouts_total);
-    log_access(rec);
+    count_end(why);
+    log_access(rec, options_.access_log);
   }
 
-  // A downstream timeout cancels the pending operation but keeps the socket, so that the client can still
+  // A downstream timeout cancels the pending operations but keeps the socket, so that the client can still
   // be told why (408, 504); the session then ends and the socket closes with it.
   void cancel_downstream() {
     error_code ignored;
@@ -474,20 +724,23 @@ class downstream_session {
 
   std::shared_ptr<bridge_context> ctx_;
   const bridge_options& options_;
+  const struct timeouts& t_;
   std::string client_;
   unsigned short listen_port_;
   tls_stream down_;
   std::optional<tls_stream> up_;
   std::optional<tcp::resolver> resolver_;
-  watchdog<timeout_kind> down_dog_;
-  watchdog<timeout_kind> up_dog_;
+  dog down_read_dog_;
+  dog down_write_dog_;
+  dog up_read_dog_;
+  dog up_write_dog_;
   beast::flat_buffer down_buf_;
   beast::flat_buffer up_buf_;
   std::string down_tls_;
   std::string up_tls_;
+  long t_handshake_ = -1;
   std::uint64_t upstream_requests_ = 0;
   bool pinned_ = false;
-  std::array<char, chunk_size> chunk_{};
 };
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "proxy/termination.hpp"
+
 namespace exbridge::proxy {
 
 #define EXBRIDGE_COUNTERS(X)         \
@@ -40,8 +42,13 @@ class bridge_stats {
   void add(counter c, std::int64_t n = 1) { values_[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed); }
   std::int64_t get(counter c) const { return values_[static_cast<std::size_t>(c)].load(std::memory_order_relaxed); }
 
+  /// How many requests or connections ended for each reason (every termination is counted once).
+  void add(termination t) { ends_[static_cast<std::size_t>(t)].fetch_add(1, std::memory_order_relaxed); }
+  std::int64_t get(termination t) const { return ends_[static_cast<std::size_t>(t)].load(std::memory_order_relaxed); }
+
  private:
   std::array<std::atomic<std::int64_t>, static_cast<std::size_t>(counter::count_)> values_{};
+  std::array<std::atomic<std::int64_t>, termination_count> ends_{};
 };
 
 }  // namespace exbridge::proxy

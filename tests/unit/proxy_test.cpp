@@ -1,6 +1,8 @@
 // Unit tests for exbridge's command line, termination table and access-log line.
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "common/errors.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/options.hpp"
@@ -58,7 +60,9 @@ TEST(Options, DefaultsAreExchangeSafe) {
   // Nothing on the data path may fire at or below Outlook Anywhere's 900 s keep-alive ping.
   EXPECT_GT(o->timeouts.keep_alive_idle, std::chrono::seconds(900));
   EXPECT_GT(o->timeouts.response_headers, std::chrono::seconds(900));
-  EXPECT_GT(o->timeouts.data_idle, std::chrono::seconds(900));
+  EXPECT_GT(o->timeouts.client_data, std::chrono::seconds(900));
+  EXPECT_GT(o->timeouts.upstream_data, std::chrono::seconds(900));
+  EXPECT_GT(o->timeouts.rpc_idle, std::chrono::seconds(900));
 }
 
 TEST(Options, MistakesNameTheFix) {
@@ -91,15 +95,32 @@ TEST(AccessLog, LineCarriesTimersBytesCodeAndTls) {
   r.status = 200;
   r.bytes_to_client = 1234;
   r.bytes_from_client = 567;
-  r.t_request = 1, r.t_connect = 2, r.t_upstream_tls = 3, r.t_response = 40, r.t_total = 41;
+  r.t_handshake = 9, r.t_request = 1, r.t_connect = 2, r.t_upstream_tls = 3, r.t_response = 40, r.t_total = 41;
   r.auth_scheme = "NTLM";
   r.pinned = true;
   r.upstream_requests = 3;
   r.down_tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
   r.up_tls = "TLSv1 AES128-SHA";
   EXPECT_EQ(format_access_line(r),
-            "203.0.113.7:50000 \"POST /EWS/Exchange.asmx\" 200 1234 567 1/2/3/40/41 -- completed auth=NTLM pinned=1 "
+            "203.0.113.7:50000 \"POST /EWS/Exchange.asmx\" 200 1234 567 9/1/2/3/40/41 -- completed auth=NTLM pinned=1 "
             "upreq=3 down_tls=\"TLSv1.3 TLS_AES_256_GCM_SHA384\" up_tls=\"TLSv1 AES128-SHA\"");
+  const auto json = boost::json::parse(format_access_json(r)).as_object();
+  EXPECT_EQ(json.at("status").to_number<unsigned>(), 200u);
+  EXPECT_EQ(json.at("termination").as_string(), "--");
+  EXPECT_EQ(json.at("reason").as_string(), "completed");
+  EXPECT_EQ(json.at("ms_downstream_tls").as_int64(), 9);
+  EXPECT_EQ(json.at("ms_total").as_int64(), 41);
+  EXPECT_EQ(json.at("pinned").as_bool(), true);
+  EXPECT_EQ(json.at("upstream_tls").as_string(), "TLSv1 AES128-SHA");
+}
+
+TEST(AccessLog, JsonEscapesWhatAClientSends) {
+  request_record r;
+  r.target = "/\"quoted\"\\path";
+  r.detail = "line\nbreak";
+  const auto json = boost::json::parse(format_access_json(r)).as_object();
+  EXPECT_EQ(json.at("target").as_string(), "/\"quoted\"\\path");
+  EXPECT_EQ(json.at("detail").as_string(), "line\nbreak");
 }
 
 }  // namespace
