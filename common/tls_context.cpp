@@ -306,4 +306,25 @@ std::string normalize_pin(const std::string& text, const std::string& what) {
   return out;
 }
 
+tls_session_cache::~tls_session_cache() {
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+}
+
+void tls_session_cache::offer(SSL* ssl) {
+  std::lock_guard lock(mutex_);
+  if (session_ != nullptr) SSL_set_session(ssl, session_);
+}
+
+void tls_session_cache::remember(SSL* ssl) {
+  SSL_SESSION* fresh = SSL_get1_session(ssl);
+  if (fresh == nullptr) return;
+  if (SSL_SESSION_is_resumable(fresh) != 1) {
+    SSL_SESSION_free(fresh);
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  session_ = fresh;
+}
+
 }  // namespace exbridge

@@ -5,6 +5,7 @@
 //   exchange_online_client  rehearse's client: TLS 1.2+, Office 365 suites, SNI, chain and name checks
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,24 @@ std::string peer_certificate_sha256(SSL* ssl);
 /// Accepts a pin as `openssl x509 -fingerprint -sha256` prints it (colons, any case, optional
 /// "SHA256 Fingerprint=" or "sha256:" prefix) and returns 64 lower-case hex digits; throws config_error.
 std::string normalize_pin(const std::string& text, const std::string& what);
+
+/// Client side: the last resumable session with one server, shared by all connections to it, so that a new
+/// connection resumes instead of paying a full handshake (RSA key exchange on the old server). Thread-safe.
+class tls_session_cache {
+ public:
+  tls_session_cache() = default;
+  ~tls_session_cache();
+  tls_session_cache(const tls_session_cache&) = delete;
+  tls_session_cache& operator=(const tls_session_cache&) = delete;
+  /// Before the handshake: offer the remembered session, if any.
+  void offer(SSL* ssl);
+  /// After a successful handshake: remember this connection's session.
+  void remember(SSL* ssl);
+
+ private:
+  std::mutex mutex_;
+  SSL_SESSION* session_ = nullptr;
+};
 
 /// "TLSv1.3 TLS_AES_256_GCM_SHA384" for an established connection.
 std::string describe_session(SSL* ssl);

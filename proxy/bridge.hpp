@@ -17,6 +17,7 @@ struct bridge_context {
   std::vector<ssl::context> sni_tls;  ///< further certificates chosen by SNI (declared first: outlives the next)
   ssl::context downstream_tls;
   ssl::context upstream_tls;
+  tls_session_cache upstream_sessions;  ///< resumption towards the Exchange server
   bridge_stats stats;
 };
 

@@ -19,6 +19,7 @@
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -170,7 +171,7 @@ class downstream_session {
       if (up_buf_.size() == 0) up_buf_.shrink_to_fit();
       if (!again) break;
     }
-    close_upstream();
+    co_await shut_upstream();
     if (down_.next_layer().is_open()) {
       down_write_dog_.arm(std::chrono::seconds(5), timeout_kind::client_write);
       co_await down_.async_shutdown(use_tuple);
@@ -409,7 +410,14 @@ class downstream_session {
                                            http::serializer<is_request, http::buffer_body>& sr, Out& out,
                                            const leg& from, const leg& to, const bool& stop) {
     relay_outcome r;
-    const std::unique_ptr<char[]> chunk(new char[chunk_size]);
+    // Small bodies (most EWS answers) get a buffer of their size, large ones chunk_size.
+    const auto declared = parser.content_length_remaining();
+    const std::size_t size = declared ? static_cast<std::size_t>(std::clamp<std::uint64_t>(*declared, 1, chunk_size))
+                                      : chunk_size;
+    const std::unique_ptr<char[]> chunk(new char[size]);
+    // Beast sizes each read by the buffer's spare capacity (at least 512 bytes): after shrink_to_fit an
+    // unreserved buffer would move the body in 512-byte reads and 534-byte TLS records.
+    in_buffer.reserve(size);
     auto& body = parser.get().body();
     // Minimum-throughput watchdog: bytes and time spent waiting on each side over the current window.
     const std::uint64_t min_rate = t_.min_throughput;
@@ -424,7 +432,7 @@ class downstream_session {
       const bool final_write = parser.is_done();
       if (!final_write) {
         body.data = chunk.get();
-        body.size = chunk_size;
+        body.size = size;
         const auto t0 = scaled_clock::now();
         from.watch.arm(from.idle, from.kind);
         // read_some, not read: read would wait until the 64 KiB chunk is full, holding back an Outlook
@@ -438,7 +446,7 @@ class downstream_session {
           r.failed_reading = true;
           co_return r;
         }
-        body.size = chunk_size - body.size;
+        body.size = size - body.size;
         if (body.size == 0) {
           // Only framing was parsed (a chunk header). A zero-size piece must never reach the serializer:
           // in chunked output it would read as the last chunk.
@@ -642,6 +650,7 @@ class downstream_session {
     const std::string name = u.sni.empty() ? u.address.host : u.sni;
     prepare_client_tls(up_->native_handle(), name, u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
 
+    ctx_->upstream_sessions.offer(up_->native_handle());
     up_write_dog_.arm(t_.upstream_handshake, timeout_kind::upstream_handshake);
     auto [hec] = co_await up_->async_handshake(ssl::stream_base::client, use_tuple);
     up_write_dog_.disarm();
@@ -662,6 +671,8 @@ class downstream_session {
       co_await send_error(rec, timed_out ? http::status::gateway_timeout : http::status::bad_gateway, why, detail);
       co_return false;
     }
+    ctx_->upstream_sessions.remember(up_->native_handle());
+    if (SSL_session_reused(up_->native_handle()) == 1) ctx_->stats.add(counter::upstream_tls_resumed);
     up_tls_ = describe_session(up_->native_handle());
     rec.up_tls = up_tls_;
     co_return true;
@@ -714,6 +725,17 @@ class downstream_session {
   void cancel_downstream() {
     error_code ignored;
     down_.next_layer().cancel(ignored);
+  }
+
+  // Ends a healthy upstream connection with close_notify: a TLS session closed without it is dropped from
+  // the server's session cache, and the next connection would pay a full handshake instead of resuming.
+  net::awaitable<void> shut_upstream() {
+    if (up_ && up_->next_layer().is_open()) {
+      up_write_dog_.arm(std::chrono::seconds(2), timeout_kind::upstream_write);
+      co_await up_->async_shutdown(use_tuple);
+      up_write_dog_.disarm();
+    }
+    close_upstream();
   }
 
   void close_upstream() {

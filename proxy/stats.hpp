@@ -19,6 +19,7 @@ namespace exbridge::proxy {
   X(upstream_cx_total)               \
   X(upstream_cx_connect_fail)        \
   X(upstream_tls_handshake_fail)     \
+  X(upstream_tls_resumed)            \
   X(upstream_rq_total)               \
   X(upstream_rq_pinned)              \
   X(upstream_rq_failed)              \

@@ -334,3 +334,19 @@ TEST_F(BridgeTimeoutTest, TlsSessionsAreResumed) {
 
 }  // namespace
 }  // namespace exbridge::proxy
+
+namespace exbridge::proxy {
+namespace {
+
+// A new client connection needs a new upstream connection (never shared, for NTLM's sake); resuming the
+// upstream TLS session spares the old server a full RSA handshake each time.
+TEST_F(BridgeTimeoutTest, UpstreamTlsSessionsAreResumedAcrossClientConnections) {
+  start_bridge(options_for_upstream());
+  EXPECT_EQ(request_once("/").status, 200u);
+  EXPECT_EQ(request_once("/").status, 200u);
+  EXPECT_EQ(upstream_.connections(), 2);
+  EXPECT_EQ(stat(counter::upstream_tls_resumed), 1);
+}
+
+}  // namespace
+}  // namespace exbridge::proxy

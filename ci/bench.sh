@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Benchmarks exbridge side by side with HAProxy, nginx and stunnel in one run, on loopback, behind the same
+# TLS 1.0 upstream (nginx serving files from tmpfs), and prints a table plus JSON (bench.json):
+#   bulk download   1 GiB over TLS 1.0 upstream -> TLS 1.3 client: MB/s and the proxy's CPU-seconds per GB
+#   bulk upload     1 GiB request body (an RPC_IN_DATA-sized PUT) client -> upstream
+#   keep-alive      1 KiB responses over 50 keep-alive connections (wrk): requests/s, p50/p99 latency
+#   new TLS conns   "Connection: close" requests (a full TLS 1.3 handshake each): connections/s
+#   crypto floor    `openssl speed` of the two ciphers in use, and each proxy's CPU per GB as a multiple of it
+# Every proxy gets one worker thread/process, so the figures compare work per core. Each peer's config is
+# printed. Knobs: EXBRIDGE_BENCH_MB (bulk size, default 1024), EXBRIDGE_BENCH_SECONDS (wrk runs, default 10),
+# EXBRIDGE_BENCH_PEERS (default "exbridge haproxy nginx stunnel"), EXBRIDGE_BENCH_OUT (default build/bench).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+mb=${EXBRIDGE_BENCH_MB:-1024}
+seconds=${EXBRIDGE_BENCH_SECONDS:-10}
+peers=${EXBRIDGE_BENCH_PEERS:-"exbridge haproxy nginx stunnel"}
+out=${EXBRIDGE_BENCH_OUT:-$root/build/bench}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+missing=""
+for tool in nginx haproxy stunnel4 wrk curl openssl; do need "$tool" || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+  echo "bench: installing$missing (ci/install-deps.sh)" >&2
+  "$root/ci/install-deps.sh" >&2
+fi
+[ -x "$root/build/bin/exbridge" ] || "$root/ci/build.sh" default >&2
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+rm -rf "$out" && mkdir -p "$out"
+work=$(mktemp -d /dev/shm/exbridge-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# --- lab PKI: a CA, the public name Exchange Online uses, the Exchange 2007 server's name -----------------
+cd "$work"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=exbridge bench CA" 2>/dev/null
+for leg in down up; do
+  name=mail.contoso.example; [ "$leg" = up ] && name=ex2007.contoso.example
+  openssl req -newkey rsa:2048 -nodes -keyout $leg.key -out $leg.csr -subj "/CN=$name" 2>/dev/null
+  printf "subjectAltName=DNS:%s,IP:127.0.0.1\n" "$name" > $leg.ext
+  openssl x509 -req -in $leg.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out $leg.leaf -days 2 -extfile $leg.ext 2>/dev/null
+  cat $leg.leaf ca.crt > $leg.crt
+  cat $leg.crt $leg.key > $leg.pem
+done
+mkdir -p www dav tmp logs
+chmod 755 "$work" www && chmod 777 dav tmp  # nginx workers run as nobody
+head -c $((mb * 1048576)) /dev/zero > www/bulk
+head -c 1024 /dev/zero > www/1k
+head -c $((mb * 1048576)) /dev/zero > upload.bin
+
+free_port() {  # a random port nothing listens on
+  local p
+  while :; do
+    p=$(shuf -i 20000-60000 -n 1)
+    (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+wait_port() {  # until something listens on $1 (or 10 s)
+  for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: nothing listens on port $1; see $out/*.log" >&2; exit 1
+}
+cpu_ticks() {  # utime+stime of a process and its children (clock ticks)
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    [ -r /proc/$p/stat ] && total=$((total + $(awk '{print $14 + $15}' /proc/$p/stat)))
+  done
+  echo $total
+}
+hz=$(getconf CLK_TCK)
+
+# --- the TLS 1.0 upstream: nginx as Exchange 2007 would negotiate (TLS 1.0, AES256-SHA) ------------------
+up_port=$(free_port)
+cat > upstream.conf <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/logs/upstream.err;
+pid $work/upstream.pid;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$up_port ssl;
+    ssl_certificate $work/up.crt; ssl_certificate_key $work/up.key;
+    ssl_protocols TLSv1; ssl_ciphers 'AES256-SHA:@SECLEVEL=0'; ssl_prefer_server_ciphers on;
+    keepalive_requests 10000000; keepalive_timeout 300s;
+    client_max_body_size 0; client_body_temp_path $work/tmp;
+    root $work/www;
+    location /dav/ { root $work; dav_methods PUT; create_full_put_path on; }
+  }
+}
+CONF
+nginx -c "$work/upstream.conf" -p "$work" >"$out/upstream.log" 2>&1 &
+up_pid=$!; pids+=("$up_pid")
+wait_port "$up_port"
+
+# --- the proxies under test -------------------------------------------------------------------------------
+start_exbridge() {
+  "$root/build/bin/exbridge" --listen "127.0.0.1:$1" --cert down.crt --key down.key --upstream "127.0.0.1:$up_port" \
+    --upstream-sni ex2007.contoso.example --upstream-verify ca:ca.crt --threads 1 >"$out/exbridge.log" 2>&1 &
+  echo "exbridge --listen 127.0.0.1:$1 --cert down.crt --key down.key --upstream 127.0.0.1:$up_port --upstream-sni ex2007.contoso.example --upstream-verify ca:ca.crt --threads 1" > "$out/exbridge.conf"
+}
+start_haproxy() {
+  cat > "$out/haproxy.conf" <<CONF
+global
+  nbthread 1
+  maxconn 20000
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse safe
+  timeout connect 30s
+  timeout client 1h
+  timeout server 1h
+frontend exo
+  bind 127.0.0.1:$1 ssl crt $work/down.pem alpn http/1.1
+  default_backend ex2007
+backend ex2007
+  server ex 127.0.0.1:$up_port ssl verify required ca-file $work/ca.crt verifyhost ex2007.contoso.example sni str(ex2007.contoso.example) ssl-min-ver TLSv1.0 ssl-max-ver TLSv1.0 ciphers AES256-SHA:@SECLEVEL=0
+CONF
+  haproxy -f "$out/haproxy.conf" -db >"$out/haproxy.log" 2>&1 &
+}
+start_nginx() {
+  cat > "$out/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/logs/nginx.err;
+pid $work/nginx.pid;
+worker_rlimit_nofile 40000;
+events { worker_connections 40000; }
+http {
+  access_log off;
+  upstream ex2007 { server 127.0.0.1:$up_port; keepalive 64; keepalive_requests 10000000; }
+  server {
+    listen 127.0.0.1:$1 ssl;
+    ssl_certificate $work/down.crt; ssl_certificate_key $work/down.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 10000000;
+    client_max_body_size 0;
+    location / {
+      proxy_pass https://ex2007;
+      proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off; proxy_request_buffering off;
+      proxy_ssl_protocols TLSv1; proxy_ssl_ciphers 'AES256-SHA:@SECLEVEL=0';
+      proxy_ssl_server_name on; proxy_ssl_name ex2007.contoso.example;
+      proxy_ssl_verify on; proxy_ssl_trusted_certificate $work/ca.crt; proxy_ssl_session_reuse on;
+    }
+  }
+}
+CONF
+  nginx -c "$out/nginx.conf" -p "$work" >"$out/nginx.log" 2>&1 &
+}
+start_stunnel() {
+  local mid; mid=$(free_port)
+  cat > "$out/stunnel.conf" <<CONF
+foreground = yes
+pid =
+[exo]
+accept = 127.0.0.1:$1
+connect = 127.0.0.1:$mid
+cert = $work/down.crt
+key = $work/down.key
+sslVersionMin = TLSv1.2
+[ex2007]
+client = yes
+accept = 127.0.0.1:$mid
+connect = 127.0.0.1:$up_port
+sni = ex2007.contoso.example
+checkHost = ex2007.contoso.example
+CAfile = $work/ca.crt
+verifyChain = yes
+sslVersionMin = TLSv1
+sslVersionMax = TLSv1
+ciphers = AES256-SHA:@SECLEVEL=0
+securityLevel = 0
+CONF
+  stunnel4 "$out/stunnel.conf" >"$out/stunnel.log" 2>&1 &
+}
+
+client_curl() {  # curl as the Exchange Online side: TLS 1.3, verifies the chain and the name
+  curl -sS --fail --cacert ca.crt --tlsv1.2 --resolve "mail.contoso.example:$port:127.0.0.1" "$@"
+}
+
+json="$out/bench.json"
+echo '{"bulk_mb": '"$mb"', "seconds": '"$seconds"', "peers": {' > "$json"
+printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "p50 ms" "p99 ms" "conn/s" > "$out/table.txt"
+first=1
+for peer in $peers; do
+  port=$(free_port)
+  "start_$peer" "$port"
+  ppid=$!; pids+=("$ppid")
+  wait_port "$port"
+  url="https://mail.contoso.example:$port"
+  client_curl -o /dev/null "$url/1k"  # warm-up and a correctness check through the proxy
+
+  t0=$(cpu_ticks $ppid)
+  down=$(client_curl -o /dev/null -w '%{speed_download}' "$url/bulk")
+  t1=$(cpu_ticks $ppid)
+  up=$(client_curl -o /dev/null -H 'Expect:' -T upload.bin -w '%{speed_upload}' "$url/dav/upload-$peer")
+  t2=$(cpu_ticks $ppid)
+  cmp -s upload.bin "dav/upload-$peer" || { echo "bench: $peer: the uploaded file differs" >&2; exit 1; }
+  rm -f "dav/upload-$peer"
+  gb=$(awk -v mb="$mb" 'BEGIN{print mb/1024*1.073741824}')
+  down_cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v gb="$gb" 'BEGIN{printf "%.2f", t/hz/gb}')
+  up_cpu=$(awk -v t="$((t2 - t1))" -v hz="$hz" -v gb="$gb" 'BEGIN{printf "%.2f", t/hz/gb}')
+
+  wrk -t1 -c50 -d"${seconds}s" --latency "https://127.0.0.1:$port/1k" > "$out/$peer-keepalive.txt" 2>&1
+  rps=$(awk '/Requests\/sec/{print $2}' "$out/$peer-keepalive.txt")
+  p50=$(awk '$1=="50%"{print $2}' "$out/$peer-keepalive.txt")
+  p99=$(awk '$1=="99%"{print $2}' "$out/$peer-keepalive.txt")
+  wrk -t1 -c50 -d"${seconds}s" -H 'Connection: close' "https://127.0.0.1:$port/1k" > "$out/$peer-newconn.txt" 2>&1
+  cps=$(awk '/Requests\/sec/{print $2}' "$out/$peer-newconn.txt")
+
+  kill "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
+  down_mbs=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
+  up_mbs=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}')
+  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$p50" "$p99" "$cps" >> "$out/table.txt"
+  [ $first = 1 ] || echo ',' >> "$json"; first=0
+  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s}' \
+    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$p50" "$p99" "${cps:-0}" >> "$json"
+done
+
+# --- the crypto floor: what the two ciphers alone cost per GB on this machine ------------------------------
+speed() { openssl speed -elapsed -seconds 2 -bytes 16384 "$@" 2>/dev/null | awk '/^(aes|AES)/{v=$NF; sub(/k$/,"",v); print v*1000}' | tail -1; }
+cbc=$(speed -decrypt -evp aes-256-cbc-hmac-sha1)
+gcm=$(speed -evp aes-256-gcm)
+floor=$(awk -v a="$cbc" -v b="$gcm" 'BEGIN{printf "%.2f", 1e9/a + 1e9/b}')
+echo '}, "crypto_floor_cpu_s_per_gb": '"$floor"', "aes256_cbc_hmac_sha1_decrypt_bytes_s": '"$cbc"', "aes256_gcm_encrypt_bytes_s": '"$gcm"'}' >> "$json"
+
+echo "exbridge benchmark: $mb MiB bulk each way, wrk ${seconds}s x 50 connections, one worker per proxy, $(nproc) cores"
+cat "$out/table.txt"
+echo "crypto floor: $floor CPU-s/GB (AES-256-CBC-HMAC-SHA1 decrypt $(awk -v a="$cbc" 'BEGIN{printf "%.0f", a/1e6}') MB/s + AES-256-GCM encrypt $(awk -v b="$gcm" 'BEGIN{printf "%.0f", b/1e6}') MB/s, openssl speed)"
+up_cpu_total=$(awk '{print $14+$15}' /proc/$up_pid/stat)
+echo "upstream (nginx, TLS 1.0) used $(awk -v t="$up_cpu_total" -v hz="$hz" 'BEGIN{printf "%.1f", t/hz}') CPU-s in total"
+echo "peer configs and raw wrk output: $out/"
+for peer in $peers; do echo "--- $peer"; cat "$out/$peer.conf"; done
