@@ -36,4 +36,29 @@ std::string toml_get_string(const std::string& source, const toml::table& table,
   return node->as_string()->get();
 }
 
+std::uint64_t toml_whole_number(const std::string& source, const toml::node& node, const std::string& key,
+                                std::int64_t min, std::int64_t max) {
+  const auto v = node.value_exact<std::int64_t>();
+  if (!v || *v < min || *v > max) {
+    std::string range = ">= " + std::to_string(min);
+    if (max != INT64_MAX) range = "from " + std::to_string(min) + " to " + std::to_string(max);
+    toml_fail_at(source, node, "'" + key + "' must be a whole number " + range);
+  }
+  return static_cast<std::uint64_t>(*v);
+}
+
+scaled_clock::duration toml_duration(const std::string& source, const toml::node& node, const std::string& key) {
+  if (node.is_string()) {
+    try {
+      return parse_duration(node.as_string()->get(), "'" + key + "'");
+    } catch (const config_error& e) {
+      toml_fail_at(source, node, e.what());
+    }
+  }
+  if (const auto seconds = node.value<double>(); seconds && *seconds >= 0 && !node.is_boolean()) {
+    return std::chrono::duration_cast<scaled_clock::duration>(std::chrono::duration<double>(*seconds));
+  }
+  toml_fail_at(source, node, "'" + key + "' must be a duration such as \"250ms\", \"30s\" or \"2m\" (or seconds)");
+}
+
 }  // namespace exbridge

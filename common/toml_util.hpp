@@ -4,8 +4,11 @@
 
 #include <toml++/toml.h>
 
+#include <cstdint>
 #include <set>
 #include <string>
+
+#include "common/clock.hpp"
 
 namespace exbridge {
 
@@ -22,5 +25,12 @@ void toml_reject_unknown_keys(const std::string& source, const toml::table& tabl
 /// The string at `key`; `fallback` when absent and not `required`. Throws config_error otherwise.
 std::string toml_get_string(const std::string& source, const toml::table& table, const char* key, bool required,
                             const std::string& fallback, const std::string& where);
+
+/// A whole number `node` in [min, max]; throws config_error naming `key` and the line otherwise.
+std::uint64_t toml_whole_number(const std::string& source, const toml::node& node, const std::string& key,
+                                std::int64_t min, std::int64_t max = INT64_MAX);
+
+/// A duration: a string such as "250ms", "30s", "15m" (parse_duration) or a number of seconds.
+scaled_clock::duration toml_duration(const std::string& source, const toml::node& node, const std::string& key);
 
 }  // namespace exbridge

@@ -11,8 +11,7 @@
 
 namespace exbridge::fake_exchange {
 
-control_api::control_api(const host_port& where, server& srv, exchange_config config)
-    : http_(std::make_unique<httplib::Server>()) {
+void require_loopback(const host_port& where) {
   error_code ec;
   const auto address = net::ip::make_address(where.host, ec);
   // Anyone who reaches this API can change how the server fails: it never listens beyond the machine.
@@ -20,6 +19,11 @@ control_api::control_api(const host_port& where, server& srv, exchange_config co
     throw config_error("--control " + where.to_string() + ": the control API listens on loopback only; use "
                        "127.0.0.1:PORT or [::1]:PORT");
   }
+}
+
+control_api::control_api(const host_port& where, server& srv, exchange_config config)
+    : http_(std::make_unique<httplib::Server>()) {
+  require_loopback(where);
   auto& h = *http_;
   h.Get("/stats", [&srv](const httplib::Request&, httplib::Response& res) {
     res.set_content(srv.stats().snapshot().to_json(), "application/json");

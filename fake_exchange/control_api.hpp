@@ -19,6 +19,9 @@ class Server;
 
 namespace exbridge::fake_exchange {
 
+/// Throws config_error unless `where` is a loopback address (checked when the option is read).
+void require_loopback(const host_port& where);
+
 class control_api {
  public:
   /// Binds `where` (a loopback address; port 0 = any). Throws config_error for other addresses or a failed bind.

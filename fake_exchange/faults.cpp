@@ -10,6 +10,7 @@
 
 #include "common/errors.hpp"
 #include "common/toml_util.hpp"
+#include "fake_exchange/fault_toml.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -53,33 +54,10 @@ action_keys keys_of(fault_kind k) {
   return {};
 }
 
-std::uint64_t whole_number(const std::string& source, const toml::node& node, const std::string& key,
-                           std::int64_t min) {
-  const auto v = node.value_exact<std::int64_t>();
-  if (!v || *v < min) {
-    toml_fail_at(source, node, "'" + key + "' must be a whole number >= " + std::to_string(min));
-  }
-  return static_cast<std::uint64_t>(*v);
-}
-
 double number(const std::string& source, const toml::node& node, const std::string& key) {
   const auto v = node.value<double>();
   if (!v) toml_fail_at(source, node, "'" + key + "' must be a number");
   return *v;
-}
-
-scaled_clock::duration duration_value(const std::string& source, const toml::node& node) {
-  if (node.is_string()) {
-    try {
-      return parse_duration(node.as_string()->get(), "'duration'");
-    } catch (const config_error& e) {
-      toml_fail_at(source, node, e.what());
-    }
-  }
-  if (const auto seconds = node.value<double>(); seconds && *seconds >= 0) {
-    return std::chrono::duration_cast<scaled_clock::duration>(std::chrono::duration<double>(*seconds));
-  }
-  toml_fail_at(source, node, "'duration' must be a duration such as \"250ms\", \"30s\" or \"2m\" (or seconds)");
 }
 
 fault_rule parse_rule(const std::string& source, const toml::table& t, std::size_t index) {
@@ -94,9 +72,9 @@ fault_rule parse_rule(const std::string& source, const toml::table& t, std::size
   r.operation = toml_get_string(source, t, "operation", false, "", "[[fault]]");
   r.user = toml_get_string(source, t, "user", false, "", "[[fault]]");
   if (!r.path.empty() && r.path.front() != '/') toml_fail_at(source, *t.get("path"), "'path' must start with '/'");
-  if (const auto* n = t.get("nth")) r.nth = whole_number(source, *n, "nth", 1);
-  if (const auto* n = t.get("times")) r.times = whole_number(source, *n, "times", 1);
-  if (const auto* n = t.get("seed")) r.seed = whole_number(source, *n, "seed", 0);
+  if (const auto* n = t.get("nth")) r.nth = toml_whole_number(source, *n, "nth", 1);
+  if (const auto* n = t.get("times")) r.times = toml_whole_number(source, *n, "times", 1);
+  if (const auto* n = t.get("seed")) r.seed = toml_whole_number(source, *n, "seed", 0);
   if (const auto* n = t.get("percent")) {
     r.percent = number(source, *n, "percent");
     if (!(r.percent > 0 && r.percent <= 100)) toml_fail_at(source, *n, "'percent' must be more than 0 and at most 100");
@@ -115,7 +93,7 @@ fault_rule parse_rule(const std::string& source, const toml::table& t, std::size
   };
   if (const auto* n = t.get("duration")) {
     if (!keys.duration) not_for("duration");
-    r.action.duration = duration_value(source, *n);
+    r.action.duration = toml_duration(source, *n, "duration");
   } else if (keys.duration_required) {
     toml_fail_at(source, t, "action '" + action + "' needs 'duration'");
   } else {
@@ -123,7 +101,7 @@ fault_rule parse_rule(const std::string& source, const toml::table& t, std::size
   }
   if (const auto* n = t.get("after_bytes")) {
     if (!keys.after_bytes) not_for("after_bytes");
-    r.action.after_bytes = whole_number(source, *n, "after_bytes", 0);
+    r.action.after_bytes = toml_whole_number(source, *n, "after_bytes", 0);
   } else if (r.action.kind == fault_kind::reset || r.action.kind == fault_kind::truncate ||
              r.action.kind == fault_kind::stall) {
     r.action.after_bytes = 0;  // right after the response header

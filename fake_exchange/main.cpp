@@ -4,6 +4,7 @@
 #include "common/main_guard.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "fake_exchange/config_file.hpp"
 #include "fake_exchange/control_api.hpp"
 #include "fake_exchange/manifest.hpp"
 #include "fake_exchange/server.hpp"
@@ -17,6 +18,10 @@ int main(int argc, char** argv) {
     std::vector<user> users;
     double time_scale = 1;
     arg_parser args("fake-exchange", "[options]");
+    args.option("config", "FILE",
+                "TOML file: users and passwords, organisation, mailboxes, version, fault rules (see the README); "
+                "options after it override it",
+                [&](const std::string& v) { apply_config_file(v, options); });
     args.option("listen", "HOST:PORT", "address to listen on (port 0 = any free port; default 127.0.0.1:0)",
                 [&](const std::string& v) { options.listen = parse_host_port(v, "--listen"); });
     args.option("cert", "FILE", "PEM certificate (chain); default: a self-generated certificate",
@@ -66,7 +71,10 @@ int main(int argc, char** argv) {
     std::optional<host_port> control;
     args.option("control", "HOST:PORT",
                 "serve the control API (GET /stats, GET|PUT /faults, GET /manifest) on a loopback address",
-                [&](const std::string& v) { control = parse_host_port(v, "--control"); });
+                [&](const std::string& v) {
+                  control = parse_host_port(v, "--control");
+                  require_loopback(*control);
+                });
     args.option("time-scale", "N", "run every timeout N times faster (default 1)",
                 [&](const std::string& v) { time_scale = parse_number(v, "--time-scale"); });
     args.epilog(std::string("Without --user, the demo organisation contoso.example is served:\n"
