@@ -327,12 +327,15 @@ class session {
     c_.dog.disarm();
     if (hit && hit->action.kind == fault_kind::delay) co_await c_.pause(hit->action.duration);
     const fault_action* cut = hit && cuts_body(hit->action.kind) ? &hit->action : nullptr;
+    const std::uint64_t cut_at = cut != nullptr ? cut->after_bytes.value_or(0) : 0;
     std::vector<char> chunk(64 * 1024);
     while (!parser.is_done()) {
+      std::size_t room = chunk.size();
+      if (cut != nullptr) room = static_cast<std::size_t>(std::min<std::uint64_t>(room, cut_at - rec.bytes_in));
       parser.get().body().data = chunk.data();
-      parser.get().body().size = chunk.size();
+      parser.get().body().size = room;
       auto [ec, n] = co_await http::async_read(c_.stream, c_.buffer, parser, use_tuple);
-      const std::size_t got = chunk.size() - parser.get().body().size;
+      const std::size_t got = room - parser.get().body().size;
       rec.bytes_in += got;
       stats_.rpc_in(got);
       stats_.received(got);
@@ -341,7 +344,7 @@ class session {
         co_return connection_end::graceful;
       }
       // A fault "after N bytes" on an IN channel cuts it once N request bytes have arrived.
-      if (cut != nullptr && rec.bytes_in >= cut->after_bytes.value_or(0)) {
+      if (cut != nullptr && rec.bytes_in >= cut_at) {
         rec.error = "channel cut by fault";
         co_return end_for(cut->kind);
       }

@@ -55,6 +55,7 @@ std::vector<outcome> exchange(test::exchange_lab& lab, const std::vector<std::st
       const auto started = scaled_clock::now();
       auto [wec, written] = co_await net::async_write(stream, net::buffer(request), use_tuple);
       http::response_parser<http::string_body> parser;
+      parser.body_limit(boost::none);  // an OUT channel declares 1 GB
       std::tie(o.ec, written) = co_await http::async_read(stream, buffer, parser, use_tuple);
       if (wec) o.ec = wec;
       o.elapsed = scaled_clock::now() - started;
@@ -139,41 +140,79 @@ TEST(Faults, StallPausesMidBodyThenCompletes) {
   EXPECT_EQ(injected(lab, "stall"), 1u);
 }
 
-TEST(Faults, ResetCutsTheBodyWithTcpRst) {
-  auto r = rule("rst", fault_kind::reset);
-  r.action.after_bytes = 200;
-  test::exchange_lab lab(with_rules({r}));
-  const auto o = one(lab, get_folder_request(test::demo_basic_auth()));
-  EXPECT_EQ(o.status, 200u);
-  EXPECT_EQ(o.ec, net::error::connection_reset) << o.ec.message();
-  EXPECT_LE(o.body.size(), 200u);
-  EXPECT_GT(o.declared, 200u);
-  const auto rec = lab.wait_for_request(1);
-  EXPECT_EQ(rec.fault, "rst:reset");
+TEST(Faults, CutsEndTheBodyAfterNBytesTheWayTheActionSays) {
+  struct cut {
+    fault_kind kind;
+    std::string action;
+    error_code expected;  ///< how the client's read ends
+    bool exact;           ///< all N bytes arrive (an RST may overtake the last of them)
+  };
+  const std::vector<cut> cuts{
+      {fault_kind::reset, "reset", net::error::connection_reset, false},
+      // A clean TLS close in the middle of a Content-Length body: Beast's "partial message".
+      {fault_kind::truncate, "truncate", http::error::partial_message, true},
+      {fault_kind::no_close_notify, "no-close-notify", ssl::error::stream_truncated, true},
+  };
+  for (const auto& c : cuts) {
+    auto r = rule("cut", c.kind);
+    r.action.after_bytes = 250;
+    test::exchange_lab lab(with_rules({r}));
+    const auto o = one(lab, get_folder_request(test::demo_basic_auth()));
+    EXPECT_EQ(o.status, 200u) << c.action;
+    EXPECT_GT(o.declared, 250u) << c.action;
+    EXPECT_EQ(o.ec, c.expected) << c.action << ": " << o.ec.message();
+    if (c.exact) EXPECT_EQ(o.body.size(), 250u) << c.action;
+    else EXPECT_LE(o.body.size(), 250u) << c.action;
+    EXPECT_EQ(lab.wait_for_request(1).fault, "cut:" + c.action);
+    EXPECT_EQ(injected(lab, c.action), 1u) << c.action;
+  }
+}
+
+TEST(Faults, OutChannelPingsCanBeCutAndRpcRequestsRefusedWith503) {
+  auto cut = rule("oa-reset", fault_kind::reset);
+  cut.path = "/rpc/";
+  cut.operation = "RPC_OUT_DATA";
+  cut.action.after_bytes = 40;  // two pings
+  auto refuse = rule("oa-503", fault_kind::error503);
+  refuse.operation = "RPC_IN_DATA";
+  fake_exchange::server_options options = with_rules({cut, refuse});
+  options.rpc_ping_interval = std::chrono::milliseconds(10);
+  test::exchange_lab lab(options);
+  const std::string head = "/rpc/rpcproxy.dll?ex2007.contoso.example:6001 HTTP/1.1\r\nHost: mail.contoso.example\r\n"
+                           "Authorization: " + test::demo_basic_auth() + "\r\n";
+  const auto out = one(lab, "RPC_OUT_DATA " + head + "Content-Length: 76\r\n\r\n" + std::string(76, 'x'));
+  EXPECT_EQ(out.status, 200u);
+  EXPECT_EQ(out.ec, net::error::connection_reset) << out.ec.message();
+  EXPECT_LE(out.body.size(), 40u);
+  const auto in = one(lab, "RPC_IN_DATA " + head + "Content-Length: 1073741824\r\n\r\n");
+  EXPECT_EQ(in.status, 503u);
+  EXPECT_EQ(in.reason, "RPC Error: 6ba");
   EXPECT_EQ(injected(lab, "reset"), 1u);
+  EXPECT_EQ(injected(lab, "error-503"), 1u);
 }
 
-TEST(Faults, TruncateClosesWithCloseNotifyAfterNBytes) {
-  auto r = rule("short", fault_kind::truncate);
-  r.action.after_bytes = 300;
+TEST(Faults, InChannelIsResetAfterNBytesReceived) {
+  auto r = rule("in-reset", fault_kind::reset);
+  r.operation = "RPC_IN_DATA";
+  r.action.after_bytes = 100'000;
   test::exchange_lab lab(with_rules({r}));
-  const auto o = one(lab, get_folder_request(test::demo_basic_auth()));
-  EXPECT_EQ(o.status, 200u);
-  // A clean TLS close in the middle of a Content-Length body: Beast's "partial message".
-  EXPECT_EQ(o.ec, http::error::partial_message) << o.ec.message();
-  EXPECT_EQ(o.body.size(), 300u);
-  EXPECT_EQ(injected(lab, "truncate"), 1u);
-}
-
-TEST(Faults, NoCloseNotifyEndsTheTlsStreamUncleanly) {
-  auto r = rule("dirty", fault_kind::no_close_notify);
-  r.action.after_bytes = 250;
-  test::exchange_lab lab(with_rules({r}));
-  const auto o = one(lab, get_folder_request(test::demo_basic_auth()));
-  EXPECT_EQ(o.status, 200u);
-  EXPECT_EQ(o.ec, ssl::error::stream_truncated) << o.ec.message();
-  EXPECT_EQ(o.body.size(), 250u);
-  EXPECT_EQ(injected(lab, "no-close-notify"), 1u);
+  const std::string request = "RPC_IN_DATA /rpc/rpcproxy.dll?EX2007:6001 HTTP/1.1\r\nHost: mail.contoso.example\r\n"
+                              "Authorization: " + test::demo_basic_auth() + "\r\nContent-Length: 1073741824\r\n\r\n";
+  const error_code seen = lab.io().run([&]() -> net::awaitable<error_code> {
+    auto stream = co_await lab.connect();
+    co_await test::send_text(stream, request);
+    const std::string body(1024 * 1024, 'x');
+    auto [wec, written] = co_await net::async_write(stream, net::buffer(body), use_tuple);
+    if (wec) co_return wec;  // the RST may already have arrived
+    std::array<char, 64> sink;
+    auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+    co_return rec;
+  }());
+  EXPECT_TRUE(seen == net::error::connection_reset || seen == net::error::broken_pipe) << seen.message();
+  const auto rec = lab.wait_for_request(1);
+  EXPECT_EQ(rec.bytes_in, 100'000u);
+  EXPECT_EQ(rec.status, 0u);
+  EXPECT_EQ(rec.fault, "in-reset:reset");
 }
 
 TEST(Faults, Error500IsTheAspNetServerErrorPage) {
@@ -212,7 +251,7 @@ TEST(Faults, SlowHandshakeDelaysTheServerHello) {
   r.action.duration = std::chrono::seconds(45);
   r.nth = 2;  // only the second connection
   test::exchange_lab lab(with_rules({r}));
-  time_scale_guard fast(100);
+  time_scale_guard fast(50);
   const auto connect_time = [&] {
     return lab.io().run([&]() -> net::awaitable<scaled_clock::duration> {
       const auto start = scaled_clock::now();
