@@ -419,6 +419,7 @@ class session {
           response = aspnet_error_page(v, application_of(rec.target), false);
           break;
         case fault_kind::error503:
+          // Under /rpc/ it is rpcproxy that refuses: 0x6BA is RPC_S_SERVER_UNAVAILABLE (backend down).
           response = is_rpc_path(rec.target) ? rpc_error_response(0x6ba) : service_unavailable_page(v);
           break;
         case fault_kind::execution_timeout:

@@ -29,7 +29,7 @@ TEST(RpcProxy, RtsPdusAreTwentyBytesWithTheirFlags) {
   EXPECT_EQ(echo[0], 5);   // rpc_vers
   EXPECT_EQ(echo[2], 20);  // PTYPE rts
   EXPECT_EQ(echo[8], 20);  // frag_length
-  EXPECT_EQ(echo[16], 4);  // RTS_FLAG_ECHO
+  EXPECT_EQ(echo[16], 0x40);  // RTS_FLAG_ECHO
   EXPECT_EQ(ping[16], 1);  // RTS_FLAG_PING
 }
 
