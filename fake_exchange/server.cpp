@@ -180,26 +180,6 @@ net::awaitable<std::tuple<error_code, std::uint64_t>> drain_body(connection& c,
   co_return std::make_tuple(error_code{}, total);
 }
 
-}  // namespace
-
-server::server(net::io_context& ioc, server_options options)
-    : options_(std::move(options)),
-      tls_(make_tls_context(tls_profile::exchange2007, {.identity = identity_or_generated(options_)})),
-      acceptor_(bind_listener(ioc, options_.listen, "fake-exchange --listen")) {
-  faults_.replace(options_.faults);
-}
-
-void server::start() {
-  start_accepting(acceptor_, [this](tcp::socket s) { return serve(std::move(s)); });
-}
-
-void server::stop() {
-  error_code ec;
-  acceptor_.close(ec);
-}
-
-namespace {
-
 /// The per-connection request loop; a class so that the steps share the connection and the server's parts.
 class session {
  public:
@@ -470,6 +450,9 @@ class session {
       } else if (ec) {
         rec.error = "write failed: " + ec.message();
         end = connection_end::graceful;
+      } else if (writer.written() < body->size()) {
+        rec.error = "the body producer fell short of Content-Length";  // the framing is broken: close
+        end = connection_end::graceful;
       } else if (shaping != nullptr && cuts_body(shaping->kind)) {
         end = end_for(shaping->kind);  // N was at least the body: the close follows the whole response
       }
@@ -500,6 +483,22 @@ class session {
 };
 
 }  // namespace
+
+server::server(net::io_context& ioc, server_options options)
+    : options_(std::move(options)),
+      tls_(make_tls_context(tls_profile::exchange2007, {.identity = identity_or_generated(options_)})),
+      acceptor_(bind_listener(ioc, options_.listen, "fake-exchange --listen")) {
+  faults_.replace(options_.faults);
+}
+
+void server::start() {
+  start_accepting(acceptor_, [this](tcp::socket s) { return serve(std::move(s)); });
+}
+
+void server::stop() {
+  error_code ec;
+  acceptor_.close(ec);
+}
 
 net::awaitable<void> server::serve(tcp::socket socket) {
   const std::string client = [&] {
