@@ -91,12 +91,52 @@ struct connection {
   connection_auth auth;  // NTLM authenticates this TCP connection, not a request
 };
 
+/// Paces a body in either direction by a throttle or stall fault (other faults pass through): before
+/// `done` bytes have moved it waits as the fault says, then tells how many more may move now.
+class pacer {
+ public:
+  pacer(connection& c, const fault_action* fault)
+      : c_(c),
+        fault_(fault != nullptr && (fault->kind == fault_kind::throttle || fault->kind == fault_kind::stall) ? fault
+                                                                                                              : nullptr),
+        start_(scaled_clock::now()) {}
+
+  net::awaitable<std::size_t> next(std::uint64_t done, std::size_t wanted) {
+    if (fault_ == nullptr || stalled_) co_return wanted;
+    if (fault_->kind == fault_kind::stall) {
+      const std::uint64_t after = fault_->after_bytes.value_or(0);
+      if (done < after) co_return static_cast<std::size_t>(std::min<std::uint64_t>(wanted, after - done));
+      co_await c_.pause(fault_->duration);
+      stalled_ = true;
+      co_return wanted;
+    }
+    // Throttle: pieces of 1/20 s at the rate, each moving when the rate allows it (virtual time).
+    const auto piece = static_cast<std::size_t>(std::clamp(fault_->rate / 20, 1.0, 65536.0));
+    const std::size_t take = std::min(wanted, piece);
+    const auto due = start_ + std::chrono::duration_cast<scaled_clock::duration>(
+                                  std::chrono::duration<double>(static_cast<double>(done + take) / fault_->rate));
+    if (due > scaled_clock::now()) {
+      c_.dog.disarm();
+      exbridge::timer t(c_.stream.get_executor());
+      t.expires_at(due);
+      co_await t.async_wait(use_tuple);
+    }
+    co_return take;
+  }
+
+ private:
+  connection& c_;
+  const fault_action* fault_;
+  scaled_clock::time_point start_;
+  bool stalled_ = false;
+};
+
 /// Writes response body bytes, applying a body-shaping fault (throttle, stall, reset/truncate/no-close-notify
 /// after N bytes). Each piece re-arms the idle timeout, so only a client that stops reading is cut off.
 class body_writer {
  public:
   body_writer(connection& c, const fault_action* fault, scaled_clock::duration idle)
-      : c_(c), fault_(fault), idle_(idle), start_(scaled_clock::now()) {}
+      : c_(c), fault_(fault), idle_(idle), pace_(c, fault) {}
 
   /// Writes `n` bytes, or fewer when the fault cuts the body (then `cut()` says how the connection ends).
   net::awaitable<error_code> write(const char* data, std::size_t n) {
@@ -109,28 +149,7 @@ class body_writer {
         }
         take = static_cast<std::size_t>(std::min<std::uint64_t>(take, *fault_->after_bytes - written_));
       }
-      if (fault_ != nullptr && fault_->kind == fault_kind::stall && !stalled_) {
-        const std::uint64_t after = fault_->after_bytes.value_or(0);
-        if (written_ >= after) {
-          co_await c_.pause(fault_->duration);
-          stalled_ = true;
-          continue;
-        }
-        take = static_cast<std::size_t>(std::min<std::uint64_t>(take, after - written_));
-      }
-      if (fault_ != nullptr && fault_->kind == fault_kind::throttle) {
-        // Pieces of 1/20 s at the rate, each sent when the rate allows it (virtual time).
-        const auto piece = static_cast<std::size_t>(std::clamp(fault_->rate / 20, 1.0, 65536.0));
-        take = std::min(take, piece);
-        const auto due = start_ + std::chrono::duration_cast<scaled_clock::duration>(std::chrono::duration<double>(
-                                      static_cast<double>(written_ + take) / fault_->rate));
-        if (due > scaled_clock::now()) {
-          c_.dog.disarm();
-          exbridge::timer t(c_.stream.get_executor());
-          t.expires_at(due);
-          co_await t.async_wait(use_tuple);
-        }
-      }
+      take = co_await pace_.next(written_, take);
       c_.dog.arm(idle_, server_timeout::idle);
       auto [ec, done] = co_await net::async_write(c_.stream, net::buffer(data, take), use_tuple);
       written_ += done;
@@ -148,9 +167,8 @@ class body_writer {
   connection& c_;
   const fault_action* fault_;
   scaled_clock::duration idle_;
-  scaled_clock::time_point start_;
+  pacer pace_;
   std::uint64_t written_ = 0;
-  bool stalled_ = false;
   connection_end cut_ = connection_end::keep_alive;
 };
 
@@ -308,10 +326,13 @@ class session {
     if (hit && hit->action.kind == fault_kind::delay) co_await c_.pause(hit->action.duration);
     const fault_action* cut = hit && cuts_body(hit->action.kind) ? &hit->action : nullptr;
     const std::uint64_t cut_at = cut != nullptr ? cut->after_bytes.value_or(0) : 0;
+    // A throttled or stalled IN channel is read slowly: TCP's window pushes back on the client.
+    pacer pace(c_, hit ? &hit->action : nullptr);
     std::vector<char> chunk(64 * 1024);
     while (!parser.is_done()) {
       std::size_t room = chunk.size();
       if (cut != nullptr) room = static_cast<std::size_t>(std::min<std::uint64_t>(room, cut_at - rec.bytes_in));
+      room = co_await pace.next(rec.bytes_in, room);
       parser.get().body().data = chunk.data();
       parser.get().body().size = room;
       auto [ec, n] = co_await http::async_read(c_.stream, c_.buffer, parser, use_tuple);

@@ -215,6 +215,37 @@ TEST(Faults, InChannelIsResetAfterNBytesReceived) {
   EXPECT_EQ(rec.fault, "in-reset:reset");
 }
 
+TEST(Faults, ThrottledOrStalledInChannelsAreReadSlowly) {
+  constexpr std::size_t sent = 1024 * 1024;
+  auto stall = rule("in-stall", fault_kind::stall);
+  stall.action.after_bytes = 64 * 1024;
+  stall.action.duration = std::chrono::seconds(30);
+  auto throttle = rule("in-throttle", fault_kind::throttle);
+  throttle.action.rate = 4 * 1024 * 1024;  // bytes per virtual second: 1 MiB takes 0.25 s (virtual)
+  const std::vector<std::pair<fault_rule, scaled_clock::duration>> cases{
+      {stall, std::chrono::seconds(30)},
+      {throttle, std::chrono::milliseconds(240)},  // less the first 1/20 s piece, which may move at once
+  };
+  for (const auto& [r, at_least] : cases) {
+    test::exchange_lab lab(with_rules({r}));
+    time_scale_guard fast(50);
+    const std::string request = "RPC_IN_DATA /rpc/rpcproxy.dll?EX2007:6001 HTTP/1.1\r\nHost: mail.contoso.example\r\n"
+                                "Authorization: " + test::demo_basic_auth() + "\r\nContent-Length: 1073741824\r\n\r\n";
+    lab.io().run([&]() -> net::awaitable<void> {
+      auto stream = co_await lab.connect();
+      co_await test::send_text(stream, request);
+      const std::string body(sent, 'x');
+      co_await net::async_write(stream, net::buffer(body), net::use_awaitable);
+      stream.next_layer().close();
+    }());
+    const auto rec = lab.wait_for_request(1);
+    EXPECT_EQ(rec.bytes_in, sent) << r.name;
+    EXPECT_GE(rec.duration, std::chrono::duration_cast<std::chrono::milliseconds>(scaled_clock::to_real(at_least)))
+        << r.name;
+    EXPECT_EQ(rec.fault, r.name + ":" + std::string(fake_exchange::fault_kind_name(r.action.kind)));
+  }
+}
+
 TEST(Faults, Error500IsTheAspNetServerErrorPage) {
   auto r = rule("boom", fault_kind::error500);
   r.operation = "GetFolder";
