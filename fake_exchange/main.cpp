@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
                   control = parse_host_port(v, "--control");
                   require_loopback(*control);
                 });
-    args.option("time-scale", "N", "run every timeout N times faster (default 1)",
+    args.option("time-scale", "N", "run every timeout, fault duration and fault rate N times faster (default 1)",
                 [&](const std::string& v) { time_scale = parse_number(v, "--time-scale"); });
     args.epilog(std::string("Without --user, the demo organisation contoso.example is served:\n"
                             "  user     ") +
