@@ -4,6 +4,8 @@
 #include "common/main_guard.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "fake_exchange/config_file.hpp"
+#include "fake_exchange/control_api.hpp"
 #include "fake_exchange/manifest.hpp"
 #include "fake_exchange/server.hpp"
 
@@ -16,6 +18,10 @@ int main(int argc, char** argv) {
     std::vector<user> users;
     double time_scale = 1;
     arg_parser args("fake-exchange", "[options]");
+    args.option("config", "FILE",
+                "TOML file: users and passwords, organisation, mailboxes, version, fault rules (see the README); "
+                "options after it override it",
+                [&](const std::string& v) { apply_config_file(v, options); });
     args.option("listen", "HOST:PORT", "address to listen on (port 0 = any free port; default 127.0.0.1:0)",
                 [&](const std::string& v) { options.listen = parse_host_port(v, "--listen"); });
     args.option("cert", "FILE", "PEM certificate (chain); default: a self-generated certificate",
@@ -52,13 +58,31 @@ int main(int argc, char** argv) {
     count_option("small-max", "BYTES", "largest small item (default 65536)", mb.small_max);
     args.option("manifest", "FILE", "write the JSON manifest (every item's id, size, SHA-256) before listening",
                 [&](const std::string& v) { manifest = v; });
-    args.option("time-scale", "N", "run every timeout N times faster (default 1)",
+    args.option("rpc-ping-interval", "DURATION",
+                "Outlook Anywhere: keep-alive PDU interval on OUT channels (default 900s, the CAS default)",
+                [&](const std::string& v) {
+                  options.rpc_ping_interval = parse_duration(v, "--rpc-ping-interval");
+                  if (options.rpc_ping_interval <= scaled_clock::duration::zero()) {
+                    throw config_error("--rpc-ping-interval must be more than 0, e.g. 120s or 15m");
+                  }
+                });
+    args.option("faults", "FILE", "fault rules ([[fault]] tables, TOML or JSON; see the README)",
+                [&](const std::string& v) { options.faults = load_fault_file(v); });
+    std::optional<host_port> control;
+    args.option("control", "HOST:PORT",
+                "serve the control API (GET /stats, GET|PUT /faults, GET /manifest) on a loopback address",
+                [&](const std::string& v) {
+                  control = parse_host_port(v, "--control");
+                  require_loopback(*control);
+                });
+    args.option("time-scale", "N", "run every timeout, fault duration and fault rate N times faster (default 1)",
                 [&](const std::string& v) { time_scale = parse_number(v, "--time-scale"); });
     args.epilog(std::string("Without --user, the demo organisation contoso.example is served:\n"
                             "  user     ") +
                 std::string(demo_email) + "\n  password " + std::string(demo_password) +
                 "\n  mailbox  Inbox (20 items by default), Sent Items, Deleted Items, Calendar, Contacts, ...\n\n"
-                "Once listening, prints one line on stdout: listening https HOST:PORT\n");
+                "Once listening, prints one line on stdout: listening https HOST:PORT\n"
+                "(and with --control, a second one: listening control HOST:PORT)\n");
     if (!args.parse(argc, argv)) return static_cast<int>(exit_ok);
     if (!users.empty()) options.exchange.org.users = users;
     if (mb.small_max < mb.small_min) throw config_error("--small-max must be at least 2048");
@@ -71,7 +95,13 @@ int main(int argc, char** argv) {
     const auto ep = srv.local_endpoint();
     log_info(cat("Exchange 2007 ", options.exchange.version->name, " (TLS 1.0 only) serving ",
                  options.exchange.org.users.size(), " mailbox(es) of ", options.exchange.org.domain));
+    std::unique_ptr<control_api> api;
+    if (control) api = std::make_unique<control_api>(*control, srv, options.exchange);
     announce_listening("https", ep.address().to_string(), ep.port());
+    if (api) {
+      api->start();
+      announce_listening("control", control->host, api->port());
+    }
     run_until_signalled(ioc, 1, [&] { srv.stop(); });
     return static_cast<int>(exit_ok);
   });

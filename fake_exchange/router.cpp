@@ -17,6 +17,8 @@ void iis_headers(response_t& res) {
   res.set("X-Powered-By", "ASP.NET");
 }
 
+}  // namespace
+
 response_t html_error(unsigned version, http::status status, const std::string& title, const std::string& text) {
   response_t res{status, version};
   iis_headers(res);
@@ -29,11 +31,15 @@ response_t html_error(unsigned version, http::status status, const std::string& 
   return res;
 }
 
+namespace {
+
 /// IIS's 401 page, without WWW-Authenticate (the callers add the offer or the NTLM challenge).
 response_t unauthorized_page(unsigned version) {
   return html_error(version, http::status::unauthorized, "401 - Unauthorized: Access is denied due to invalid credentials.",
                     "You do not have permission to view this directory or page using the credentials that you supplied.");
 }
+
+}  // namespace
 
 response_t unauthorized(unsigned version, const std::string& host) {
   response_t res = unauthorized_page(version);
@@ -44,11 +50,7 @@ response_t unauthorized(unsigned version, const std::string& host) {
   return res;
 }
 
-/// The result of looking at a request's credentials: a user, or the 401 to send instead.
-struct auth_outcome {
-  const user* who = nullptr;
-  std::optional<response_t> challenge;  ///< a Type 2 answer (NTLM handshake in progress)
-};
+namespace {
 
 const user* check_basic(std::string_view token, const organisation& org) {
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
@@ -65,7 +67,7 @@ const user* check_basic(std::string_view token, const organisation& org) {
 /// against that challenge. Once it succeeds the *connection* is authenticated, so later requests on it
 /// need no Authorization header -- unless they carry Via: http.sys then re-challenges every request,
 /// because a proxy may be sharing the connection between users.
-auth_outcome check_ntlm(const http::request<http::string_body>& req, std::string_view value,
+auth_outcome check_ntlm(const http::request_header<>& req, std::string_view value,
                         const exchange_config& config, connection_auth& conn) {
   const auto raw = decode_http_token(value);
   const std::string scheme(value.substr(0, value.find(' ')));
@@ -95,8 +97,9 @@ auth_outcome check_ntlm(const http::request<http::string_body>& req, std::string
   return {u, std::nullopt};
 }
 
-auth_outcome authenticate(const http::request<http::string_body>& req, const exchange_config& config,
-                          connection_auth& conn) {
+}  // namespace
+
+auth_outcome authenticate(const http::request_header<>& req, const exchange_config& config, connection_auth& conn) {
   const auto it = req.find(http::field::authorization);
   if (it == req.end()) {
     const bool proxied = req.find(http::field::via) != req.end();
@@ -109,6 +112,8 @@ auth_outcome authenticate(const http::request<http::string_body>& req, const exc
   }
   return {};
 }
+
+namespace {
 
 response_t xml_response(unsigned version, http::status status, std::string body) {
   response_t res{status, version};
@@ -128,6 +133,41 @@ http::response<http::string_body> content_too_large_response(unsigned version) {
                         "The request filtering module is configured to deny a request that exceeds the request content "
                         "length.");
   res.keep_alive(false);
+  return res;
+}
+
+response_t aspnet_error_page(unsigned version, const std::string& application, bool timed_out) {
+  response_t res{http::status::internal_server_error, version};
+  iis_headers(res);
+  res.set("X-AspNet-Version", "2.0.50727");
+  res.set(http::field::cache_control, "private");
+  res.set(http::field::content_type, "text/html; charset=utf-8");
+  const std::string error = timed_out ? "Request timed out." : "Runtime Error";
+  const std::string description =
+      timed_out ? "An unhandled exception occurred during the execution of the current web request. "
+                  "Exception Details: System.Web.HttpException: Request timed out."
+                : "An application error occurred on the server. The current custom error settings for this "
+                  "application prevent the details of the application error from being viewed remotely (for "
+                  "security reasons).";
+  res.body() = "<html>\r\n    <head>\r\n        <title>" + error +
+               "</title>\r\n    </head>\r\n    <body bgcolor=\"white\">\r\n\r\n            <span><H1>Server Error "
+               "in '" + application + "' Application.<hr width=100% size=1 color=silver></H1>\r\n\r\n            "
+               "<h2> <i>" + error + "</i> </h2></span>\r\n\r\n            <b> Description: </b>" + description +
+               "\r\n    </body>\r\n</html>\r\n";
+  res.prepare_payload();
+  return res;
+}
+
+response_t service_unavailable_page(unsigned version) {
+  response_t res{http::status::service_unavailable, version};
+  res.set(http::field::server, "Microsoft-HTTPAPI/2.0");
+  res.set(http::field::content_type, "text/html; charset=us-ascii");
+  res.body() = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\"\"http://www.w3.org/TR/html4/strict.dtd\">\r\n"
+               "<HTML><HEAD><TITLE>Service Unavailable</TITLE>\r\n<META HTTP-EQUIV=\"Content-Type\" "
+               "Content=\"text/html; charset=us-ascii\"></HEAD>\r\n<BODY><h2>Service Unavailable</h2>\r\n<hr><p>HTTP "
+               "Error 503. The service is unavailable.</p>\r\n</BODY></HTML>\r\n";
+  res.keep_alive(false);
+  res.prepare_payload();
   return res;
 }
 

@@ -36,6 +36,31 @@ struct routed_response {
   std::shared_ptr<streamed_body> stream;  ///< when set, the body is produced while sent (Content-Length is set)
 };
 
+/// The result of looking at a request's credentials: a user, or the 401 to send instead.
+struct auth_outcome {
+  const user* who = nullptr;
+  std::optional<http::response<http::string_body>> challenge;  ///< a Type 2 answer (NTLM handshake in progress)
+};
+
+/// IIS authentication of one request (Basic per request, NTLM per connection). Only the header is needed,
+/// so a request whose body streams (Outlook Anywhere's IN channel) is authenticated before it is read.
+auth_outcome authenticate(const http::request_header<>& request, const exchange_config& config,
+                          connection_auth& connection);
+
+/// IIS's 401 offering Negotiate, NTLM and Basic (realm = `host`), one header per provider.
+http::response<http::string_body> unauthorized(unsigned version, const std::string& host);
+
+/// IIS's HTML error page with `status`.
+http::response<http::string_body> html_error(unsigned version, http::status status, const std::string& title,
+                                             const std::string& text);
+
+/// ASP.NET 2.0's error page for remote clients ("Server Error in '<application>' Application."), HTTP 500:
+/// a "Runtime Error", or "Request timed out." when executionTimeout ended the request.
+http::response<http::string_body> aspnet_error_page(unsigned version, const std::string& application, bool timed_out);
+
+/// http.sys's 503 "Service Unavailable" (application pool down or queue full); it closes the connection.
+http::response<http::string_body> service_unavailable_page(unsigned version);
+
 /// IIS limit on EWS request bodies (maxAllowedContentLength, Exchange 2007 default).
 inline constexpr std::uint64_t ews_max_request_bytes = 30'000'000;
 

@@ -1,16 +1,31 @@
 // fake-exchange's network side: a TLS 1.0-only listener that behaves like IIS 7 in front of Exchange 2007
-// (keep-alive, per-request log line), handing each request to the router.
+// (keep-alive, per-request log line), handing each request to the router -- or, under /rpc/, streaming
+// Outlook Anywhere channels -- and applying the fault rules in force.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 #include "common/cli.hpp"
 #include "common/clock.hpp"
 #include "common/tls_context.hpp"
+#include "fake_exchange/faults.hpp"
 #include "fake_exchange/router.hpp"
+#include "fake_exchange/stats.hpp"
 
 namespace exbridge::fake_exchange {
+
+/// What one request was and how it ended: the fields of its log line.
+struct request_record {
+  std::string method, target, operation, user;
+  unsigned status = 0;          ///< 0: no response (a healthy IN channel, a request the client abandoned)
+  std::uint64_t bytes_in = 0;   ///< request body bytes read
+  std::uint64_t bytes_out = 0;  ///< response bytes written
+  std::chrono::milliseconds duration{};
+  std::string fault;            ///< "rule:action" when a fault was injected
+  std::string error;            ///< why it ended early, if it did
+};
 
 struct server_options {
   host_port listen{"127.0.0.1", 0};
@@ -18,6 +33,10 @@ struct server_options {
   exchange_config exchange;
   scaled_clock::duration handshake_timeout = std::chrono::seconds(30);
   scaled_clock::duration idle_timeout = std::chrono::seconds(120);  ///< IIS connectionTimeout default
+  scaled_clock::duration rpc_ping_interval = std::chrono::seconds(900);  ///< OA server->client keep-alive
+  std::vector<fault_rule> faults;    ///< the rules in force at start
+  /// Called after each request's log line (tests wait on it); runs on the connection's strand.
+  std::function<void(const request_record&)> on_request;
 };
 
 class server {
@@ -28,12 +47,17 @@ class server {
   void start();
   void stop();
 
+  server_stats& stats() { return stats_; }
+  fault_injector& faults() { return faults_; }
+
  private:
   net::awaitable<void> serve(tcp::socket socket);
 
   server_options options_;
   ssl::context tls_;
   tcp::acceptor acceptor_;
+  server_stats stats_;
+  fault_injector faults_;
 };
 
 }  // namespace exbridge::fake_exchange

@@ -7,38 +7,27 @@
 #include <set>
 
 #include "common/errors.hpp"
+#include "common/toml_util.hpp"
 
 namespace exbridge::scenario {
 namespace {
 
 std::string position(const std::filesystem::path& file, const toml::source_region& src) {
-  return file.string() + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+  return toml_position(file.string(), src);
 }
 
 [[noreturn]] void fail_at(const std::filesystem::path& file, const toml::node& node, const std::string& what) {
-  throw config_error(position(file, node.source()) + ": " + what);
+  toml_fail_at(file.string(), node, what);
 }
 
 void reject_unknown_keys(const std::filesystem::path& file, const toml::table& table, const std::set<std::string>& known,
                          const std::string& where) {
-  for (const auto& [key, value] : table) {
-    if (known.count(std::string(key.str())) == 0) {
-      std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      fail_at(file, value, "unknown key '" + std::string(key.str()) + "' in " + where + " (known: " + list + ")");
-    }
-  }
+  toml_reject_unknown_keys(file.string(), table, known, where);
 }
 
 std::string get_string(const std::filesystem::path& file, const toml::table& t, const char* key, bool required,
                        const std::string& fallback, const std::string& where) {
-  const toml::node* node = t.get(key);
-  if (node == nullptr) {
-    if (required) throw config_error(position(file, t.source()) + ": " + where + " needs '" + key + "'");
-    return fallback;
-  }
-  if (!node->is_string()) fail_at(file, *node, std::string("'") + key + "' must be a string");
-  return node->as_string()->get();
+  return toml_get_string(file.string(), t, key, required, fallback, where);
 }
 
 std::vector<std::string> get_strings(const std::filesystem::path& file, const toml::table& t, const char* key) {

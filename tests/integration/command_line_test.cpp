@@ -54,6 +54,19 @@ TEST(CommandLine, FakeExchangeUnknownVersion) {
   expect_clean_failure(run_command(program_path("fake-exchange"), {"--version", "SP4"}), "--version 'SP4' is unknown");
 }
 
+TEST(CommandLine, FakeExchangeBadConfigAndFaultFilesNameTheLine) {
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto config = dir / ("exbridge-fx-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(config) << "[[user]]\nemail = \"dana@contoso.example\"\npassword = 7\n";
+  expect_clean_failure(run_command(program_path("fake-exchange"), {"--config", config.string()}),
+                       config.string() + ":3:12: 'password' must be a string");
+  const auto faults = dir / ("exbridge-fx-faults-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(faults) << "[[fault]]\naction = \"reset\"\nafter = 10\n";
+  expect_clean_failure(run_command(program_path("fake-exchange"), {"--faults", faults.string()}),
+                       faults.string() + ":3:9: unknown key 'after'");
+  expect_clean_failure(run_command(program_path("fake-exchange"), {"--control", "0.0.0.0:0"}), "loopback only");
+}
+
 TEST(CommandLine, RehearseUnparsableScenarioNamesFileAndLine) {
   const auto path = std::filesystem::temp_directory_path() / ("exbridge-broken-" + std::to_string(::getpid()) + ".toml");
   std::ofstream(path) << "name = \"broken\"\n[[process]]\nname = \n";

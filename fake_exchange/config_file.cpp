@@ -1,0 +1,94 @@
+// --config file reading.
+#include "fake_exchange/config_file.hpp"
+
+#include <filesystem>
+
+#include "common/errors.hpp"
+#include "common/toml_util.hpp"
+#include "fake_exchange/fault_toml.hpp"
+
+namespace exbridge::fake_exchange {
+namespace {
+
+void read_organisation(const std::string& file, const toml::node& node, organisation& org) {
+  if (!node.is_table()) toml_fail_at(file, node, "'organisation' must be a table: [organisation]");
+  const toml::table& t = *node.as_table();
+  toml_reject_unknown_keys(file, t, {"name", "domain", "netbios_domain", "server_name"}, "[organisation]");
+  org.name = toml_get_string(file, t, "name", false, org.name, "[organisation]");
+  org.domain = toml_get_string(file, t, "domain", false, org.domain, "[organisation]");
+  org.netbios_domain = toml_get_string(file, t, "netbios_domain", false, org.netbios_domain, "[organisation]");
+  org.server_name = toml_get_string(file, t, "server_name", false, org.server_name, "[organisation]");
+}
+
+std::vector<user> read_users(const std::string& file, const toml::node& node) {
+  if (!node.is_array_of_tables()) toml_fail_at(file, node, "'user' must be [[user]] tables");
+  std::vector<user> users;
+  for (const auto& entry : *node.as_array()) {
+    const toml::table& t = *entry.as_table();
+    toml_reject_unknown_keys(file, t, {"email", "password", "display_name"}, "[[user]]");
+    user u;
+    u.email = toml_get_string(file, t, "email", true, "", "[[user]]");
+    const auto at = u.email.find('@');
+    if (at == 0 || at == std::string::npos || at + 1 == u.email.size()) {
+      toml_fail_at(file, *t.get("email"), "'" + u.email + "' is not an e-mail address (user@domain)");
+    }
+    u.password = toml_get_string(file, t, "password", true, "", "[[user]] " + u.email);
+    if (u.password.empty()) toml_fail_at(file, *t.get("password"), "the password of " + u.email + " is empty");
+    u.alias = u.email.substr(0, at);
+    u.display_name = toml_get_string(file, t, "display_name", false, u.alias, "[[user]]");
+    for (const auto& other : users) {
+      if (other.email == u.email) toml_fail_at(file, t, "user " + u.email + " is listed twice");
+    }
+    users.push_back(std::move(u));
+  }
+  return users;
+}
+
+void read_mailboxes(const std::string& file, const toml::node& node, mailbox_spec& mb) {
+  if (!node.is_table()) toml_fail_at(file, node, "'mailboxes' must be a table: [mailboxes]");
+  const toml::table& t = *node.as_table();
+  toml_reject_unknown_keys(file, t, {"items", "seed", "large_every", "large_size", "small_max"}, "[mailboxes]");
+  if (const auto* n = t.get("items")) mb.inbox_items = static_cast<unsigned>(toml_whole_number(file, *n, "items", 0, 10'000'000));
+  if (const auto* n = t.get("seed")) mb.seed = toml_whole_number(file, *n, "seed", 0);
+  if (const auto* n = t.get("large_every")) {
+    mb.large_every = static_cast<unsigned>(toml_whole_number(file, *n, "large_every", 0, 10'000'000));
+  }
+  if (const auto* n = t.get("large_size")) mb.large_size = toml_whole_number(file, *n, "large_size", 1);
+  if (const auto* n = t.get("small_max")) {
+    mb.small_max = toml_whole_number(file, *n, "small_max", static_cast<std::int64_t>(mb.small_min));
+  }
+}
+
+}  // namespace
+
+void apply_config_file(const std::string& file, server_options& options) {
+  toml::table root;
+  try {
+    root = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    if (!std::filesystem::exists(file)) throw config_error("--config " + file + ": no such file");
+    throw config_error(toml_position(file, e.source()) + ": " + std::string(e.description()));
+  }
+  toml_reject_unknown_keys(file, root,
+                           {"version", "public_host", "rpc_ping_interval", "organisation", "user", "mailboxes", "fault"},
+                           "the configuration");
+  auto& ex = options.exchange;
+  if (const auto* n = root.get("version")) {
+    const std::string name = toml_get_string(file, root, "version", false, "", "the configuration");
+    ex.version = find_version_profile(name);
+    if (ex.version == nullptr) toml_fail_at(file, *n, "version '" + name + "' is unknown; use RTM, SP1, SP2, SP3 or SP3-RU23");
+  }
+  ex.public_host = toml_get_string(file, root, "public_host", false, ex.public_host, "the configuration");
+  if (const auto* n = root.get("rpc_ping_interval")) {
+    options.rpc_ping_interval = toml_duration(file, *n, "rpc_ping_interval");
+    if (options.rpc_ping_interval <= scaled_clock::duration::zero()) {
+      toml_fail_at(file, *n, "'rpc_ping_interval' must be more than 0");
+    }
+  }
+  if (const auto* n = root.get("organisation")) read_organisation(file, *n, ex.org);
+  if (const auto* n = root.get("user")) ex.org.users = read_users(file, *n);
+  if (const auto* n = root.get("mailboxes")) read_mailboxes(file, *n, ex.mailboxes);
+  if (root.get("fault") != nullptr) options.faults = parse_fault_rules(root, file);
+}
+
+}  // namespace exbridge::fake_exchange

@@ -1,0 +1,24 @@
+// fake-exchange --config FILE (TOML): the organisation, its users and passwords, what their mailboxes
+// hold, the Exchange build, Outlook Anywhere's ping interval and fault rules, in one file:
+//
+//   version = "SP3"                  # RTM, SP1, SP2, SP3, SP3-RU23
+//   public_host = "mail.contoso.example"
+//   rpc_ping_interval = "900s"
+//   [organisation]                   # name, domain, netbios_domain, server_name
+//   [[user]]                         # email, password, display_name (optional)
+//   [mailboxes]                      # items, seed, large_every, large_size, small_max
+//   [[fault]]                        # see faults.hpp
+//
+// Every mistake (unknown key, wrong type, bad value, duplicate user) is a config_error naming FILE:LINE.
+#pragma once
+
+#include <string>
+
+#include "fake_exchange/server.hpp"
+
+namespace exbridge::fake_exchange {
+
+/// Reads FILE and applies what it sets to `options` (absent keys keep their values). Throws config_error.
+void apply_config_file(const std::string& file, server_options& options);
+
+}  // namespace exbridge::fake_exchange

@@ -1,0 +1,101 @@
+// Unit tests for fake-exchange's --config file: what it sets, and mistakes reported with file and line.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "common/errors.hpp"
+#include "fake_exchange/config_file.hpp"
+
+namespace exbridge::fake_exchange {
+namespace {
+
+std::string write_temp(const std::string& text) {
+  static int n = 0;
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("exbridge-fx-config-" + std::to_string(::getpid()) + "-" + std::to_string(++n) + ".toml");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+std::string config_error_of(const std::string& text) {
+  server_options o;
+  try {
+    apply_config_file(write_temp(text), o);
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigFile, SetsUsersOrganisationMailboxesAndFaults) {
+  server_options o;
+  apply_config_file(write_temp(R"(
+version = "SP1"
+public_host = "mail.fabrikam.example"
+rpc_ping_interval = "120s"
+
+[organisation]
+name = "Fabrikam"
+domain = "fabrikam.example"
+netbios_domain = "FABRIKAM"
+
+[[user]]
+email = "dana@fabrikam.example"
+password = "S3cret"
+display_name = "Dana Park"
+
+[[user]]
+email = "lee@fabrikam.example"
+password = "Pw2"
+
+[mailboxes]
+items = 600
+large_every = 200
+large_size = 3000000
+
+[[fault]]
+action = "error-503"
+nth = 2
+)"),
+                    o);
+  const auto& ex = o.exchange;
+  EXPECT_EQ(ex.version->name, "SP1");
+  EXPECT_EQ(ex.public_host, "mail.fabrikam.example");
+  EXPECT_EQ(o.rpc_ping_interval, std::chrono::seconds(120));
+  EXPECT_EQ(ex.org.domain, "fabrikam.example");
+  ASSERT_EQ(ex.org.users.size(), 2u);
+  EXPECT_EQ(ex.org.users[0].display_name, "Dana Park");
+  EXPECT_EQ(ex.org.users[1].display_name, "lee");
+  EXPECT_NE(ex.org.find_logon("FABRIKAM\\lee"), nullptr);
+  EXPECT_EQ(ex.mailboxes.inbox_items, 600u);
+  EXPECT_EQ(ex.mailboxes.large_every, 200u);
+  ASSERT_EQ(o.faults.size(), 1u);
+  EXPECT_EQ(o.faults[0].nth, 2u);
+}
+
+TEST(ConfigFile, MistakesNameTheLineAndTheProblem) {
+  EXPECT_NE(config_error_of("[[user]]\nemail = \"a@b.example\"\npasword = \"x\"\n").find(":3:11: unknown key 'pasword'"),
+            std::string::npos);
+  EXPECT_NE(config_error_of("[[user]]\nemail = \"a@b.example\"\n").find(":1:1: [[user]] a@b.example needs 'password'"),
+            std::string::npos)
+      << config_error_of("[[user]]\nemail = \"a@b.example\"\n");
+  EXPECT_NE(config_error_of("[[user]]\nemail = \"nobody\"\npassword = \"x\"\n").find(":2:"), std::string::npos);
+  EXPECT_NE(config_error_of("[mailboxes]\nitems = -3\n").find(":2:9: 'items' must be a whole number"), std::string::npos)
+      << config_error_of("[mailboxes]\nitems = -3\n");
+  EXPECT_NE(config_error_of("version = \"SP4\"\n").find(":1:"), std::string::npos);
+  EXPECT_NE(config_error_of("[[fault]]\naction = \"delay\"\n").find("needs 'duration'"), std::string::npos);
+  EXPECT_NE(config_error_of("users = 1\n").find("unknown key 'users'"), std::string::npos);
+  EXPECT_NE(config_error_of("[[user]]\nemail = \"a@b.example\"\npassword = \"x\"\n[[user]]\nemail = \"a@b.example\"\n"
+                            "password = \"y\"\n")
+                .find("listed twice"),
+            std::string::npos);
+  EXPECT_NE(config_error_of("[organisation\n").find(":1:"), std::string::npos);
+  server_options o;
+  EXPECT_THROW(apply_config_file("/nonexistent/fx.toml", o), config_error);
+}
+
+}  // namespace
+}  // namespace exbridge::fake_exchange
