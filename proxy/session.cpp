@@ -18,6 +18,7 @@
 
 #include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -40,7 +41,9 @@ constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t max_header_bytes = 64 * 1024;
 constexpr std::size_t read_size = 16 * 1024;
 
-using tls_stream = ssl::stream<tcp::socket>;
+// Beast's ssl_stream linearises buffer sequences before SSL_write: a response's header and the start of its
+// body leave as one TLS record and one send(), where asio's ssl::stream would make one of each per buffer.
+using tls_stream = beast::ssl_stream<tcp::socket>;
 using dog = watchdog<timeout_kind>;
 
 std::string peer_of(const tcp::socket& s) {
@@ -162,6 +165,8 @@ class downstream_session {
       co_return;
     }
     down_tls_ = describe_session(down_.native_handle());
+    error_code ignored;
+    down_.next_layer().set_option(tcp::no_delay(true), ignored);
 
     for (bool first = true;; first = false) {
       if (!co_await wait_for_request(first)) break;
@@ -291,18 +296,26 @@ class downstream_session {
     if (pinned_) ctx_->stats.add(counter::upstream_rq_pinned);
 
     http::request_serializer<http::buffer_body> request_sr{req};
-    up_write_dog_.arm(rpc ? t_.rpc_idle : t_.upstream_data, timeout_kind::upstream_write);
-    auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
-    up_write_dog_.disarm();
-    if (wec) {
-      std::string detail = wec.message();
-      co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, detail);
-      co_return false;
+    // Headers go at once unless body bytes are already here: then they leave together (one record).
+    if (parser.is_done() || down_buf_.size() == 0) {
+      up_write_dog_.arm(rpc ? t_.rpc_idle : t_.upstream_data, timeout_kind::upstream_write);
+      auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
+      if (!wec && parser.is_done() && !request_sr.is_done()) {  // the (empty) end of a bodiless request
+        req.body().data = nullptr;
+        req.body().more = false;
+        std::tie(wec, wn) = co_await http::async_write(*up_, request_sr, use_tuple);
+      }
+      up_write_dog_.disarm();
+      if (wec) {
+        std::string detail = wec.message();
+        co_await send_error(rec, http::status::bad_gateway, termination::upstream_write_failed, detail);
+        co_return false;
+      }
     }
     const bool head = req.method() == http::verb::head;
     exchange_state x;
     response_outcome response;
-    if (parser.is_done() && request_sr.is_done()) {
+    if (parser.is_done()) {
       x.request_sent = true;
       response = co_await relay_response(rec, x, head, rpc);
     } else {
@@ -370,16 +383,20 @@ class downstream_session {
         if (offers_connection_auth(res)) rec.pinned = pinned_ = true;
       }
       http::response_serializer<http::buffer_body> sr{res};
-      down_write_dog_.arm(rpc ? t_.rpc_idle : t_.client_data, timeout_kind::client_write);
-      auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
-      down_write_dog_.disarm();
-      rec.bytes_to_client += wn;
-      if (wec) {
-        out.at = response_outcome::client_headers;
-        out.ec = wec;
-        stop_upload(x);
-        close_upstream();
-        co_return out;
+      // Headers go at once (a client may wait on them: 100 Continue, an RPC OUT channel's 200) unless body
+      // bytes are already here: then the relay's first write carries both (one TLS record).
+      if (interim || parser.is_done() || up_buf_.size() == 0) {
+        down_write_dog_.arm(rpc ? t_.rpc_idle : t_.client_data, timeout_kind::client_write);
+        auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
+        down_write_dog_.disarm();
+        rec.bytes_to_client += wn;
+        if (wec) {
+          out.at = response_outcome::client_headers;
+          out.ec = wec;
+          stop_upload(x);
+          close_upstream();
+          co_return out;
+        }
       }
       if (interim) continue;
 
@@ -543,6 +560,7 @@ class downstream_session {
         co_return false;
       }
       finish(rec, termination::normal, "");
+      up_last_used_ = std::chrono::steady_clock::now();
       if (!res.keep_alive) close_upstream();
       // The upstream's "Connection: close" went to the client too, so the client expects the close: a
       // connection-bound (NTLM) session must end on both legs together.
@@ -595,10 +613,13 @@ class downstream_session {
 
   // An idle upstream connection may have been closed by the server (IIS closes idle connections after
   // 120 s, with close_notify then FIN). Peek before reuse, so such a request goes on a fresh connection
-  // instead of failing; leftover bytes (anything beyond the last response) also forbid reuse.
+  // instead of failing; leftover bytes (anything beyond the last response) also forbid reuse. A connection
+  // that answered within the last second is not peeked: servers close idle connections after minutes, and
+  // a busy keep-alive connection is spared a system call per request.
   bool upstream_reusable() {
     if (!up_ || !up_->next_layer().is_open()) return false;
     if (up_buf_.size() > 0 || SSL_pending(up_->native_handle()) > 0) return false;
+    if (std::chrono::steady_clock::now() - up_last_used_ < std::chrono::seconds(1)) return true;
     char byte;
     const auto got = ::recv(up_->next_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -761,6 +782,7 @@ class downstream_session {
   std::string down_tls_;
   std::string up_tls_;
   long t_handshake_ = -1;
+  std::chrono::steady_clock::time_point up_last_used_{};
   std::uint64_t upstream_requests_ = 0;
   bool pinned_ = false;
 };
