@@ -207,10 +207,12 @@ class client {
     bool keep_alive = false;
   };
   net::awaitable<reply> request(const std::string& target, std::uint64_t upload = 0, bool chunked_upload = false,
-                                std::vector<std::pair<std::string, std::string>> headers = {}) {
+                                std::vector<std::pair<std::string, std::string>> headers = {},
+                                std::string method = "") {
     reply r;
     std::vector<char> chunk(64 * 1024);
     http::request<http::buffer_body> req{upload > 0 ? http::verb::post : http::verb::get, target, 11};
+    if (!method.empty()) req.method_string(method);  // e.g. RPC_IN_DATA, a method Beast does not know
     req.set(http::field::host, "mail.contoso.example");
     for (const auto& [k, v] : headers) req.insert(k, v);
     if (chunked_upload) req.chunked(true);
