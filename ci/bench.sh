@@ -246,6 +246,11 @@ echo '}, "crypto_floor_cpu_s_per_gb": '"$floor"', "aes256_cbc_hmac_sha1_decrypt_
 echo "exbridge benchmark: $mb MiB bulk each way, wrk ${seconds}s x 50 connections, one worker per proxy, $(nproc) cores"
 cat "$out/table.txt"
 echo "crypto floor: $floor CPU-s/GB (AES-256-CBC-HMAC-SHA1 decrypt $(awk -v a="$cbc" 'BEGIN{printf "%.0f", a/1e6}') MB/s + AES-256-GCM encrypt $(awk -v b="$gcm" 'BEGIN{printf "%.0f", b/1e6}') MB/s, openssl speed)"
-echo "upstream: nginx serving tmpfs over TLS 1.0 (AES256-SHA) delivers $direct_mbs MB/s to curl on its own, more than any proxy above moved, so it is not the bottleneck; it used $(awk -v t="$(cpu_ticks "$up_pid")" -v hz="$hz" 'BEGIN{printf "%.1f", t/hz}') CPU-s in total"
+fastest=$(awk 'NR > 1 && $2 > m {m = $2} END {print m + 0}' "$out/table.txt")
+verdict="more than the fastest proxy ($fastest MB/s): the upstream is not the bottleneck"
+if [ "$direct_mbs" -le "$fastest" ]; then
+  verdict="WARNING: not more than the fastest proxy ($fastest MB/s): the upstream may be the bottleneck, bulk figures are a floor"
+fi
+echo "upstream: nginx serving tmpfs over TLS 1.0 (AES256-SHA) delivers $direct_mbs MB/s to curl on its own, $verdict; it used $(awk -v t="$(cpu_ticks "$up_pid")" -v hz="$hz" 'BEGIN{printf "%.1f", t/hz}') CPU-s in total"
 echo "peer configs and raw wrk output: $out/"
 for peer in $peers; do echo "--- $peer"; cat "$out/$peer.conf"; done

@@ -327,4 +327,30 @@ void tls_session_cache::remember(SSL* ssl) {
   session_ = fresh;
 }
 
+schannel_profile parse_schannel_profile(const std::string& name, const std::string& what) {
+  if (name == "win2008") return schannel_profile::win2008;
+  if (name == "win2003-aes") return schannel_profile::win2003_aes;
+  if (name == "win2003-legacy") return schannel_profile::win2003_legacy;
+  throw config_error(what + " '" + name + "' is unknown; use win2008, win2003-aes or win2003-legacy");
+}
+
+std::string schannel_ciphers(schannel_profile profile) {
+  switch (profile) {
+    case schannel_profile::win2008:
+      return win2008_ciphers;
+    case schannel_profile::win2003_aes:
+      return "AES128-SHA:AES256-SHA";
+    case schannel_profile::win2003_legacy:
+      break;
+  }
+  const std::string legacy = "RC4-SHA:RC4-MD5:DES-CBC3-SHA:@SECLEVEL=0";
+  const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> probe(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  if (probe && SSL_CTX_set_cipher_list(probe.get(), legacy.c_str()) == 1) return legacy;
+  ERR_clear_error();
+  throw config_error(
+      "Windows Server 2003 without the AES update offers only RC4 and 3DES suites (RC4-SHA, RC4-MD5, DES-CBC3-SHA), "
+      "and this OpenSSL (Debian's OpenSSL 3) is built without them: no proxy built on it can reach such a server. "
+      "Install the Schannel AES update (KB948963) on the Exchange server and rehearse with win2003-aes");
+}
+
 }  // namespace exbridge

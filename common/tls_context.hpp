@@ -61,6 +61,19 @@ std::string peer_certificate_sha256(SSL* ssl);
 /// "SHA256 Fingerprint=" or "sha256:" prefix) and returns 64 lower-case hex digits; throws config_error.
 std::string normalize_pin(const std::string& text, const std::string& what);
 
+/// The Windows Server releases Exchange 2007 ran on, by the TLS 1.0 suites their Schannel offers:
+///   win2008         AES128-SHA, AES256-SHA, ECDHE-RSA-AES128-SHA, ECDHE-RSA-AES256-SHA (server order)
+///   win2003-aes     AES128-SHA, AES256-SHA (Windows Server 2003 with the AES update, KB948963)
+///   win2003-legacy  RC4-SHA, RC4-MD5, DES-CBC3-SHA (Windows Server 2003 without it)
+enum class schannel_profile { win2008, win2003_aes, win2003_legacy };
+
+/// Parses a profile name; throws config_error naming `what` and the choices.
+schannel_profile parse_schannel_profile(const std::string& name, const std::string& what);
+
+/// The cipher list of a profile, for tls_settings::cipher_list with tls_profile::exchange2007. Throws
+/// config_error for win2003-legacy when this OpenSSL has neither RC4 nor 3DES (Debian's OpenSSL 3 has not).
+std::string schannel_ciphers(schannel_profile profile);
+
 /// Client side: the last resumable session with one server, shared by all connections to it, so that a new
 /// connection resumes instead of paying a full handshake (RSA key exchange on the old server). Thread-safe.
 class tls_session_cache {

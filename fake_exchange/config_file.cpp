@@ -70,13 +70,23 @@ void apply_config_file(const std::string& file, server_options& options) {
     throw config_error(toml_position(file, e.source()) + ": " + std::string(e.description()));
   }
   toml_reject_unknown_keys(file, root,
-                           {"version", "public_host", "rpc_ping_interval", "organisation", "user", "mailboxes", "fault"},
+                           {"version", "windows", "public_host", "rpc_ping_interval", "organisation", "user", "mailboxes",
+                            "fault"},
                            "the configuration");
   auto& ex = options.exchange;
   if (const auto* n = root.get("version")) {
     const std::string name = toml_get_string(file, root, "version", false, "", "the configuration");
     ex.version = find_version_profile(name);
     if (ex.version == nullptr) toml_fail_at(file, *n, "version '" + name + "' is unknown; use RTM, SP1, SP2, SP3 or SP3-RU23");
+  }
+  if (const auto* n = root.get("windows")) {
+    const std::string name = toml_get_string(file, root, "windows", false, "", "the configuration");
+    try {
+      options.windows = parse_schannel_profile(name, "windows");
+      (void)schannel_ciphers(options.windows);  // win2003-legacy: refused here, at its line
+    } catch (const config_error& e) {
+      toml_fail_at(file, *n, e.what());
+    }
   }
   ex.public_host = toml_get_string(file, root, "public_host", false, ex.public_host, "the configuration");
   if (const auto* n = root.get("rpc_ping_interval")) {

@@ -2,6 +2,7 @@
 // hold, the Exchange build, Outlook Anywhere's ping interval and fault rules, in one file:
 //
 //   version = "SP3"                  # RTM, SP1, SP2, SP3, SP3-RU23
+//   windows = "win2008"               # or win2003-aes; win2003-legacy is refused (no RC4/3DES in OpenSSL 3)
 //   public_host = "mail.contoso.example"
 //   rpc_ping_interval = "900s"
 //   [organisation]                   # name, domain, netbios_domain, server_name

@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
                     throw config_error("--version '" + v + "' is unknown; use RTM, SP1, SP2, SP3 or SP3-RU23");
                   }
                 });
+    args.option("windows", "PROFILE",
+                "the TLS 1.0 suites of the Windows Server under Exchange: win2008 (default; AES and ECDHE-RSA AES), "
+                "win2003-aes (plain-RSA AES only) or win2003-legacy (RC4/3DES only: Debian's OpenSSL cannot)",
+                [&](const std::string& v) { options.windows = parse_schannel_profile(v, "--windows"); });
     args.option("user", "EMAIL:PASSWORD[:NAME]", "a mailbox user (repeatable); replaces the demo user",
                 [&](const std::string& v) { users.push_back(parse_user_spec(v)); });
     std::string manifest;

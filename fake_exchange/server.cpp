@@ -507,7 +507,8 @@ class session {
 
 server::server(net::io_context& ioc, server_options options)
     : options_(std::move(options)),
-      tls_(make_tls_context(tls_profile::exchange2007, {.identity = identity_or_generated(options_)})),
+      tls_(make_tls_context(tls_profile::exchange2007, {.identity = identity_or_generated(options_),
+                                                        .cipher_list = schannel_ciphers(options_.windows)})),
       acceptor_(bind_listener(ioc, options_.listen, "fake-exchange --listen")) {
   faults_.replace(options_.faults);
 }

@@ -30,6 +30,7 @@ struct request_record {
 struct server_options {
   host_port listen{"127.0.0.1", 0};
   tls_identity identity;             ///< empty = a self-generated certificate
+  schannel_profile windows = schannel_profile::win2008;  ///< which Windows Server's TLS 1.0 suites to offer
   exchange_config exchange;
   scaled_clock::duration handshake_timeout = std::chrono::seconds(30);
   scaled_clock::duration idle_timeout = std::chrono::seconds(120);  ///< IIS connectionTimeout default

@@ -54,6 +54,10 @@ TEST(CommandLine, FakeExchangeUnknownVersion) {
   expect_clean_failure(run_command(program_path("fake-exchange"), {"--version", "SP4"}), "--version 'SP4' is unknown");
 }
 
+TEST(CommandLine, FakeExchangeWin2003LegacyNamesTheMissingCiphers) {
+  expect_clean_failure(run_command(program_path("fake-exchange"), {"--windows", "win2003-legacy"}), "RC4 and 3DES");
+}
+
 TEST(CommandLine, FakeExchangeBadConfigAndFaultFilesNameTheLine) {
   const auto dir = std::filesystem::temp_directory_path();
   const auto config = dir / ("exbridge-fx-" + std::to_string(::getpid()) + ".toml");

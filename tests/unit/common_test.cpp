@@ -39,6 +39,44 @@ TEST(TlsProfiles, ExchangeOnlineClientCannotHandshakeWithExchange2007) {
   EXPECT_EQ(out.diagnosis, "tls-version-refused");
 }
 
+ssl::context windows_server(schannel_profile windows) {
+  return make_tls_context(tls_profile::exchange2007,
+                          {.identity = {.cert_file = test::test_pki().exchange_cert.string(),
+                                        .key_file = test::test_pki().exchange_key.string()},
+                           .cipher_list = schannel_ciphers(windows)});
+}
+
+TEST(SchannelProfiles, Win2003AesOffersOnlyPlainRsaAes) {
+  auto server = windows_server(schannel_profile::win2003_aes);
+  auto any = make_tls_context(tls_profile::upstream_legacy, {.verify = tls_verify::none});
+  EXPECT_EQ(test::handshake(server, any).client_session, "TLSv1 AES128-SHA");
+  auto ecdhe_only = make_tls_context(tls_profile::upstream_legacy,
+                                     {.verify = tls_verify::none, .cipher_list = "ECDHE-RSA-AES128-SHA:@SECLEVEL=0"});
+  const auto out = test::handshake(server, ecdhe_only);
+  EXPECT_TRUE(out.client_error);
+  EXPECT_EQ(out.diagnosis, "tls-no-shared-cipher");
+}
+
+TEST(SchannelProfiles, Win2008AlsoOffersEcdhe) {
+  auto server = windows_server(schannel_profile::win2008);
+  auto ecdhe_only = make_tls_context(tls_profile::upstream_legacy,
+                                     {.verify = tls_verify::none, .cipher_list = "ECDHE-RSA-AES256-SHA:@SECLEVEL=0"});
+  EXPECT_EQ(test::handshake(server, ecdhe_only).client_session, "TLSv1 ECDHE-RSA-AES256-SHA");
+}
+
+TEST(SchannelProfiles, Win2003LegacyIsRefusedWithTheReasonAndTheFix) {
+  try {
+    (void)schannel_ciphers(schannel_profile::win2003_legacy);
+    GTEST_SKIP() << "this OpenSSL still has RC4 or 3DES";
+  } catch (const config_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("RC4 and 3DES"), std::string::npos) << message;
+    EXPECT_NE(message.find("KB948963"), std::string::npos) << message;
+  }
+  EXPECT_THROW(parse_schannel_profile("win2000", "--windows"), config_error);
+  EXPECT_EQ(parse_schannel_profile("win2003-aes", "--windows"), schannel_profile::win2003_aes);
+}
+
 TEST(TlsProfiles, UpstreamLegacyNegotiatesTls10WithExchange2007) {
   auto server = exchange2007_server();
   auto client = make_tls_context(tls_profile::upstream_legacy, {.verify = tls_verify::none});

@@ -99,3 +99,19 @@ TEST(ConfigFile, MistakesNameTheLineAndTheProblem) {
 
 }  // namespace
 }  // namespace exbridge::fake_exchange
+
+namespace exbridge::fake_exchange {
+namespace {
+
+TEST(ConfigFile, WindowsProfileIsReadAndLegacyIsRefusedAtItsLine) {
+  server_options o;
+  apply_config_file(write_temp("windows = \"win2003-aes\"\n"), o);
+  EXPECT_EQ(o.windows, schannel_profile::win2003_aes);
+  const std::string legacy = config_error_of("version = \"SP3\"\nwindows = \"win2003-legacy\"\n");
+  EXPECT_NE(legacy.find(":2:"), std::string::npos) << legacy;
+  EXPECT_NE(legacy.find("RC4 and 3DES"), std::string::npos) << legacy;
+  EXPECT_NE(config_error_of("windows = \"nt4\"\n").find("unknown"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace exbridge::fake_exchange
