@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "common/cli.hpp"
 #include "common/clock.hpp"
 #include "common/tls_context.hpp"
+#include "proxy/termination.hpp"
 
 namespace exbridge::proxy {
 
@@ -57,6 +59,8 @@ struct bridge_options {
   log_format access_log = log_format::text;
   struct timeouts timeouts;
   unsigned threads = 0;  ///< 0 = one event loop thread per core
+  /// Called after each termination is counted, on the connection's strand (tests wait on it).
+  std::function<void(termination)> on_end;
   double time_scale = 1;
 };
 

@@ -731,6 +731,7 @@ class downstream_session {
   void count_end(termination why) {
     ctx_->stats.add(why);
     if (is_timeout(why)) ctx_->stats.add(counter::timeouts_total);
+    if (options_.on_end) options_.on_end(why);
   }
 
   void finish(request_record& rec, termination why, const std::string& detail) {

@@ -7,7 +7,8 @@
 
 #include <atomic>
 #include <optional>
-#include <thread>
+#include <condition_variable>
+#include <mutex>
 
 #include "common/tls_context.hpp"
 #include "proxy/bridge.hpp"
@@ -294,6 +295,10 @@ class BridgeTest : public ::testing::Test {
   void start_bridge(bridge_options o) {
     o.listen = {"127.0.0.1", 0};
     o.identity = {.cert_file = test_pki().bridge_cert.string(), .key_file = test_pki().bridge_key.string()};
+    o.on_end = [this](termination) {
+      std::lock_guard lock(ends_mutex_);
+      ends_signal_.notify_all();
+    };
     bridge_.emplace(io_.context(), o);
     bridge_->start();
   }
@@ -327,18 +332,18 @@ class BridgeTest : public ::testing::Test {
   std::int64_t stat(counter c) const { return bridge_->stats().get(c); }
   std::int64_t ended(termination t) const { return bridge_->stats().get(t); }
 
-  /// Waits (up to `limit`) until the bridge has counted `t` at least once; true when it has.
-  bool wait_for_end(termination t, std::chrono::milliseconds limit = std::chrono::seconds(10)) const {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (ended(t) == 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polls a condition, with a deadline
-    }
-    return ended(t) > 0;
+  /// Waits (up to `limit`) until the bridge has counted `t` at least once; true when it has. Woken by the
+  /// bridge's on_end hook (start_bridge installs it).
+  bool wait_for_end(termination t, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    std::unique_lock lock(ends_mutex_);
+    return ends_signal_.wait_for(lock, limit, [&] { return ended(t) > 0; });
   }
 
   io_thread io_;
   test_upstream upstream_{io_.context()};
   std::optional<bridge> bridge_;
+  std::mutex ends_mutex_;
+  std::condition_variable ends_signal_;
 };
 
 
