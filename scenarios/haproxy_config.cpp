@@ -224,10 +224,14 @@ class linter {
       if (!is_proxy(s)) continue;
       const haproxy_section* inherited = defaults;
       if (s.header.args.size() >= 3 && s.header.args[1] == "from") inherited = named_defaults(s.header.args[2]);
+      if (inherited != nullptr) users_[inherited].push_back(&s);
       check_proxy_lines(s);
       check_binds(s);
       check_servers(s, inherited);
       check_missing_timeouts(s, inherited);
+    }
+    for (const auto& s : cfg_.sections) {
+      if (s.kind == "defaults") check_connection_close(s);
     }
     std::stable_sort(found_.begin(), found_.end(),
                      [](const haproxy_finding& a, const haproxy_finding& b) { return a.line < b.line; });
@@ -300,16 +304,7 @@ class linter {
     for (const auto& l : s.lines) {
       check_log(l);
       if (!exchange) continue;
-      if (l.keyword == "option" && !l.args.empty() &&
-          (l.args[0] == "http-server-close" || l.args[0] == "httpclose")) {
-        add(l.number, "http-server-close-breaks-ntlm", "error",
-            "'option " + l.args[0] +
-                "' closes the server connection after each response, but NTLM authenticates the TCP "
-                "connection: Exchange 2007's challenge is lost with it and every NTLM logon loops on 401",
-            "remove 'option " + l.args[0] +
-                "' (HAProxy's default keep-alive keeps one server connection per client connection after an "
-                "NTLM 401) and keep 'http-reuse safe'");
-      }
+      if (s.kind != "defaults" && closes_connections(l)) add_connection_close(l);
       if (l.keyword == "http-reuse" && !l.args.empty() && (l.args[0] == "always" || l.args[0] == "aggressive")) {
         add(l.number, "http-reuse-shares-ntlm", "error",
             "'http-reuse " + l.args[0] +
@@ -324,6 +319,37 @@ class linter {
             "remove 'option http-buffer-request'");
       }
       if (l.keyword == "timeout") check_timeout(l);
+    }
+  }
+
+  static bool closes_connections(const haproxy_line& l) {
+    return l.keyword == "option" && !l.args.empty() && (l.args[0] == "http-server-close" || l.args[0] == "httpclose");
+  }
+
+  void add_connection_close(const haproxy_line& l) {
+    add(l.number, "http-server-close-breaks-ntlm", "error",
+        "'option " + l.args[0] +
+            "' closes the server connection after each response, but NTLM authenticates the TCP connection: "
+            "Exchange 2007's challenge is lost with it and every NTLM logon loops on 401",
+        "remove 'option " + l.args[0] +
+            "' (HAProxy's default keep-alive keeps one server connection per client connection after an NTLM "
+            "401) and keep 'http-reuse safe'");
+  }
+
+  /// The option in defaults matters unless every Exchange proxy using those defaults says 'no option ...'
+  /// (HAProxy closes if either the frontend or the backend asks for it, so both must negate it).
+  void check_connection_close(const haproxy_section& defaults) {
+    const auto it = users_.find(&defaults);
+    for (const auto& l : defaults.lines) {
+      if (!closes_connections(l)) continue;
+      bool exposed = it == users_.end();
+      for (const auto* proxy : it != users_.end() ? it->second : std::vector<const haproxy_section*>{}) {
+        const bool negated = std::any_of(proxy->lines.begin(), proxy->lines.end(), [&](const haproxy_line& n) {
+          return n.keyword == "no" && n.args.size() >= 2 && n.args[0] == "option" && n.args[1] == l.args[0];
+        });
+        if (carries_exchange(*proxy) && !negated) exposed = true;
+      }
+      if (exposed) add_connection_close(l);
     }
   }
 
@@ -515,6 +541,7 @@ class linter {
   std::vector<const haproxy_line*> global_;
   std::vector<haproxy_finding> found_;
   std::set<std::pair<int, std::string>> reported_;
+  std::map<const haproxy_section*, std::vector<const haproxy_section*>> users_;  ///< defaults -> its proxies
 };
 
 // ---------------------------------------------------------------------------------------------------------
