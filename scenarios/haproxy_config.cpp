@@ -563,7 +563,7 @@ class rewriter {
     bool global_log = false;
     for (const auto& s : cfg_.sections) {
       for (const auto& l : s.lines) {
-        if (l.number < 1 || static_cast<std::size_t>(l.number) > out_.size()) continue;  // not from this text
+        if (!from_text(l)) continue;
         if (s.kind == "global") global_log = rewrite_global(l, global_log);
         if (l.keyword == "timeout" && l.args.size() >= 2) scale(l, 2, "timeout " + l.args[0]);
         if ((l.keyword == "server" && has_backend_side(s)) ||
@@ -586,6 +586,11 @@ class rewriter {
   }
 
  private:
+  /// Whether the line is one of original_lines (a config assembled by hand may have none).
+  bool from_text(const haproxy_line& l) const {
+    return l.number >= 1 && static_cast<std::size_t>(l.number) <= cfg_.original_lines.size();
+  }
+
   /// Replaces word `index` (0 = the keyword) of line `l`; applied by apply_word_edits().
   void replace_word(const haproxy_line& l, std::size_t index, const std::string& value) {
     word_edits_[l.number][index] = value;
@@ -692,7 +697,7 @@ class rewriter {
       if (chosen == nullptr && l.keyword == "bind" && listens_on_443(l)) chosen = &l;
     }
     for (const auto& l : s.lines) {
-      if (l.keyword != "bind" || l.args.empty()) continue;
+      if (l.keyword != "bind" || l.args.empty() || !from_text(l)) continue;
       if (&l != chosen) {
         remove(l, "the lab listens only on " + lab_.bind_address);
         continue;
