@@ -723,7 +723,9 @@ class rewriter {
     for (std::size_t i = 0; i < cfg_.sections.size(); ++i) {
       const auto& s = cfg_.sections[i];
       if (s.kind != "global") continue;
-      const int end = i + 1 < cfg_.sections.size() ? cfg_.sections[i + 1].number : static_cast<int>(out_.size()) + 1;
+      const int last = static_cast<int>(cfg_.original_lines.size());
+      if (s.number < 1 || s.number > last) continue;
+      const int end = i + 1 < cfg_.sections.size() ? std::min(cfg_.sections[i + 1].number, last + 1) : last + 1;
       for (int n = s.number + 1; n < end; ++n) {
         const std::string& text = cfg_.original_lines[static_cast<std::size_t>(n - 1)];
         if (!trimmed(text).empty() && trimmed(text)[0] != '#') continue;

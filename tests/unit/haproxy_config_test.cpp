@@ -447,6 +447,10 @@ TEST(HaproxyConfigRewrite, GlobalWithoutLogGetsOneWithoutMovingLines) {
       parse_haproxy_config(replaced(good, "    log stdout format raw local0\n", ""), "t.cfg"), test_lab());
   EXPECT_EQ(lines_of(tight.text)[1], "    log stdout format raw local0");
   EXPECT_NE(tight.changes.front().find("one higher"), std::string::npos) << tight.changes.front();
+  // No global section at all: one is added at the end, where it moves nothing.
+  const auto none = rewrite_haproxy_for_lab(parse_haproxy_config("defaults\n    mode http\n", "t.cfg"), test_lab());
+  EXPECT_EQ(none.text, "defaults\n    mode http\nglobal\n    log stdout format raw local0\n");
+  EXPECT_EQ(none.changes, std::vector<std::string>{"global section with 'log stdout format raw local0' added at the end"});
 }
 
 /// Writes the rewritten config and runs `haproxy -c` on it; returns HAProxy's exit status and output.
