@@ -329,15 +329,18 @@ void tls_session_cache::remember(SSL* ssl) {
 
 schannel_profile parse_schannel_profile(const std::string& name, const std::string& what) {
   if (name == "win2008") return schannel_profile::win2008;
+  if (name == "win2008-ecdhe") return schannel_profile::win2008_ecdhe;
   if (name == "win2003-aes") return schannel_profile::win2003_aes;
   if (name == "win2003-legacy") return schannel_profile::win2003_legacy;
-  throw config_error(what + " '" + name + "' is unknown; use win2008, win2003-aes or win2003-legacy");
+  throw config_error(what + " '" + name + "' is unknown; use win2008, win2008-ecdhe, win2003-aes or win2003-legacy");
 }
 
 std::string schannel_ciphers(schannel_profile profile) {
   switch (profile) {
     case schannel_profile::win2008:
       return win2008_ciphers;
+    case schannel_profile::win2008_ecdhe:
+      return "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:AES128-SHA:AES256-SHA";
     case schannel_profile::win2003_aes:
       return "AES128-SHA:AES256-SHA";
     case schannel_profile::win2003_legacy:

@@ -63,9 +63,12 @@ std::string normalize_pin(const std::string& text, const std::string& what);
 
 /// The Windows Server releases Exchange 2007 ran on, by the TLS 1.0 suites their Schannel offers:
 ///   win2008         AES128-SHA, AES256-SHA, ECDHE-RSA-AES128-SHA, ECDHE-RSA-AES256-SHA (server order)
+///   win2008-ecdhe   the same suites with ECDHE first, as hardening guides (IIS Crypto "best practices") reorder
+///                   them; an OpenSSL 3 client then needs security level 0 for TLS 1.0, because the ECDHE key
+///                   exchange is signed with MD5+SHA-1, which level 1 and above refuse
 ///   win2003-aes     AES128-SHA, AES256-SHA (Windows Server 2003 with the AES update, KB948963)
 ///   win2003-legacy  RC4-SHA, RC4-MD5, DES-CBC3-SHA (Windows Server 2003 without it)
-enum class schannel_profile { win2008, win2003_aes, win2003_legacy };
+enum class schannel_profile { win2008, win2008_ecdhe, win2003_aes, win2003_legacy };
 
 /// Parses a profile name; throws config_error naming `what` and the choices.
 schannel_profile parse_schannel_profile(const std::string& name, const std::string& what);

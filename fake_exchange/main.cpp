@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
                 });
     args.option("windows", "PROFILE",
                 "the TLS 1.0 suites of the Windows Server under Exchange: win2008 (default; AES and ECDHE-RSA AES), "
+                "win2008-ecdhe (the same, ECDHE preferred, as hardening guides order them), "
                 "win2003-aes (plain-RSA AES only) or win2003-legacy (RC4/3DES only: Debian's OpenSSL cannot)",
                 [&](const std::string& v) { options.windows = parse_schannel_profile(v, "--windows"); });
     args.option("user", "EMAIL:PASSWORD[:NAME]", "a mailbox user (repeatable); replaces the demo user",

@@ -565,6 +565,13 @@ class rewriter {
       for (const auto& l : s.lines) {
         if (!from_text(l)) continue;
         if (s.kind == "global") global_log = rewrite_global(l, global_log);
+        if (s.kind == "global" && l.keyword == "maxconn") fit_maxconn(l);
+        if (l.keyword == "option" && l.args.size() == 1 && l.args[0] == "httplog" && lab_.tls_error_log) {
+          std::string& line = out_[static_cast<std::size_t>(l.number - 1)];
+          line = leading_blanks(line) + httplog_with_tls_error;
+          changes_.emplace_back(l.number, "option httplog -> the same log line plus bc_err_str and ssl_bc_err (HAProxy "
+                                          "logs why an upstream TLS handshake failed only there)");
+        }
         if (l.keyword == "timeout" && l.args.size() >= 2) scale(l, 2, "timeout " + l.args[0]);
         if ((l.keyword == "server" && has_backend_side(s)) ||
             (l.keyword == "default-server" && (has_backend_side(s) || s.kind == "defaults"))) {
@@ -645,6 +652,27 @@ class rewriter {
     return had_log;
   }
 
+  // HAProxy 2.6's httplog format, then the upstream TLS error fields.
+  static constexpr const char* httplog_with_tls_error =
+      "log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r "
+      "bc_err=%{+Q}[bc_err_str] ssl_bc_err=%[ssl_bc_err,hex]\"";
+
+  void fit_maxconn(const haproxy_line& l) {
+    if (lab_.fd_limit == 0 || l.args.empty()) return;
+    std::uint64_t maxconn = 0;
+    try {
+      maxconn = std::stoull(l.args[0]);
+    } catch (const std::exception&) {
+      return;
+    }
+    const std::uint64_t fits = lab_.fd_limit > 200 ? (lab_.fd_limit - 100) / 2 : 50;
+    if (2 * maxconn + 100 <= lab_.fd_limit) return;
+    replace_word(l, 1, std::to_string(fits));
+    changes_.emplace_back(l.number, "maxconn " + l.args[0] + " -> " + std::to_string(fits) + " (this machine allows " +
+                                        std::to_string(lab_.fd_limit) + " file descriptors; HAProxy needs two per "
+                                        "connection and would not start)");
+  }
+
   /// Divides the time at word `index` by the time scale (at least 1 ms; 0 = infinite stays 0).
   void scale(const haproxy_line& l, std::size_t index, const std::string& what) {
     if (lab_.time_scale == 1 || index == 0 || index > l.args.size()) return;
@@ -676,6 +704,14 @@ class rewriter {
     for (std::size_t i = 0; i + 1 < l.args.size(); ++i) {
       const std::string& key = l.args[i];
       if (key == "inter" || key == "fastinter" || key == "downinter") scale(l, i + 2, key);
+      if (!lab_.upstream_name.empty() && ((key == "sni" && l.args[i + 1].rfind("str(", 0) == 0) || key == "verifyhost")) {
+        const std::string value = key == "sni" ? "str(" + lab_.upstream_name + ")" : lab_.upstream_name;
+        if (l.args[i + 1] != value) {
+          replace_word(l, i + 2, value);
+          changes_.emplace_back(l.number, key + " " + l.args[i + 1] + " -> " + value +
+                                              " (the name on the lab Exchange 2007 certificate)");
+        }
+      }
       if (key == "ca-file" && !lab_.ca_file.empty()) {
         replace_word(l, i + 2, lab_.ca_file);
         changes_.emplace_back(l.number, "ca-file " + l.args[i + 1] + " -> " + lab_.ca_file + " (the lab CA)");

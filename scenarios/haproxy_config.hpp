@@ -67,6 +67,15 @@ struct haproxy_lab {
   std::string ca_file;           ///< replaces `ca-file X` on server lines (the lab CA); empty = leave
   double time_scale = 1;         ///< timeouts and check intervals are divided by this (min 1 ms)
   std::string log_target = "stdout format raw local0";  ///< replaces every `log` line in `global`
+  /// The lab Exchange certificate's name: replaces `sni str(X)` and `verifyhost X` on server lines, which
+  /// name the customer's server (empty = leave).
+  std::string upstream_name;
+  /// The lab machine's file-descriptor limit: a global `maxconn` HAProxy could not reserve descriptors for
+  /// is lowered to fit (HAProxy 2.6 refuses to start otherwise); 0 = leave.
+  std::uint64_t fd_limit = 0;
+  /// Replace `option httplog` with the same line format plus HAProxy's upstream TLS error (bc_err_str,
+  /// ssl_bc_err), the only place HAProxy says why a TLS 1.0 handshake with Exchange 2007 failed.
+  bool tls_error_log = false;
 };
 
 struct haproxy_rewrite {

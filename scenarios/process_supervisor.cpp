@@ -6,10 +6,14 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <boost/asio/local/datagram_protocol.hpp>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <functional>
 
 #include "common/errors.hpp"
 #include "common/log.hpp"
@@ -77,9 +81,10 @@ std::string process_supervisor::tail(const std::filesystem::path& file, std::siz
 
 namespace {
 
-// After readiness, whatever the child prints on stdout goes on into its log file.
+// After readiness, whatever the child prints on stdout goes on into its log file. `on_end` runs when
+// the child closes its stdout (it exited).
 net::awaitable<void> drain(std::shared_ptr<void> /*keeps the pipe and file alive*/, net::readable_pipe& pipe,
-                           std::FILE* log) {
+                           std::FILE* log, std::function<void()> on_end) {
   std::array<char, 4096> buf;
   for (;;) {
     auto [ec, n] = co_await pipe.async_read_some(net::buffer(buf), use_tuple);
@@ -87,8 +92,15 @@ net::awaitable<void> drain(std::shared_ptr<void> /*keeps the pipe and file alive
       std::fwrite(buf.data(), 1, n, log);
       std::fflush(log);
     }
-    if (ec) co_return;
+    if (ec) break;
   }
+  if (on_end) on_end();
+}
+
+net::local::datagram_protocol::endpoint notify_endpoint(const std::string& name) {
+  // systemd's convention: a leading '@' names a socket in the abstract namespace (no file to clean up,
+  // no 108-byte path limit for deep run folders).
+  return {name.front() == '@' ? std::string(1, '\0') + name.substr(1) : name};
 }
 
 }  // namespace
@@ -96,7 +108,7 @@ net::awaitable<void> drain(std::shared_ptr<void> /*keeps the pipe and file alive
 net::awaitable<started_process> process_supervisor::start(std::string name, std::filesystem::path program,
                                                           std::vector<std::string> args,
                                                           std::filesystem::path log_file,
-                                                          std::chrono::milliseconds ready_timeout) {
+                                                          std::chrono::milliseconds ready_timeout, readiness ready) {
   auto c = std::make_shared<child>();
   c->name = name;
   c->log_file = log_file;
@@ -107,9 +119,25 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
   c->log = std::fopen(log_file.c_str(), "a");
   if (c->log == nullptr) throw config_error("cannot write log file " + log_file.string());
   c->out.emplace(executor_);
-  error_code ec;
+  const bool by_notify = !ready.notify_socket.empty();
+  std::shared_ptr<net::local::datagram_protocol::socket> notify;
+  if (by_notify) {
+    notify = std::make_shared<net::local::datagram_protocol::socket>(executor_);
+    error_code nec;
+    notify->open(net::local::datagram_protocol(), nec);
+    if (!nec) notify->bind(notify_endpoint(ready.notify_socket), nec);
+    if (nec) throw config_error("process '" + name + "': cannot open its sd_notify socket: " + nec.message());
+  }
+  // The child inherits NOTIFY_SOCKET only when it is to use it (the runner is single-threaded, so setting
+  // it around the launch is safe); a NOTIFY_SOCKET of rehearse's own (under systemd) never leaks to children.
+  const char* inherited = std::getenv("NOTIFY_SOCKET");
+  const std::string saved = inherited == nullptr ? std::string() : inherited;
+  if (by_notify) ::setenv("NOTIFY_SOCKET", ready.notify_socket.c_str(), 1);
+  else ::unsetenv("NOTIFY_SOCKET");
   c->proc.emplace(executor_, bp::filesystem::path(program.string()), args,
                   bp::process_stdio{nullptr, *c->out, c->log}, die_with_parent{});
+  if (inherited != nullptr) ::setenv("NOTIFY_SOCKET", saved.c_str(), 1);
+  else ::unsetenv("NOTIFY_SOCKET");
   children_.push_back(c);
 
   std::string line_buffer;
@@ -120,32 +148,54 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
     bool timed_out = false;
   };
   auto state = std::make_shared<wait_state>();
-  deadline.async_wait([c, state](error_code wec) {
+  deadline.async_wait([c, state, notify](error_code wec) {
     if (wec || state->ready) return;
     state->timed_out = true;
     error_code ignored;
-    c->out->close(ignored);
+    if (notify) notify->close(ignored);
+    else c->out->close(ignored);
   });
   std::string ready_line;
-  for (;;) {
-    auto [rec, n] = co_await net::async_read_until(*c->out, net::dynamic_buffer(line_buffer), '\n', use_tuple);
-    if (rec) break;
-    ready_line = line_buffer.substr(0, n - 1);
-    line_buffer.erase(0, n);
-    std::fprintf(c->log, "%s\n", ready_line.c_str());
-    std::fflush(c->log);
-    if (ready_line.rfind("listening ", 0) == 0) break;
-    ready_line.clear();
+  if (by_notify) {
+    // The child's output goes to its log as it comes; its exit (stdout closed) ends the wait.
+    net::co_spawn(executor_, drain(c, *c->out, c->log, [notify] {
+                    error_code ignored;
+                    notify->close(ignored);
+                  }),
+                  net::detached);
+    std::array<char, 512> datagram;
+    for (;;) {
+      auto [rec, n] = co_await notify->async_receive(net::buffer(datagram), use_tuple);
+      if (rec) break;
+      const std::string_view message(datagram.data(), n);
+      if (message == "READY=1" || message.rfind("READY=1\n", 0) == 0 || message.find("\nREADY=1") != message.npos) {
+        ready_line = "READY=1";
+        break;
+      }
+    }
+  } else {
+    for (;;) {
+      auto [rec, n] = co_await net::async_read_until(*c->out, net::dynamic_buffer(line_buffer), '\n', use_tuple);
+      if (rec) break;
+      ready_line = line_buffer.substr(0, n - 1);
+      line_buffer.erase(0, n);
+      std::fprintf(c->log, "%s\n", ready_line.c_str());
+      std::fflush(c->log);
+      if (ready_line.rfind("listening ", 0) == 0) break;
+      ready_line.clear();
+    }
   }
   state->ready = !ready_line.empty();
   deadline.cancel();
   const bool timed_out = state->timed_out;
 
   if (ready_line.empty()) {
-    std::string why = timed_out ? "printed no readiness line within " + std::to_string(ready_timeout.count()) + " ms"
+    std::string why = timed_out ? (by_notify ? "sent no READY=1 within " : "printed no readiness line within ") +
+                                      std::to_string(ready_timeout.count()) + " ms"
                                 : "exited before it was ready";
     if (!timed_out) {
-      c->proc->wait(ec);
+      error_code ignored;
+      c->proc->wait(ignored);
       c->exited = true;
       c->exit_code = c->proc->exit_code();
       why += " (exit code " + std::to_string(c->exit_code) + ")";
@@ -153,12 +203,36 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
     throw config_error("process '" + name + "' " + why + "; last lines of " + log_file.string() + ":\n" +
                        tail(log_file, 8));
   }
+  if (by_notify) {
+    error_code ignored;
+    notify->close(ignored);
+    co_return started_process{name, log_file, ready.address};
+  }
   // "listening <kind> <host>:<port>"
   const auto last_space = ready_line.rfind(' ');
   started_process started{name, log_file, parse_host_port(ready_line.substr(last_space + 1), "readiness line of " + name)};
   if (!line_buffer.empty()) std::fwrite(line_buffer.data(), 1, line_buffer.size(), c->log);
-  net::co_spawn(executor_, drain(c, *c->out, c->log), net::detached);
+  net::co_spawn(executor_, drain(c, *c->out, c->log, nullptr), net::detached);
   co_return started;
+}
+
+std::filesystem::path find_on_path(const std::string& name) {
+  std::vector<std::string> dirs;
+  if (const char* path = std::getenv("PATH")) {
+    std::string_view rest(path);
+    while (!rest.empty()) {
+      const auto colon = rest.find(':');
+      dirs.emplace_back(rest.substr(0, colon));
+      rest = colon == rest.npos ? std::string_view() : rest.substr(colon + 1);
+    }
+  }
+  dirs.insert(dirs.end(), {"/usr/sbin", "/usr/local/sbin", "/sbin"});
+  for (const auto& dir : dirs) {
+    if (dir.empty()) continue;
+    const std::filesystem::path candidate = std::filesystem::path(dir) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
 }
 
 net::awaitable<void> process_supervisor::stop_all() {

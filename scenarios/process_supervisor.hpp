@@ -1,6 +1,8 @@
 // Starts the programs a scenario names (Boost.Process v2, on the runner's io_context), waits for each
-// one's readiness line "listening <name> <host>:<port>", keeps every byte they print in a log file, and
-// always stops them: SIGTERM, a bounded wait, then SIGKILL. Children also die if rehearse itself dies.
+// one's readiness -- the line "listening <name> <host>:<port>" (our programs), or systemd's READY=1 on
+// an sd_notify socket (HAProxy in -Ws mode, which prints nothing when ready) -- keeps every byte they
+// print in a log file, and always stops them: SIGTERM, a bounded wait, then SIGKILL. Children also die
+// if rehearse itself dies.
 #pragma once
 
 #include <boost/process/v2/process.hpp>
@@ -22,6 +24,14 @@ struct started_process {
   host_port address;  ///< from the readiness line
 };
 
+/// How a process says it is ready.
+struct readiness {
+  /// Empty: the readiness line on stdout. Otherwise the NOTIFY_SOCKET given to the child (an abstract
+  /// socket name when it starts with '@'), on which it sends READY=1; `address` is then where it listens.
+  std::string notify_socket;
+  host_port address;
+};
+
 class process_supervisor {
  public:
   explicit process_supervisor(net::any_io_executor executor);
@@ -33,7 +43,7 @@ class process_supervisor {
   /// config_error naming the process, why it is not ready and the last lines of its log.
   net::awaitable<started_process> start(std::string name, std::filesystem::path program,
                                         std::vector<std::string> args, std::filesystem::path log_file,
-                                        std::chrono::milliseconds ready_timeout);
+                                        std::chrono::milliseconds ready_timeout, readiness ready = {});
 
   /// Stops every process (in reverse start order) and reports how each ended.
   net::awaitable<void> stop_all();
@@ -52,5 +62,9 @@ class process_supervisor {
 
 /// Finds a program: an absolute path as is, else next to the running rehearse binary.
 std::filesystem::path resolve_program(const std::string& program);
+
+/// Finds a peer program by name on PATH, then in /usr/sbin and /usr/local/sbin (Debian puts haproxy
+/// there, outside an ordinary user's PATH). An empty path when it is not installed.
+std::filesystem::path find_on_path(const std::string& name);
 
 }  // namespace exbridge::scenario

@@ -2,13 +2,16 @@
 #include "scenarios/runner.hpp"
 
 #include <csignal>
+#include <fstream>
 #include <iomanip>
+#include <sstream>
 #include <map>
 #include <ostream>
 
 #include "common/errors.hpp"
 #include "common/lab_pki.hpp"
 #include "scenarios/exo_client.hpp"
+#include "scenarios/haproxy_under_test.hpp"
 #include "scenarios/process_supervisor.hpp"
 
 namespace exbridge::scenario {
@@ -22,6 +25,15 @@ bool scenario_report::passed() const {
 }
 
 namespace {
+
+/// A log file from byte `offset` on.
+std::string read_from(const std::filesystem::path& file, std::uintmax_t offset) {
+  std::ifstream in(file, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 std::string format_scale(double scale) {
   std::ostringstream out;
@@ -42,12 +54,27 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
   vars["run.dir"] = report.run_dir.string();
   vars["time_scale"] = format_scale(scale);
 
+  std::map<std::string, prepared_haproxy> haproxies;   // by process name
+  std::map<std::string, std::string> haproxy_at;        // listening address -> process name
   for (const auto& p : s.processes) {
     std::vector<std::string> args;
     for (const auto& a : p.args) args.push_back(substitute(a, vars, p.where));
-    const auto program = resolve_program(p.program);
+    auto program = resolve_program(p.program);
+    readiness ready;
+    if (p.kind == "haproxy") {
+      auto prepared = prepare_haproxy(p, substitute(p.upstream, vars, p.where), s.exchange_names.front(), pki,
+                                      report.run_dir, scale);
+      program = prepared.program;
+      args = prepared.args;
+      ready = prepared.ready;
+      out << "  " << p.name << ": " << p.config.string() << " rewritten for the lab into "
+          << prepared.lab_config.string() << '\n';
+      for (const auto& change : prepared.changes) out << "        " << change << '\n';
+      haproxies[p.name] = std::move(prepared);
+    }
     const auto started = co_await supervisor.start(p.name, program, args, report.run_dir / (p.name + ".log"),
-                                                   p.ready_timeout);
+                                                   p.ready_timeout, ready);
+    if (p.kind == "haproxy") haproxy_at[started.address.to_string()] = p.name;
     vars[p.name + ".addr"] = started.address.to_string();
     vars[p.name + ".host"] = started.address.host;
     vars[p.name + ".port"] = std::to_string(started.address.port);
@@ -61,6 +88,22 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     ++index;
     step_report r{st.name, st.expect, "", "", false, {}};
     const auto begin = std::chrono::steady_clock::now();
+    const auto finish = [&] {
+      r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
+      out << "[" << index << "/" << s.steps.size() << "] " << (r.passed ? "PASS" : "FAIL") << "  " << r.name << '\n'
+          << "        expected " << r.expected << ", got " << r.outcome << " in " << r.duration.count() << " ms\n"
+          << "        " << r.explanation << '\n'
+          << std::flush;
+      report.steps.push_back(std::move(r));
+    };
+    if (st.action == "lint") {
+      const auto lint = summarize_lint(haproxies.at(st.process), st.expect_findings, st.has_expect_findings);
+      r.outcome = lint.outcome;
+      r.explanation = lint.explanation;
+      r.passed = r.outcome == r.expected && lint.codes_match;
+      finish();
+      continue;
+    }
     const host_port target = parse_host_port(substitute(st.connect, vars, st.where), st.where + ": connect", false);
     client_settings cs;
     cs.host = target.host;
@@ -77,16 +120,27 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.manifest_file = substitute(st.manifest, vars, st.where);
     cs.page_size = st.page_size;
     cs.batch = st.batch;
-    const probe_result result = co_await run_migration_probe(cs);
+    // Through HAProxy, its log explains what the client saw; note where this step's part of it begins.
+    const auto via = haproxy_at.find(target.to_string());
+    const auto log_file = via == haproxy_at.end() ? std::filesystem::path() : report.run_dir / (via->second + ".log");
+    std::error_code size_ec;
+    const auto log_start = log_file.empty() ? 0 : std::filesystem::file_size(log_file, size_ec);
+    probe_result result = co_await run_migration_probe(cs);
+    if (via != haproxy_at.end() && result.outcome != "ok") {
+      // HAProxy logs a request when its stream ends, a moment after the client got the answer.
+      std::string step_log;
+      for (int wait = 0; wait < 10; ++wait) {
+        step_log = read_from(log_file, log_start);
+        if (has_request_log(step_log)) break;
+        net::steady_timer settle(co_await net::this_coro::executor, std::chrono::milliseconds(50));
+        co_await settle.async_wait(use_tuple);
+      }
+      result = diagnose_through_haproxy(std::move(result), step_log, read_from(log_file, 0), haproxies.at(via->second));
+    }
     r.outcome = result.outcome;
     r.explanation = result.explanation;
     r.passed = r.outcome == r.expected;
-    r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
-    out << "[" << index << "/" << s.steps.size() << "] " << (r.passed ? "PASS" : "FAIL") << "  " << r.name << '\n'
-        << "        expected " << r.expected << ", got " << r.outcome << " in " << r.duration.count() << " ms\n"
-        << "        " << r.explanation << '\n'
-        << std::flush;
-    report.steps.push_back(std::move(r));
+    finish();
   }
 }
 
@@ -105,7 +159,7 @@ scenario_report run_scenario(const scenario& s, const run_options& options, std:
   const double scale = options.time_scale > 0 ? options.time_scale : s.time_scale;
   scaled_clock::set_scale(scale);
   out << "scenario " << s.name << (s.description.empty() ? "" : ": " + s.description) << '\n'
-      << "  time scale " << scale << ", run folder " << report.run_dir.string() << '\n'
+      << "  time scale " << format_scale(scale) << ", run folder " << report.run_dir.string() << '\n'
       << std::flush;
 
   net::io_context ioc;
@@ -121,6 +175,8 @@ scenario_report run_scenario(const scenario& s, const run_options& options, std:
   const auto body = [&]() -> net::awaitable<void> {
     try {
       co_await run_steps(s, options, report, supervisor, out);
+    } catch (const skip_scenario& ex) {
+      report.skipped = ex.what();
     } catch (const std::exception& ex) {
       report.setup_error = ex.what();
     }
@@ -131,6 +187,10 @@ scenario_report run_scenario(const scenario& s, const run_options& options, std:
   ioc.run();
 
   report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
+  if (!report.skipped.empty()) {
+    out << "scenario " << s.name << ": SKIPPED (" << report.skipped << ")\n" << std::flush;
+    return report;
+  }
   if (!report.setup_error.empty()) out << "  setup failed: " << report.setup_error << '\n';
   std::size_t passed = 0;
   for (const auto& st : report.steps) passed += st.passed ? 1 : 0;

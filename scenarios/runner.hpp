@@ -25,6 +25,7 @@ struct scenario_report {
   std::string name;
   std::vector<step_report> steps;
   std::string setup_error;  ///< non-empty when the scenario could not start (a process never became ready, ...)
+  std::string skipped;      ///< non-empty when a peer program it needs is not installed (not a failure)
   std::filesystem::path run_dir;
   std::chrono::milliseconds duration{0};
   bool passed() const;

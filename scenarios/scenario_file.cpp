@@ -57,8 +57,8 @@ const std::vector<std::string>& known_outcomes() {
   static const std::vector<std::string> outcomes{
       "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
-      "connect-failed", "auth-refused", "ntlm-connection-broken", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
-      "client-timeout", "connection-lost"};
+      "connect-failed", "auth-refused", "ntlm-connection-broken", "upstream-tls-failure", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
+      "client-timeout", "connection-lost", "proxy-timeout", "proxy-idle-timeout"};
   return outcomes;
 }
 
@@ -92,13 +92,30 @@ scenario load_scenario(const std::filesystem::path& file) {
   std::set<std::string> names{"lab", "run"};
   for (const auto& node : get_table_array(file, root, "process")) {
     const toml::table& t = *node.as_table();
-    reject_unknown_keys(file, t, {"name", "program", "args", "ready_timeout"}, "[[process]]");
+    reject_unknown_keys(file, t, {"name", "kind", "program", "args", "config", "upstream", "ready_timeout"},
+                        "[[process]]");
     process_spec p;
     p.where = position(file, t.source());
     p.name = get_string(file, t, "name", true, "", "[[process]]");
     if (!names.insert(p.name).second) fail_at(file, t, "process name '" + p.name + "' is used twice (or reserved)");
-    p.program = get_string(file, t, "program", true, "", "[[process]] '" + p.name + "'");
+    const std::string what = "[[process]] '" + p.name + "'";
+    p.kind = get_string(file, t, "kind", false, p.kind, what);
+    if (p.kind != "program" && p.kind != "haproxy") {
+      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, haproxy)");
+    }
+    const bool haproxy = p.kind == "haproxy";
+    p.program = get_string(file, t, "program", !haproxy, haproxy ? "haproxy" : "", what);
     p.args = get_strings(file, t, "args");
+    if (haproxy) {
+      const std::string config = get_string(file, t, "config", true, "", what + " (kind haproxy)");
+      p.config = std::filesystem::path(config).is_absolute() ? std::filesystem::path(config)
+                                                              : file.parent_path() / config;
+      p.upstream = get_string(file, t, "upstream", true, "", what + " (kind haproxy)");
+    } else {
+      for (const char* key : {"config", "upstream"}) {
+        if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' needs kind = \"haproxy\"");
+      }
+    }
     const std::string ready = get_string(file, t, "ready_timeout", false, "20s", "[[process]]");
     p.ready_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(parse_duration(ready, p.where + ": ready_timeout"));
     s.processes.push_back(std::move(p));
@@ -107,15 +124,36 @@ scenario load_scenario(const std::filesystem::path& file) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
-                         "ews_requests", "manifest", "page_size", "batch", "expect"},
+                         "ews_requests", "manifest", "page_size", "batch", "expect", "process", "expect_findings"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
     st.name = get_string(file, t, "name", true, "", "[[step]]");
     st.action = get_string(file, t, "action", false, st.action, "[[step]]");
-    if (st.action != "migration-probe" && st.action != "migrate-mailbox") {
+    if (st.action != "migration-probe" && st.action != "migrate-mailbox" && st.action != "lint") {
       fail_at(file, t, "step '" + st.name + "': action '" + st.action +
-                           "' is unknown (known: migration-probe, migrate-mailbox)");
+                           "' is unknown (known: migration-probe, migrate-mailbox, lint)");
+    }
+    if (st.action == "lint") {
+      // Checks a haproxy process's configuration; none of the client keys apply.
+      st.process = get_string(file, t, "process", true, "", "[[step]] '" + st.name + "' (action lint)");
+      const auto p = std::find_if(s.processes.begin(), s.processes.end(),
+                                  [&](const process_spec& ps) { return ps.name == st.process; });
+      if (p == s.processes.end() || p->kind != "haproxy") {
+        fail_at(file, *t.get("process"), "step '" + st.name + "': process '" + st.process +
+                                             "' is not a [[process]] with kind = \"haproxy\"");
+      }
+      st.has_expect_findings = t.contains("expect_findings");
+      st.expect_findings = get_strings(file, t, "expect_findings");
+      st.expect = get_string(file, t, "expect", false, st.expect, "[[step]]");
+      if (st.expect != "ok" && st.expect != "config-warnings" && st.expect != "config-errors") {
+        fail_at(file, *t.get("expect"), "a lint step expects ok, config-warnings or config-errors");
+      }
+      s.steps.push_back(std::move(st));
+      continue;
+    }
+    for (const char* key : {"process", "expect_findings"}) {
+      if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' belongs to action = \"lint\"");
     }
     st.connect = get_string(file, t, "connect", true, "", "[[step]] '" + st.name + "'");
     st.server_name = get_string(file, t, "server_name", false, s.bridge_names.front(), "[[step]]");

@@ -13,8 +13,13 @@ namespace exbridge::scenario {
 
 struct process_spec {
   std::string name;     ///< used in variables: ${NAME.addr}, ${NAME.host}, ${NAME.port}
-  std::string program;  ///< "fake-exchange", "exbridge" (next to rehearse) or an absolute path
+  /// "program": prints a readiness line "listening <what> HOST:PORT" (fake-exchange, exbridge);
+  /// "haproxy": the user's haproxy.cfg, linted, rewritten for the lab and run until it signals READY=1.
+  std::string kind = "program";
+  std::string program;  ///< "fake-exchange", "exbridge" (next to rehearse), a name on PATH or an absolute path
   std::vector<std::string> args;
+  std::filesystem::path config;  ///< haproxy: the user's haproxy.cfg (relative paths: from the scenario file)
+  std::string upstream;          ///< haproxy: HOST:PORT every `server` line is pointed at (variables allowed)
   std::chrono::milliseconds ready_timeout{20'000};  ///< real time to wait for the readiness line
   std::string where;    ///< "FILE:LINE" for messages
 };
@@ -34,6 +39,9 @@ struct step_spec {
   unsigned page_size = 512;
   unsigned batch = 10;
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
+  std::string process;        ///< lint: the haproxy process whose config is checked
+  std::vector<std::string> expect_findings;  ///< lint: the exact set of finding codes expected (empty: not checked)
+  bool has_expect_findings = false;
   std::string where;
 };
 

@@ -1,0 +1,62 @@
+// The user's HAProxy as the proxy under test: lint their haproxy.cfg, rewrite it for the lab (addresses,
+// certificates, log target, time scale), and explain failed steps from what HAProxy logged -- HAProxy's
+// own answer (a bare 503) says nothing about why, its log and the config do.
+#pragma once
+
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/lab_pki.hpp"
+#include "scenarios/exo_client.hpp"
+#include "scenarios/haproxy_config.hpp"
+#include "scenarios/process_supervisor.hpp"
+#include "scenarios/scenario_file.hpp"
+
+namespace exbridge::scenario {
+
+/// A peer program the scenario needs is not installed: the scenario is skipped, with this reason.
+class skip_scenario : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct prepared_haproxy {
+  std::filesystem::path program;
+  std::vector<std::string> args;
+  readiness ready;
+  std::filesystem::path user_config;  ///< the file as the user wrote it
+  std::filesystem::path lab_config;   ///< what runs in the lab
+  haproxy_config config;              ///< the user's file, parsed
+  std::vector<haproxy_finding> findings;
+  std::vector<std::string> changes;   ///< what the lab rewrite changed, one line each
+};
+
+/// Lints and rewrites the process's haproxy.cfg into `run_dir`, and says how to start it. Throws
+/// skip_scenario when haproxy is not installed, config_error when the file cannot be read.
+/// `upstream_name` is the name on the lab Exchange certificate (the server line's SNI/verifyhost).
+prepared_haproxy prepare_haproxy(const process_spec& process, const std::string& upstream,
+                                 const std::string& upstream_name, const lab_pki& pki,
+                                 const std::filesystem::path& run_dir, double time_scale);
+
+/// The result of a lint step: "ok", "config-warnings" or "config-errors", every finding on its own line.
+/// With `expected_codes` (has_expected), the step also fails unless the codes found are exactly those.
+struct lint_report {
+  std::string outcome;
+  std::string explanation;
+  bool codes_match = true;
+};
+lint_report summarize_lint(const prepared_haproxy& haproxy, const std::vector<std::string>& expected_codes,
+                           bool has_expected);
+
+/// Whether a log excerpt holds at least one request line (HAProxy writes it when the stream ends, a
+/// moment after the client has its answer).
+bool has_request_log(const std::string& log);
+
+/// Explains a failed step that went through HAProxy from the log lines it wrote during the step
+/// (`step_log`), its whole log (health-check state changes) and the lint findings.
+probe_result diagnose_through_haproxy(probe_result result, const std::string& step_log, const std::string& whole_log,
+                                      const prepared_haproxy& haproxy);
+
+}  // namespace exbridge::scenario

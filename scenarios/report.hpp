@@ -1,0 +1,21 @@
+// Machine-readable reports of a rehearse run: JSON (every scenario, step, outcome and explanation) and
+// JUnit XML (one testsuite per scenario, one testcase per step) for CI systems, plus the summary table
+// printed at the end of a run.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <vector>
+
+#include "scenarios/runner.hpp"
+
+namespace exbridge::scenario {
+
+/// Writes `report.json` and `junit.xml` into `dir`; returns their paths. Throws config_error when it cannot.
+std::vector<std::filesystem::path> write_reports(const std::vector<scenario_report>& reports,
+                                                 const std::filesystem::path& dir);
+
+/// One row per scenario: result, steps passed, time, and the first failed step's outcome.
+void print_summary_table(const std::vector<scenario_report>& reports, std::ostream& out);
+
+}  // namespace exbridge::scenario
