@@ -42,6 +42,10 @@ int preflight_main(int argc, char** argv) {
   if (positional.size() != 1) throw config_error("preflight needs exactly one URL, e.g. https://mail.contoso.com");
   if (o.email.empty()) throw config_error("--email is missing: the migration account, e.g. --email migration@contoso.com");
   o.url = positional.front();
+  if (o.url.rfind("https://", 0) != 0) {
+    throw config_error("preflight needs the https:// URL Exchange Online will be given, e.g. https://mail.contoso.com "
+                       "(got '" + o.url + "')");
+  }
   o.password = read_password(o.email);
   return static_cast<int>(run_preflight(o, std::cout) == 0 ? exit_ok : exit_failed);
 }
