@@ -130,13 +130,26 @@ lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::s
   };
   const pem_pair bridge = leaf(bridge_names);
   const pem_pair exchange = leaf(exchange_names);
-  lab_pki out{dir / "ca.crt", dir / "bridge.crt", dir / "bridge.key", dir / "exchange.crt", dir / "exchange.key"};
+  const pem_pair expired = make_certificate({.common_name = bridge_names.empty() ? std::string("localhost") : bridge_names.front(),
+                                             .dns_names = bridge_names,
+                                             .ip_addresses = {"127.0.0.1", "::1"},
+                                             .valid_from_days = -91,
+                                             .valid_to_days = -1},
+                                            &ca);
+  const pem_pair wrong_name = leaf({"www.fabrikam.example"});
+  lab_pki out{dir / "ca.crt",      dir / "bridge.crt",     dir / "bridge.key",     dir / "exchange.crt",
+              dir / "exchange.key", dir / "expired.crt",   dir / "expired.key",    dir / "wrong-name.crt",
+              dir / "wrong-name.key"};
   write_file(out.ca_cert, ca.cert_pem);
   // The leaf files carry the chain (leaf, then CA) as a public server would serve it.
   write_file(out.bridge_cert, bridge.cert_pem + ca.cert_pem);
   write_file(out.bridge_key, bridge.key_pem, true);
   write_file(out.exchange_cert, exchange.cert_pem + ca.cert_pem);
   write_file(out.exchange_key, exchange.key_pem, true);
+  write_file(out.expired_cert, expired.cert_pem + ca.cert_pem);
+  write_file(out.expired_key, expired.key_pem, true);
+  write_file(out.wrong_name_cert, wrong_name.cert_pem + ca.cert_pem);
+  write_file(out.wrong_name_key, wrong_name.key_pem, true);
   return out;
 }
 

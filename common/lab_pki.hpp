@@ -30,9 +30,14 @@ struct lab_pki {
   std::filesystem::path ca_cert;
   std::filesystem::path bridge_cert, bridge_key;      ///< the public name Exchange Online connects to
   std::filesystem::path exchange_cert, exchange_key;  ///< the old Exchange 2007 server
+  /// Mistakes to rehearse: the bridge's certificate after it expired (a renewal that did not happen), and
+  /// a certificate for another name (the wrong file deployed).
+  std::filesystem::path expired_cert, expired_key;
+  std::filesystem::path wrong_name_cert, wrong_name_key;
 };
 
-/// Writes ca.crt, bridge.crt/.key and exchange.crt/.key into `dir` (created if needed).
+/// Writes ca.crt, bridge.crt/.key, exchange.crt/.key, expired.crt/.key (the bridge names, expired
+/// yesterday) and wrong-name.crt/.key (www.fabrikam.example) into `dir` (created if needed).
 /// `bridge_names` and `exchange_names` become the DNS subjectAltNames; 127.0.0.1 and ::1 are added.
 lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::string>& bridge_names,
                       const std::vector<std::string>& exchange_names);

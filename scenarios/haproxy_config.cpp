@@ -695,10 +695,13 @@ class rewriter {
   }
 
   void rewrite_server(const haproxy_line& l) {
-    if (l.keyword == "server" && l.args.size() >= 2 && !lab_.upstream_address.empty() &&
-        l.args[1] != lab_.upstream_address) {
-      replace_word(l, 2, lab_.upstream_address);
-      changes_.emplace_back(l.number, "server " + l.args[0] + " " + l.args[1] + " -> " + lab_.upstream_address +
+    std::string address = lab_.upstream_address;
+    if (l.keyword == "server" && !lab_.upstream_addresses.empty()) {
+      address = lab_.upstream_addresses[std::min(servers_seen_++, lab_.upstream_addresses.size() - 1)];
+    }
+    if (l.keyword == "server" && l.args.size() >= 2 && !address.empty() && l.args[1] != address) {
+      replace_word(l, 2, address);
+      changes_.emplace_back(l.number, "server " + l.args[0] + " " + l.args[1] + " -> " + address +
                                           " (the lab's Exchange 2007)");
     }
     for (std::size_t i = 0; i + 1 < l.args.size(); ++i) {
@@ -784,6 +787,7 @@ class rewriter {
   std::vector<std::string> out_;
   std::vector<std::pair<int, std::string>> changes_;
   std::map<int, std::map<std::size_t, std::string>> word_edits_;  ///< line -> word index -> new word
+  std::size_t servers_seen_ = 0;
 };
 
 }  // namespace

@@ -64,6 +64,9 @@ struct haproxy_lab {
   std::string bind_address;      ///< "127.0.0.1:PORT" for the first ssl `bind` of every frontend/listen
   std::string bridge_pem;        ///< cert+key PEM replacing every `crt X` on bind lines
   std::string upstream_address;  ///< "127.0.0.1:PORT" replacing the address of every `server` line
+  /// Several lab Exchange servers (a pool): the n-th `server` line gets the n-th address (the last one
+  /// repeats). Overrides upstream_address when not empty.
+  std::vector<std::string> upstream_addresses;
   std::string ca_file;           ///< replaces `ca-file X` on server lines (the lab CA); empty = leave
   double time_scale = 1;         ///< timeouts and check intervals are divided by this (min 1 ms)
   std::string log_target = "stdout format raw local0";  ///< replaces every `log` line in `global`

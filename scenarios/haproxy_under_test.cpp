@@ -109,7 +109,7 @@ std::string last_line_containing(const std::string& log, const std::string& need
 
 bool has_request_log(const std::string& log) { return !parse_httplog(log).empty(); }
 
-prepared_haproxy prepare_haproxy(const process_spec& process, const std::string& upstream,
+prepared_haproxy prepare_haproxy(const process_spec& process, const std::vector<std::string>& upstreams,
                                  const std::string& upstream_name, const lab_pki& pki,
                                  const std::filesystem::path& run_dir, double time_scale) {
   prepared_haproxy out;
@@ -125,11 +125,13 @@ prepared_haproxy prepare_haproxy(const process_spec& process, const std::string&
 
   // The lab serves HAProxy a PEM with the bridge certificate, its chain and key, as `crt` expects.
   const auto pem = run_dir / (process.name + ".pem");
-  write_file(pem, read_text(pki.bridge_cert) + read_text(pki.bridge_key), true);
+  const std::filesystem::path cert = process.cert.empty() ? pki.bridge_cert : std::filesystem::path(process.cert);
+  const std::filesystem::path key = process.key.empty() ? pki.bridge_key : std::filesystem::path(process.key);
+  write_file(pem, read_text(cert) + read_text(key), true);
   haproxy_lab lab;
   lab.bind_address = "127.0.0.1:" + std::to_string(free_loopback_port());
   lab.bridge_pem = pem.string();
-  lab.upstream_address = upstream;
+  lab.upstream_addresses = upstreams;
   lab.ca_file = pki.ca_cert.string();
   lab.time_scale = time_scale;
   lab.upstream_name = upstream_name;

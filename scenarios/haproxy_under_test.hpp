@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+
 #include "common/lab_pki.hpp"
 #include "scenarios/exo_client.hpp"
 #include "scenarios/haproxy_config.hpp"
@@ -35,8 +36,9 @@ struct prepared_haproxy {
 
 /// Lints and rewrites the process's haproxy.cfg into `run_dir`, and says how to start it. Throws
 /// skip_scenario when haproxy is not installed, config_error when the file cannot be read.
-/// `upstream_name` is the name on the lab Exchange certificate (the server line's SNI/verifyhost).
-prepared_haproxy prepare_haproxy(const process_spec& process, const std::string& upstream,
+/// `upstreams` are the lab Exchange servers the server lines reach, in order; `upstream_name` is the name on
+/// the lab Exchange certificate (the server line's SNI/verifyhost).
+prepared_haproxy prepare_haproxy(const process_spec& process, const std::vector<std::string>& upstreams,
                                  const std::string& upstream_name, const lab_pki& pki,
                                  const std::filesystem::path& run_dir, double time_scale);
 

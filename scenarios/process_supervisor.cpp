@@ -236,26 +236,36 @@ std::filesystem::path find_on_path(const std::string& name) {
 }
 
 net::awaitable<void> process_supervisor::stop_all() {
-  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
-    auto& c = **it;
-    error_code ec;
-    if (!c.proc || c.exited || !c.proc->running(ec)) continue;
-    c.proc->request_exit(ec);  // SIGTERM: the servers stop accepting and exit
-    net::steady_timer bound(executor_);  // real time: a teardown bound, not a scenario timeout
-    bound.expires_after(std::chrono::seconds(5));
-    auto killed = std::make_shared<bool>(false);
-    bound.async_wait([child = *it, killed](error_code wec) {
-      if (wec || child->exited) return;
-      *killed = true;
-      error_code kec;
-      child->proc->terminate(kec);
-    });
-    auto [wec, code] = co_await c.proc->async_wait(use_tuple);
-    c.exited = true;
-    bound.cancel();
-    c.exit_code = code;
-    if (*killed) log_warn(cat("process '", c.name, "' did not stop within 5 s of SIGTERM and was killed"));
+  for (auto it = children_.rbegin(); it != children_.rend(); ++it) co_await stop_child(**it);
+}
+
+net::awaitable<int> process_supervisor::stop(const std::string& name) {
+  for (auto& c : children_) {
+    if (c->name != name || c->exited) continue;
+    co_await stop_child(*c);
+    co_return c->exit_code;
   }
+  throw config_error("cannot stop process '" + name + "': it is not running");
+}
+
+net::awaitable<void> process_supervisor::stop_child(child& c) {
+  error_code ec;
+  if (!c.proc || c.exited || !c.proc->running(ec)) co_return;
+  c.proc->request_exit(ec);  // SIGTERM: the servers stop accepting and exit
+  net::steady_timer bound(executor_);  // real time: a teardown bound, not a scenario timeout
+  bound.expires_after(std::chrono::seconds(5));
+  auto killed = std::make_shared<bool>(false);
+  bound.async_wait([&c, killed](error_code wec) {
+    if (wec || c.exited) return;
+    *killed = true;
+    error_code kec;
+    c.proc->terminate(kec);
+  });
+  auto [wec, code] = co_await c.proc->async_wait(use_tuple);
+  c.exited = true;
+  bound.cancel();
+  c.exit_code = code;
+  if (*killed) log_warn(cat("process '", c.name, "' did not stop within 5 s of SIGTERM and was killed"));
 }
 
 }  // namespace exbridge::scenario

@@ -48,6 +48,10 @@ class process_supervisor {
   /// Stops every process (in reverse start order) and reports how each ended.
   net::awaitable<void> stop_all();
 
+  /// Stops one process (SIGTERM, then SIGKILL after 5 s) and returns its exit status. Throws config_error
+  /// when no running process has that name.
+  net::awaitable<int> stop(const std::string& name);
+
   /// SIGKILLs every process still running (Ctrl-C path; no waiting).
   void kill_all();
 
@@ -56,6 +60,7 @@ class process_supervisor {
 
  private:
   struct child;
+  net::awaitable<void> stop_child(child& c);
   net::any_io_executor executor_;
   std::vector<std::shared_ptr<child>> children_;
 };

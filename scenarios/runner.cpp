@@ -51,19 +51,27 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
   vars["lab.bridge_key"] = pki.bridge_key.string();
   vars["lab.exchange_cert"] = pki.exchange_cert.string();
   vars["lab.exchange_key"] = pki.exchange_key.string();
+  vars["lab.expired_cert"] = pki.expired_cert.string();
+  vars["lab.expired_key"] = pki.expired_key.string();
+  vars["lab.wrong_name_cert"] = pki.wrong_name_cert.string();
+  vars["lab.wrong_name_key"] = pki.wrong_name_key.string();
   vars["run.dir"] = report.run_dir.string();
   vars["time_scale"] = format_scale(scale);
 
   std::map<std::string, prepared_haproxy> haproxies;   // by process name
   std::map<std::string, std::string> haproxy_at;        // listening address -> process name
-  for (const auto& p : s.processes) {
+  const auto start_process = [&](const process_spec& p) -> net::awaitable<void> {
     std::vector<std::string> args;
     for (const auto& a : p.args) args.push_back(substitute(a, vars, p.where));
     auto program = resolve_program(p.program);
     readiness ready;
     if (p.kind == "haproxy") {
-      auto prepared = prepare_haproxy(p, substitute(p.upstream, vars, p.where), s.exchange_names.front(), pki,
-                                      report.run_dir, scale);
+      std::vector<std::string> upstreams;
+      for (const auto& u : p.upstreams) upstreams.push_back(substitute(u, vars, p.where));
+      process_spec resolved = p;
+      resolved.cert = substitute(p.cert, vars, p.where);
+      resolved.key = substitute(p.key, vars, p.where);
+      auto prepared = prepare_haproxy(resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale);
       program = prepared.program;
       args = prepared.args;
       ready = prepared.ready;
@@ -81,6 +89,9 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     out << "  started " << p.name << " (" << program.filename().string() << ") on " << started.address.to_string()
         << ", log " << started.log_file.string() << '\n'
         << std::flush;
+  };
+  for (const auto& p : s.processes) {
+    if (!p.deferred) co_await start_process(p);
   }
 
   std::size_t index = 0;
@@ -96,7 +107,32 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
           << std::flush;
       report.steps.push_back(std::move(r));
     };
+    if (st.action == "start" || st.action == "stop") {
+      const auto& p = *std::find_if(s.processes.begin(), s.processes.end(),
+                                    [&](const process_spec& ps) { return ps.name == st.process; });
+      if (st.action == "stop") {
+        const int code = co_await supervisor.stop(st.process);
+        r.outcome = "ok";
+        r.explanation = "stopped " + st.process + " (SIGTERM; exit status " + std::to_string(code) + ")";
+      } else {
+        // A process that cannot start is an outcome here (e.g. exbridge refusing an expired certificate).
+        std::string refusal;
+        try {
+          co_await start_process(p);
+        } catch (const config_error& e) {
+          refusal = e.what();
+        }
+        r.outcome = refusal.empty() ? "ok" : "refused-to-start";
+        r.explanation = refusal.empty() ? "started " + st.process + " on " + vars[st.process + ".addr"] : refusal;
+      }
+      r.passed = r.outcome == r.expected;
+      finish();
+      continue;
+    }
     if (st.action == "lint") {
+      if (haproxies.count(st.process) == 0) {
+        throw config_error(st.where + ": step '" + st.name + "' lints " + st.process + ", which has not been started yet");
+      }
       const auto lint = summarize_lint(haproxies.at(st.process), st.expect_findings, st.has_expect_findings);
       r.outcome = lint.outcome;
       r.explanation = lint.explanation;

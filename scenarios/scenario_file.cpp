@@ -92,7 +92,8 @@ scenario load_scenario(const std::filesystem::path& file) {
   std::set<std::string> names{"lab", "run"};
   for (const auto& node : get_table_array(file, root, "process")) {
     const toml::table& t = *node.as_table();
-    reject_unknown_keys(file, t, {"name", "kind", "program", "args", "config", "upstream", "ready_timeout"},
+    reject_unknown_keys(file, t, {"name", "kind", "program", "args", "config", "upstream", "cert", "key", "start",
+                                  "ready_timeout"},
                         "[[process]]");
     process_spec p;
     p.where = position(file, t.source());
@@ -110,12 +111,24 @@ scenario load_scenario(const std::filesystem::path& file) {
       const std::string config = get_string(file, t, "config", true, "", what + " (kind haproxy)");
       p.config = std::filesystem::path(config).is_absolute() ? std::filesystem::path(config)
                                                               : file.parent_path() / config;
-      p.upstream = get_string(file, t, "upstream", true, "", what + " (kind haproxy)");
+      const toml::node* upstream = t.get("upstream");
+      if (upstream != nullptr && upstream->is_string()) p.upstreams = {upstream->as_string()->get()};
+      else p.upstreams = get_strings(file, t, "upstream");
+      p.cert = get_string(file, t, "cert", false, "", what);
+      p.key = get_string(file, t, "key", false, "", what);
+      if (p.cert.empty() != p.key.empty()) fail_at(file, t, what + ": 'cert' and 'key' come together");
+      if (p.upstreams.empty()) {
+        fail_at(file, t, what + " (kind haproxy) needs 'upstream': the lab Exchange server(s) its server lines reach, "
+                               "e.g. upstream = \"${exchange.addr}\"");
+      }
     } else {
-      for (const char* key : {"config", "upstream"}) {
+      for (const char* key : {"config", "upstream", "cert", "key"}) {
         if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' needs kind = \"haproxy\"");
       }
     }
+    const std::string start = get_string(file, t, "start", false, "setup", what);
+    if (start != "setup" && start != "step") fail_at(file, *t.get("start"), "'start' must be \"setup\" or \"step\"");
+    p.deferred = start == "step";
     const std::string ready = get_string(file, t, "ready_timeout", false, "20s", "[[process]]");
     p.ready_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(parse_duration(ready, p.where + ": ready_timeout"));
     s.processes.push_back(std::move(p));
@@ -130,30 +143,46 @@ scenario load_scenario(const std::filesystem::path& file) {
     st.where = position(file, t.source());
     st.name = get_string(file, t, "name", true, "", "[[step]]");
     st.action = get_string(file, t, "action", false, st.action, "[[step]]");
-    if (st.action != "migration-probe" && st.action != "migrate-mailbox" && st.action != "lint") {
+    if (st.action != "migration-probe" && st.action != "migrate-mailbox" && st.action != "lint" &&
+        st.action != "start" && st.action != "stop") {
       fail_at(file, t, "step '" + st.name + "': action '" + st.action +
-                           "' is unknown (known: migration-probe, migrate-mailbox, lint)");
+                           "' is unknown (known: migration-probe, migrate-mailbox, lint, start, stop)");
     }
-    if (st.action == "lint") {
-      // Checks a haproxy process's configuration; none of the client keys apply.
-      st.process = get_string(file, t, "process", true, "", "[[step]] '" + st.name + "' (action lint)");
+    if (st.action == "lint" || st.action == "start" || st.action == "stop") {
+      // About one process; none of the client keys apply.
+      for (const auto& [key, value] : t) {
+        const std::string k(key.str());
+        if (k != "name" && k != "action" && k != "process" && k != "expect" &&
+            (k != "expect_findings" || st.action != "lint")) {
+          fail_at(file, value, "'" + k + "' does not apply to action = \"" + st.action + "\"");
+        }
+      }
+      st.process = get_string(file, t, "process", true, "", "[[step]] '" + st.name + "' (action " + st.action + ")");
       const auto p = std::find_if(s.processes.begin(), s.processes.end(),
                                   [&](const process_spec& ps) { return ps.name == st.process; });
-      if (p == s.processes.end() || p->kind != "haproxy") {
-        fail_at(file, *t.get("process"), "step '" + st.name + "': process '" + st.process +
-                                             "' is not a [[process]] with kind = \"haproxy\"");
+      if (p == s.processes.end() || (st.action == "lint" && p->kind != "haproxy") ||
+          (st.action == "start" && !p->deferred)) {
+        const std::string need = st.action == "lint"    ? "a [[process]] with kind = \"haproxy\""
+                                 : st.action == "start" ? "a [[process]] with start = \"step\""
+                                                        : "a [[process]]";
+        fail_at(file, *t.get("process"), "step '" + st.name + "': process '" + st.process + "' is not " + need);
       }
       st.has_expect_findings = t.contains("expect_findings");
       st.expect_findings = get_strings(file, t, "expect_findings");
       st.expect = get_string(file, t, "expect", false, st.expect, "[[step]]");
-      if (st.expect != "ok" && st.expect != "config-warnings" && st.expect != "config-errors") {
-        fail_at(file, *t.get("expect"), "a lint step expects ok, config-warnings or config-errors");
+      const std::vector<std::string> allowed = st.action == "lint"    ? std::vector<std::string>{"ok", "config-warnings", "config-errors"}
+                                               : st.action == "start" ? std::vector<std::string>{"ok", "refused-to-start"}
+                                                                      : std::vector<std::string>{"ok"};
+      if (std::find(allowed.begin(), allowed.end(), st.expect) == allowed.end()) {
+        std::string list;
+        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail_at(file, *t.get("expect"), "a " + st.action + " step expects " + list);
       }
       s.steps.push_back(std::move(st));
       continue;
     }
     for (const char* key : {"process", "expect_findings"}) {
-      if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' belongs to action = \"lint\"");
+      if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' belongs to the lint, start and stop actions");
     }
     st.connect = get_string(file, t, "connect", true, "", "[[step]] '" + st.name + "'");
     st.server_name = get_string(file, t, "server_name", false, s.bridge_names.front(), "[[step]]");

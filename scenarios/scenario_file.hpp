@@ -19,7 +19,10 @@ struct process_spec {
   std::string program;  ///< "fake-exchange", "exbridge" (next to rehearse), a name on PATH or an absolute path
   std::vector<std::string> args;
   std::filesystem::path config;  ///< haproxy: the user's haproxy.cfg (relative paths: from the scenario file)
-  std::string upstream;          ///< haproxy: HOST:PORT every `server` line is pointed at (variables allowed)
+  /// haproxy: HOST:PORT the `server` lines are pointed at, in order, the last repeating (variables allowed)
+  std::vector<std::string> upstreams;
+  std::string cert, key;        ///< haproxy: the certificate it serves (default: the lab's bridge certificate)
+  bool deferred = false;         ///< start = "step": started by a step (action "start"), not at setup
   std::chrono::milliseconds ready_timeout{20'000};  ///< real time to wait for the readiness line
   std::string where;    ///< "FILE:LINE" for messages
 };
@@ -39,7 +42,7 @@ struct step_spec {
   unsigned page_size = 512;
   unsigned batch = 10;
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
-  std::string process;        ///< lint: the haproxy process whose config is checked
+  std::string process;        ///< lint, start, stop: the process the step is about
   std::vector<std::string> expect_findings;  ///< lint: the exact set of finding codes expected (empty: not checked)
   bool has_expect_findings = false;
   std::string where;

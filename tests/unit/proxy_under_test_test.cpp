@@ -84,7 +84,7 @@ expect_findings = ["log-invalid"]
   EXPECT_NE(bad_expect.find("config-warnings"), std::string::npos) << bad_expect;
   const std::string lint_key_on_probe = load_error(
       processes + "[[step]]\nname = \"p\"\nconnect = \"x:1\"\nemail = \"a@b\"\npassword = \"p\"\nprocess = \"haproxy\"\n");
-  EXPECT_NE(lint_key_on_probe.find("belongs to action = \"lint\""), std::string::npos) << lint_key_on_probe;
+  EXPECT_NE(lint_key_on_probe.find("belongs to the lint, start and stop actions"), std::string::npos) << lint_key_on_probe;
 }
 
 prepared_haproxy seed_haproxy() {
