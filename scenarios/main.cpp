@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
     }
     print_summary_table(reports, std::cout);
     const auto report_files = write_reports(reports, options.out_dir);
-    std::cout << "reports: " << report_files.at(0).string() << ", " << report_files.at(1).string() << " (JUnit)\n";
+    std::cout << "reports: " << report_files.at(2).string() << " (HTML with timelines), " << report_files.at(0).string()
+              << ", " << report_files.at(1).string() << " (JUnit)\n";
     std::cout << "summary: " << passed_steps << " passed, " << failed_steps << " failed"
               << (skipped > 0 ? ", " + std::to_string(skipped) + " scenario(s) SKIPPED" : std::string()) << '\n';
     return static_cast<int>(failed_scenarios == 0 ? exit_ok : exit_failed);

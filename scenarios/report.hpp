@@ -1,5 +1,6 @@
-// Machine-readable reports of a rehearse run: JSON (every scenario, step, outcome and explanation) and
-// JUnit XML (one testsuite per scenario, one testcase per step) for CI systems, plus the summary table
+// The reports of a rehearse run: JSON (every scenario, step, outcome and explanation), JUnit XML (one
+// testsuite per scenario, one testcase per step) for CI systems, a self-contained HTML page with a timeline
+// of connections and requests per scenario that marks where each failure happened, and the summary table
 // printed at the end of a run.
 #pragma once
 
@@ -11,7 +12,8 @@
 
 namespace exbridge::scenario {
 
-/// Writes `report.json` and `junit.xml` into `dir`; returns their paths. Throws config_error when it cannot.
+/// Writes `report.json`, `junit.xml` and `report.html` into `dir`; returns their paths. Throws config_error
+/// when it cannot.
 std::vector<std::filesystem::path> write_reports(const std::vector<scenario_report>& reports,
                                                  const std::filesystem::path& dir);
 

@@ -83,6 +83,7 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     const auto started = co_await supervisor.start(p.name, program, args, report.run_dir / (p.name + ".log"),
                                                    p.ready_timeout, ready);
     if (p.kind == "haproxy") haproxy_at[started.address.to_string()] = p.name;
+    timeline::current().instant(timeline_event::kind::process, "started " + p.name + " on " + started.address.to_string());
     vars[p.name + ".addr"] = started.address.to_string();
     vars[p.name + ".host"] = started.address.host;
     vars[p.name + ".port"] = std::to_string(started.address.port);
@@ -99,7 +100,12 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     ++index;
     step_report r{st.name, st.expect, "", "", false, {}};
     const auto begin = std::chrono::steady_clock::now();
+    const double begin_ms = timeline::current().now_ms();
     const auto finish = [&] {
+      auto& span = timeline::current().span(timeline_event::kind::step_end, begin_ms,
+                                            st.name + ": expected " + r.expected + ", got " + r.outcome);
+      span.ok = r.passed;
+      if (!r.passed) timeline::current().instant(timeline_event::kind::failure, r.outcome + ": " + r.explanation, 0, false);
       r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
       out << "[" << index << "/" << s.steps.size() << "] " << (r.passed ? "PASS" : "FAIL") << "  " << r.name << '\n'
           << "        expected " << r.expected << ", got " << r.outcome << " in " << r.duration.count() << " ms\n"
@@ -194,6 +200,7 @@ scenario_report run_scenario(const scenario& s, const run_options& options, std:
 
   const double scale = options.time_scale > 0 ? options.time_scale : s.time_scale;
   scaled_clock::set_scale(scale);
+  timeline::current().reset();
   out << "scenario " << s.name << (s.description.empty() ? "" : ": " + s.description) << '\n'
       << "  time scale " << format_scale(scale) << ", run folder " << report.run_dir.string() << '\n'
       << std::flush;
@@ -223,6 +230,7 @@ scenario_report run_scenario(const scenario& s, const run_options& options, std:
   ioc.run();
 
   report.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
+  report.events = timeline::current().events();
   if (!report.skipped.empty()) {
     out << "scenario " << s.name << ": SKIPPED (" << report.skipped << ")\n" << std::flush;
     return report;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "scenarios/scenario_file.hpp"
+#include "scenarios/timeline.hpp"
 
 namespace exbridge::scenario {
 
@@ -28,6 +29,7 @@ struct scenario_report {
   std::string skipped;      ///< non-empty when a peer program it needs is not installed (not a failure)
   std::filesystem::path run_dir;
   std::chrono::milliseconds duration{0};
+  std::vector<timeline_event> events;  ///< processes, steps, connections and requests, for the HTML timeline
   bool passed() const;
 };
 

@@ -166,7 +166,7 @@ TEST(Reports, JsonAndJunitCarryEveryStep) {
   scenario_report skipped{.name = "d", .skipped = "haproxy is not installed"};
   const auto dir = std::filesystem::temp_directory_path() / ("exbridge-reports-" + std::to_string(::getpid()));
   const auto files = write_reports({passed, failed, skipped}, dir);
-  ASSERT_EQ(files.size(), 2u);
+  ASSERT_EQ(files.size(), 3u);
 
   std::ifstream json_in(files[0]);
   const std::string json_text((std::istreambuf_iterator<char>(json_in)), std::istreambuf_iterator<char>());
