@@ -9,6 +9,7 @@
 #include "common/errors.hpp"
 #include "common/lab_pki.hpp"
 #include "scenarios/exo_client.hpp"
+#include "scenarios/outlook_anywhere.hpp"
 #include "scenarios/process_supervisor.hpp"
 
 namespace exbridge::scenario {
@@ -77,7 +78,15 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.manifest_file = substitute(st.manifest, vars, st.where);
     cs.page_size = st.page_size;
     cs.batch = st.batch;
-    const probe_result result = co_await run_migration_probe(cs);
+    cs.rpc_server = st.rpc_server;
+    cs.idle = st.idle;
+    cs.ping_interval = st.ping_interval;
+    probe_result result;
+    if (st.action == "outlook-anywhere") {
+      result = co_await run_outlook_anywhere(cs);
+    } else {
+      result = co_await run_migration_probe(cs);
+    }
     r.outcome = result.outcome;
     r.explanation = result.explanation;
     r.passed = r.outcome == r.expected;

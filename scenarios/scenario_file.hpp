@@ -21,7 +21,7 @@ struct process_spec {
 
 struct step_spec {
   std::string name;
-  std::string action = "migration-probe";
+  std::string action = "migration-probe";  ///< or "migrate-mailbox", "outlook-anywhere"
   std::string connect;      ///< HOST:PORT (variables allowed)
   std::string server_name;  ///< the public host name Exchange Online is given (SNI, certificate name, Host)
   std::string trust = "lab";  ///< "lab" (the run's lab CA) or "system"
@@ -33,6 +33,9 @@ struct step_spec {
   std::string manifest;        ///< migrate-mailbox: path of fake-exchange's manifest (variables allowed)
   unsigned page_size = 512;
   unsigned batch = 10;
+  std::string rpc_server = "ex2007.contoso.example";  ///< outlook-anywhere: the mailbox server behind rpcproxy.dll
+  scaled_clock::duration idle = std::chrono::minutes(30);           ///< outlook-anywhere: channels held idle
+  scaled_clock::duration ping_interval = std::chrono::minutes(12);  ///< outlook-anywhere: client keep-alive
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
   std::string where;
 };
