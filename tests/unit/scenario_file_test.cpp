@@ -82,6 +82,59 @@ TEST(ScenarioFile, MissingFileSaysSo) {
   }
 }
 
+/// `valid` with its step turned into an Outlook Anywhere step carrying `keys` (one per line, from line 12).
+std::string outlook_anywhere_step(const std::string& keys) {
+  std::string text = valid;
+  text += "action = \"outlook-anywhere\"\n" + keys;
+  return text;
+}
+
+TEST(ScenarioFile, OutlookAnywhereStepsTakeIdlePingIntervalAndRpcServer) {
+  const auto defaults = load_scenario(write_temp("oa.toml", outlook_anywhere_step("")));
+  EXPECT_EQ(defaults.steps[0].action, "outlook-anywhere");
+  EXPECT_EQ(defaults.steps[0].idle, std::chrono::minutes(30));
+  EXPECT_EQ(defaults.steps[0].ping_interval, std::chrono::seconds(720));
+  EXPECT_EQ(defaults.steps[0].rpc_server, "ex2007.contoso.example");
+  const auto set = load_scenario(write_temp(
+      "oa.toml", outlook_anywhere_step("idle = \"40m\"\nping_interval = \"120s\"\nrpc_server = \"EX2007\"\n")));
+  EXPECT_EQ(set.steps[0].idle, std::chrono::minutes(40));
+  EXPECT_EQ(set.steps[0].ping_interval, std::chrono::minutes(2));
+  EXPECT_EQ(set.steps[0].rpc_server, "EX2007");
+}
+
+TEST(ScenarioFile, OutlookAnywhereKeysWithBadValuesNameTheirLine) {
+  const std::string bad_unit = load_error(outlook_anywhere_step("idle = \"40 minutes\"\n"));
+  EXPECT_NE(bad_unit.find("bad.toml:13:"), std::string::npos) << bad_unit;
+  EXPECT_NE(bad_unit.find("'idle' must be a duration"), std::string::npos) << bad_unit;
+  const std::string number = load_error(outlook_anywhere_step("ping_interval = 720\n"));
+  EXPECT_NE(number.find("bad.toml:13:"), std::string::npos) << number;
+  EXPECT_NE(number.find("'ping_interval' must be a duration"), std::string::npos) << number;
+  const std::string zero = load_error(outlook_anywhere_step("idle = \"0s\"\n"));
+  EXPECT_NE(zero.find("bad.toml:13:"), std::string::npos) << zero;
+  EXPECT_NE(zero.find("more than 0"), std::string::npos) << zero;
+  const std::string port = load_error(outlook_anywhere_step("rpc_server = \"ex2007:6001\"\n"));
+  EXPECT_NE(port.find("bad.toml:13:"), std::string::npos) << port;
+  EXPECT_NE(port.find("'rpc_server' must be a host name"), std::string::npos) << port;
+}
+
+TEST(ScenarioFile, OutlookAnywhereKeysOnOtherActionsAreErrors) {
+  std::string text = valid;
+  text += "idle = \"40m\"\n";
+  const std::string e = load_error(text);
+  EXPECT_NE(e.find("bad.toml:12:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'idle' applies only to action = \"outlook-anywhere\""), std::string::npos) << e;
+}
+
+TEST(ScenarioFile, TheShippedOutlookAnywhereScenariosLoad) {
+  const auto idle = load_scenario(EXBRIDGE_SOURCE_DIR "/scenarios/outlook-anywhere-idle.toml");
+  ASSERT_EQ(idle.steps.size(), 2u);
+  EXPECT_EQ(idle.steps[1].auth, "ntlm");
+  EXPECT_EQ(idle.steps[0].idle, std::chrono::minutes(40));
+  const auto cut = load_scenario(EXBRIDGE_SOURCE_DIR "/scenarios/outlook-anywhere-short-timeout.toml");
+  ASSERT_EQ(cut.steps.size(), 2u);
+  EXPECT_EQ(cut.steps[0].expect, "proxy-idle-timeout");
+}
+
 TEST(Substitute, ReplacesKnownAndNamesUnknownVariables) {
   const std::map<std::string, std::string> vars{{"a.addr", "127.0.0.1:1"}};
   EXPECT_EQ(substitute("x ${a.addr} y", vars, "w"), "x 127.0.0.1:1 y");
