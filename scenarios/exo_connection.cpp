@@ -84,8 +84,11 @@ net::awaitable<std::variant<response_t, failure>> exo_connection::exchange_strea
     close();
     if (dog_.fired() == client_timeout::request) {
       co_return failure{"client-timeout", "no complete response within " + format_duration(settings_.request_timeout) +
-                                              " (the migration service's per-request limit); the server or a proxy "
-                                              "stalled"};
+                                              ", Exchange Online's per-request limit (.NET HttpWebRequest.Timeout, "
+                                              "100 s for the migration service), so the client gave up and will "
+                                              "retry; the server or a proxy took longer than that: find which in "
+                                              "the proxy's access log (exbridge's timers show the server's think "
+                                              "time)"};
     }
     co_return failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"};
   }
@@ -175,6 +178,23 @@ std::string proxy_reason(const std::string& body) {
 
 failure http_failure(const response_t& res, const std::string& what) {
   const std::string reason = proxy_reason(res.body());
+  // A 504 from the proxy itself: it gave up waiting for the server. The fix is a proxy timeout above the
+  // server's think time, not anything on the server.
+  if (res.result() == http::status::gateway_timeout) {
+    if (reason.find(": response-headers-timeout:") != std::string::npos) {
+      return {"proxy-timeout", what + ": the proxy stopped waiting for the server's answer and sent 504 (" + reason +
+                                   "); the server thinks longer than that on this request: raise exbridge "
+                                   "--timeout-response-headers above the server's think time"};
+    }
+    if (!reason.empty() && reason.find("-timeout:") != std::string::npos) {
+      return {"proxy-timeout", what + ": the proxy timed out and sent 504 (" + reason +
+                                   "); raise the exbridge timeout it names above what the server needs"};
+    }
+    if (res.body().find("504 Gateway Time-out") != std::string::npos) {
+      return {"proxy-timeout", what + ": HAProxy sent its \"504 Gateway Time-out\" page: the server did not answer "
+                                   "within HAProxy's 'timeout server'; raise it above the server's think time"};
+    }
+  }
   if (res.result_int() >= 502 && res.result_int() <= 504 && !reason.empty()) {
     return {"proxy-error", what + ": the proxy answered " + std::to_string(res.result_int()) + ": " + reason};
   }

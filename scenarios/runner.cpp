@@ -41,6 +41,7 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
   vars["lab.exchange_cert"] = pki.exchange_cert.string();
   vars["lab.exchange_key"] = pki.exchange_key.string();
   vars["run.dir"] = report.run_dir.string();
+  vars["scenario.dir"] = std::filesystem::absolute(s.file).parent_path().string();  // files shipped beside it
   vars["time_scale"] = format_scale(scale);
 
   for (const auto& p : s.processes) {
@@ -78,6 +79,7 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.manifest_file = substitute(st.manifest, vars, st.where);
     cs.page_size = st.page_size;
     cs.batch = st.batch;
+    cs.request_timeout = st.request_timeout;
     cs.rpc_server = st.rpc_server;
     cs.idle = st.idle;
     cs.ping_interval = st.ping_interval;

@@ -58,7 +58,7 @@ const std::vector<std::string>& known_outcomes() {
       "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
       "connect-failed", "auth-refused", "ntlm-connection-broken", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
-      "client-timeout", "connection-lost", "proxy-idle-timeout"};
+      "client-timeout", "connection-lost", "proxy-idle-timeout", "proxy-timeout"};
   return outcomes;
 }
 
@@ -89,7 +89,7 @@ scenario load_scenario(const std::filesystem::path& file) {
     if (auto names = get_strings(file, *lab->as_table(), "exchange_names"); !names.empty()) s.exchange_names = names;
   }
 
-  std::set<std::string> names{"lab", "run"};
+  std::set<std::string> names{"lab", "run", "scenario"};
   for (const auto& node : get_table_array(file, root, "process")) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t, {"name", "program", "args", "ready_timeout"}, "[[process]]");
@@ -108,7 +108,7 @@ scenario load_scenario(const std::filesystem::path& file) {
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
                          "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
-                         "expect"},
+                         "request_timeout", "expect"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
@@ -136,6 +136,7 @@ scenario load_scenario(const std::filesystem::path& file) {
       }
       if (field <= scaled_clock::duration::zero()) fail_at(file, *n, std::string("'") + key + "' must be more than 0");
     };
+    duration_key("request_timeout", st.request_timeout);
     duration_key("idle", st.idle);
     duration_key("ping_interval", st.ping_interval);
     st.rpc_server = get_string(file, t, "rpc_server", false, st.rpc_server, "[[step]]");

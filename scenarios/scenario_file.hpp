@@ -36,6 +36,9 @@ struct step_spec {
   std::string rpc_server = "ex2007.contoso.example";  ///< outlook-anywhere: the mailbox server behind rpcproxy.dll
   scaled_clock::duration idle = std::chrono::minutes(30);           ///< outlook-anywhere: channels held idle
   scaled_clock::duration ping_interval = std::chrono::minutes(12);  ///< outlook-anywhere: client keep-alive
+  /// The client's per-request limit (Exchange Online's migration service: 100 s); longer models a
+  /// client that outwaits the proxy's own timeouts.
+  scaled_clock::duration request_timeout = std::chrono::seconds(100);
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
   std::string where;
 };

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/errors.hpp"
+#include "scenarios/exo_connection.hpp"
 #include "scenarios/scenario_file.hpp"
 
 namespace exbridge::scenario {
@@ -133,6 +134,45 @@ TEST(ScenarioFile, TheShippedOutlookAnywhereScenariosLoad) {
   const auto cut = load_scenario(EXBRIDGE_SOURCE_DIR "/scenarios/outlook-anywhere-short-timeout.toml");
   ASSERT_EQ(cut.steps.size(), 2u);
   EXPECT_EQ(cut.steps[0].expect, "proxy-idle-timeout");
+}
+
+TEST(ScenarioFile, RequestTimeoutIsADurationOnAnyAction) {
+  std::string text = valid;
+  EXPECT_EQ(load_scenario(write_temp("rt.toml", text)).steps[0].request_timeout, std::chrono::seconds(100));
+  text += "request_timeout = \"30m\"\n";
+  EXPECT_EQ(load_scenario(write_temp("rt.toml", text)).steps[0].request_timeout, std::chrono::minutes(30));
+  std::string bad = valid;
+  bad += "request_timeout = \"soon\"\n";
+  const std::string e = load_error(bad);
+  EXPECT_NE(e.find("bad.toml:12:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'request_timeout' must be a duration"), std::string::npos) << e;
+}
+
+response_t answer(http::status status, const std::string& body) {
+  response_t res{status, 11};
+  res.body() = body;
+  return res;
+}
+
+TEST(HttpFailure, ProxyTimeoutsAreToldApartFromOtherProxyErrors) {
+  const auto exbridge_504 = http_failure(
+      answer(http::status::gateway_timeout,
+             "exbridge: response-headers-timeout: the upstream sent no response headers within 15 min\n"),
+      "EWS GetItem");
+  EXPECT_EQ(exbridge_504.outcome, "proxy-timeout");
+  EXPECT_NE(exbridge_504.explanation.find("--timeout-response-headers"), std::string::npos) << exbridge_504.explanation;
+  EXPECT_NE(exbridge_504.explanation.find("within 15 min"), std::string::npos) << exbridge_504.explanation;
+  const auto haproxy_504 = http_failure(
+      answer(http::status::gateway_timeout,
+             "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n"),
+      "EWS GetItem");
+  EXPECT_EQ(haproxy_504.outcome, "proxy-timeout");
+  EXPECT_NE(haproxy_504.explanation.find("timeout server"), std::string::npos) << haproxy_504.explanation;
+  const auto exbridge_502 = http_failure(
+      answer(http::status::bad_gateway, "exbridge: upstream-tls-handshake-failed: upstream 10.0.0.5:443: ...\n"),
+      "Autodiscover");
+  EXPECT_EQ(exbridge_502.outcome, "proxy-error");
+  EXPECT_EQ(http_failure(answer(http::status::gateway_timeout, "IIS page"), "EWS").outcome, "http-error");
 }
 
 TEST(Substitute, ReplacesKnownAndNamesUnknownVariables) {
