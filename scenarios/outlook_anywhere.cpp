@@ -107,7 +107,7 @@ class outlook_anywhere_client {
     if (auto* f = std::get_if<failure>(&probe)) co_return fail(*f);
     const auto& challenge = std::get<response_t>(probe);
     if (challenge.result() != http::status::unauthorized) {
-      co_return fail(http_failure(challenge, "RPC proxy probe (expected 401)"));
+      co_return fail(rpc_failure(challenge, "RPC proxy probe (expected 401)"));
     }
     const auto offered = offered_schemes(challenge);
     const std::string scheme = ntlm() ? "NTLM" : "Basic";
@@ -130,7 +130,7 @@ class outlook_anywhere_client {
     if (auto* f = std::get_if<failure>(&echo)) co_return fail(*f);
     const auto& echoed = std::get<response_t>(echo);
     if (echoed.result() == http::status::unauthorized) co_return fail(refused());
-    if (echoed.result() != http::status::ok) co_return fail(http_failure(echoed, "RPC echo probe"));
+    if (echoed.result() != http::status::ok) co_return fail(rpc_failure(echoed, "RPC echo probe"));
     if (!boost::algorithm::iequals(echoed[http::field::content_type], "application/rpc") ||
         !is_rts_pdu(echoed.body(), rts_flag_echo)) {
       co_return probe_result{"bad-response", "the RPC echo probe got 200 but not a 20-byte echo RTS PDU as "
@@ -155,7 +155,7 @@ class outlook_anywhere_client {
       response_t res{out_parser_.get().base()};
       res.body() = co_await read_small_body();
       if (res.result() == http::status::unauthorized) co_return fail(refused());
-      co_return fail(http_failure(res, "RPC OUT channel"));
+      co_return fail(rpc_failure(res, "RPC OUT channel"));
     }
     out_state_.opened = out_state_.last_traffic = scaled_clock::now();
     const auto declared = out_parser_.content_length().value_or(0);
@@ -173,6 +173,16 @@ class outlook_anywhere_client {
   failure refused() const {
     return {"auth-refused", "the RPC proxy refused the " + std::string(ntlm() ? "NTLM" : "Basic") +
                                 " credentials of " + s_.email + "; check the user name and password"};
+  }
+
+  /// http_failure(), plus what rpcproxy.dll's own "503 RPC Error: <hex>" means.
+  failure rpc_failure(const response_t& res, const std::string& what) const {
+    if (res.result() == http::status::service_unavailable && boost::algorithm::starts_with(res.reason(), "RPC Error")) {
+      return {"http-error", what + ": rpcproxy.dll answered 503 " + std::string(res.reason()) + " for " + s_.rpc_server +
+                                ":6001: that server and port are not in its ValidPorts list or the mailbox server is "
+                                "down; name the mailbox server as Outlook Anywhere's settings do"};
+    }
+    return http_failure(res, what);
   }
 
   template <class Request>
@@ -212,7 +222,7 @@ class outlook_anywhere_client {
     if (auto* f = std::get_if<failure>(&r)) co_return *f;
     const auto& res = std::get<response_t>(r);
     if (res.result() == http::status::unauthorized) co_return refused();
-    if (res.result() != http::status::ok) co_return http_failure(res, std::string("NTLM on ") + method);
+    if (res.result() != http::status::ok) co_return rpc_failure(res, std::string("NTLM on ") + method);
     co_return std::nullopt;
   }
 
@@ -337,6 +347,17 @@ class outlook_anywhere_client {
       const std::string reason = body == std::string::npos ? "" : proxy_reason(in_state_.answer.substr(body + 4));
       said = " (it answered the IN channel with \"" + in_state_.answer.substr(0, status_end) + "\"" +
              (reason.empty() ? std::string() : ": " + reason) + ")";
+    }
+    if (idle < idle_close_threshold && in_state_.answer.rfind("HTTP/", 0) == 0) {
+      // The IN channel was refused outright (nginx's 413 for the 1 GB Content-Length, a 401, a 503 RPC Error).
+      http::response_parser<http::string_body> parser;
+      parser.eager(true);
+      error_code ec;
+      parser.put(net::buffer(in_state_.answer), ec);
+      if (parser.is_header_done()) {
+        const failure f = rpc_failure(response_t{parser.release()}, "RPC IN channel (1 GB RPC_IN_DATA)");
+        return {f.outcome, f.explanation};
+      }
     }
     if (idle < idle_close_threshold) {
       return {"connection-lost", "the " + names + " closed " + std::to_string(whole_seconds(idle)) +

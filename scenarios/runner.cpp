@@ -116,7 +116,7 @@ scenario_report run_scenario(const scenario& s, const run_options& options, std:
   const double scale = options.time_scale > 0 ? options.time_scale : s.time_scale;
   scaled_clock::set_scale(scale);
   out << "scenario " << s.name << (s.description.empty() ? "" : ": " + s.description) << '\n'
-      << "  time scale " << scale << ", run folder " << report.run_dir.string() << '\n'
+      << "  time scale " << format_scale(scale) << ", run folder " << report.run_dir.string() << '\n'
       << std::flush;
 
   net::io_context ioc;
