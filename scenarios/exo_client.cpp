@@ -344,12 +344,7 @@ class migration_probe {
 
   static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
 
-  bool offers(std::string_view scheme) const {
-    for (const auto& o : offered_) {
-      if (boost::algorithm::iequals(o, scheme)) return true;
-    }
-    return false;
-  }
+  bool offers(std::string_view scheme) const { return scenario::offers(offered_, scheme); }
 
   /// Sends `req` with the step's credentials: Basic on every request; NTLM once per connection (the
   /// handshake authenticates the TCP connection, so later requests on it carry no Authorization).
@@ -381,22 +376,8 @@ class migration_probe {
       ntlm_connection_ = conn_.serial();
       co_return r3;
     }
-    // Wrong password, or the Type 3 reached another server connection than the challenge. Basic, when
-    // offered, tells the two apart: the same password working there means the proxy broke NTLM.
-    if (offers("Basic")) {
-      auto check = soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), "");
-      check.set(http::field::authorization, basic_authorization(s_));
-      auto rb = co_await conn_.exchange(check);
-      if (auto* res = std::get_if<response_t>(&rb); res != nullptr && res->result() == http::status::ok) {
-        co_return failure{"ntlm-connection-broken",
-                          "the password is right (Basic accepts it) but the NTLM handshake fails: the proxy sends the "
-                          "NTLM messages of one client connection over different server connections (HAProxy "
-                          "'option http-server-close' or connection pooling); keep each client connection on one "
-                          "server connection, as exbridge does"};
-      }
-    }
-    co_return failure{"auth-refused", "the server refused the NTLM credentials of " + s_.email +
-                                          "; check the migration endpoint's user name and password"};
+    auto check = soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), "");
+    co_return co_await explain_ntlm_refusal(conn_, std::move(check), s_, offers("Basic"));
   }
 
   const client_settings& s_;

@@ -1,6 +1,8 @@
 // Exchange Online client connection: connect, TLS, keep-alive exchanges, long-lived requests, NTLM.
 #include "scenarios/exo_connection.hpp"
 
+#include <boost/algorithm/string/predicate.hpp>
+
 #include "common/base64.hpp"
 #include "common/ntlm.hpp"
 #include "common/tls_diagnosis.hpp"
@@ -212,6 +214,13 @@ std::vector<std::string> offered_schemes(const response_t& challenge) {
   return offered;
 }
 
+bool offers(const std::vector<std::string>& offered, std::string_view scheme) {
+  for (const auto& o : offered) {
+    if (boost::algorithm::iequals(o, scheme)) return true;
+  }
+  return false;
+}
+
 net::awaitable<std::variant<response_t, failure>> ntlm_exchange(exo_connection& conn,
                                                                  http::request<http::string_body> req,
                                                                  const client_settings& s) {
@@ -238,6 +247,23 @@ net::awaitable<std::variant<response_t, failure>> ntlm_exchange(exo_connection& 
                         ntlm_filetime_now());
   req.set(http::field::authorization, http_token("NTLM", type3));
   co_return co_await conn.exchange(std::move(req));
+}
+
+net::awaitable<failure> explain_ntlm_refusal(exo_connection& conn, http::request<http::string_body> check,
+                                             const client_settings& s, bool basic_offered) {
+  if (basic_offered) {
+    check.set(http::field::authorization, basic_authorization(s));
+    auto rb = co_await conn.exchange(std::move(check));
+    if (auto* res = std::get_if<response_t>(&rb); res != nullptr && res->result() == http::status::ok) {
+      co_return failure{"ntlm-connection-broken",
+                        "the password is right (Basic accepts it) but the NTLM handshake fails: the proxy sends the "
+                        "NTLM messages of one client connection over different server connections (HAProxy "
+                        "'option http-server-close' or connection pooling); keep each client connection on one "
+                        "server connection, as exbridge does"};
+    }
+  }
+  co_return failure{"auth-refused", "the server refused the NTLM credentials of " + s.email +
+                                        "; check the migration endpoint's user name and password"};
 }
 
 }  // namespace exbridge::scenario

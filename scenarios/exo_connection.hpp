@@ -7,9 +7,11 @@
 
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "common/clock.hpp"
 #include "common/net.hpp"
@@ -120,11 +122,21 @@ std::string proxy_reason(const std::string& body);
 /// The schemes a 401 offers, one per WWW-Authenticate header ("Negotiate", "NTLM", "Basic").
 std::vector<std::string> offered_schemes(const response_t& challenge);
 
+/// Whether `offered` (from offered_schemes) contains `scheme`, case-insensitively.
+bool offers(const std::vector<std::string>& offered, std::string_view scheme);
+
 /// NTLM on one connection: `req` goes out with a Type 1 message, the 401's challenge is answered by the
 /// same request with a Type 3 message. Returns the final response (a 401 when the server refused the
 /// credentials) or a failure (the connection closed after the challenge: ntlm-connection-broken).
 net::awaitable<std::variant<response_t, failure>> ntlm_exchange(exo_connection& conn,
                                                                  http::request<http::string_body> req,
                                                                  const client_settings& s);
+
+/// After the server refused an NTLM logon: wrong password, or a proxy that sent the Type 3 message over
+/// another server connection than the challenge? When Basic is offered, `check` (a request that succeeds
+/// with valid credentials) goes out with Basic: the same password working there means the proxy broke NTLM
+/// (ntlm-connection-broken); otherwise auth-refused.
+net::awaitable<failure> explain_ntlm_refusal(exo_connection& conn, http::request<http::string_body> check,
+                                             const client_settings& s, bool basic_offered);
 
 }  // namespace exbridge::scenario

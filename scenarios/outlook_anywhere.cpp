@@ -109,11 +109,9 @@ class outlook_anywhere_client {
     if (challenge.result() != http::status::unauthorized) {
       co_return fail(rpc_failure(challenge, "RPC proxy probe (expected 401)"));
     }
-    const auto offered = offered_schemes(challenge);
+    offered_ = offered_schemes(challenge);
     const std::string scheme = ntlm() ? "NTLM" : "Basic";
-    bool offers = false;
-    for (const auto& o : offered) offers = offers || boost::algorithm::iequals(o, scheme);
-    if (!offers) {
+    if (!offers(scheme)) {
       co_return probe_result{"auth-refused", "the RPC proxy (/rpc/) does not offer " + scheme +
                                                  " authentication; set Outlook Anywhere's client authentication "
                                                  "method (Set-OutlookAnywhere -ClientAuthenticationMethod) to it"};
@@ -167,6 +165,7 @@ class outlook_anywhere_client {
 
  private:
   bool ntlm() const { return s_.auth == "ntlm"; }
+  bool offers(std::string_view scheme) const { return scenario::offers(offered_, scheme); }
   std::string credentials() const { return ntlm() ? std::string() : basic_authorization(s_); }
   static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
 
@@ -221,7 +220,10 @@ class outlook_anywhere_client {
     auto r = co_await ntlm_exchange(conn, std::move(leg), s_);
     if (auto* f = std::get_if<failure>(&r)) co_return *f;
     const auto& res = std::get<response_t>(r);
-    if (res.result() == http::status::unauthorized) co_return refused();
+    if (res.result() == http::status::unauthorized) {
+      auto check = small_request(method, std::string(4, '\0'), "");
+      co_return co_await explain_ntlm_refusal(conn, std::move(check), s_, offers("Basic"));
+    }
     if (res.result() != http::status::ok) co_return rpc_failure(res, std::string("NTLM on ") + method);
     co_return std::nullopt;
   }
@@ -389,6 +391,7 @@ class outlook_anywhere_client {
   exbridge::timer ping_timer_;
   std::mt19937 rng_;
   std::string target_;
+  std::vector<std::string> offered_;
   http::response_parser<http::buffer_body> out_parser_;
   channel_state in_state_{"IN"};
   channel_state out_state_{"OUT"};
