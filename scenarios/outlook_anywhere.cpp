@@ -141,12 +141,15 @@ class outlook_anywhere_client {
     const auto keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(s_.ping_interval);
     auto in_header = channel_header("RPC_IN_DATA", in_channel_length);
     const std::string b1 = conn_b1(rng_, vc, keepalive);
+    const unsigned in_serial = in_.serial(), out_serial = out_.serial();
     if (auto f = co_await in_.send_header(in_header, b1)) co_return fail(*f);
+    if (ntlm() && in_.serial() != in_serial) co_return fail(lost_ntlm_connection("IN"));
     in_state_.opened = in_state_.last_traffic = scaled_clock::now();
 
     auto out_header = channel_header("RPC_OUT_DATA", 76);
     const std::string a1 = conn_a1(rng_, vc);
     if (auto f = co_await out_.send_header(out_header, a1)) co_return fail(*f);
+    if (ntlm() && out_.serial() != out_serial) co_return fail(lost_ntlm_connection("OUT"));
     out_parser_.body_limit(boost::none);
     if (auto f = co_await out_.read_header(out_parser_)) co_return fail(*f);
     if (out_parser_.get().result() != http::status::ok) {
@@ -172,6 +175,14 @@ class outlook_anywhere_client {
   failure refused() const {
     return {"auth-refused", "the RPC proxy refused the " + std::string(ntlm() ? "NTLM" : "Basic") +
                                 " credentials of " + s_.email + "; check the user name and password"};
+  }
+
+  /// The connection NTLM authenticated closed before its channel request could use it.
+  static failure lost_ntlm_connection(const char* channel) {
+    return {"ntlm-connection-broken", std::string("the connection that NTLM authenticated was closed before the ") +
+                                          channel + " channel request could use it; NTLM authenticates the TCP "
+                                          "connection, so the proxy must keep it open and on one server connection "
+                                          "(exbridge pins /rpc/ pairs; HAProxy: no 'option http-server-close')"};
   }
 
   /// http_failure(), plus what rpcproxy.dll's own "503 RPC Error: <hex>" means.
@@ -357,7 +368,9 @@ class outlook_anywhere_client {
       error_code ec;
       parser.put(net::buffer(in_state_.answer), ec);
       if (parser.is_header_done()) {
-        const failure f = rpc_failure(response_t{parser.release()}, "RPC IN channel (1 GB RPC_IN_DATA)");
+        const response_t res{parser.release()};
+        if (res.result() == http::status::unauthorized) return fail(refused());
+        const failure f = rpc_failure(res, "RPC IN channel (1 GB RPC_IN_DATA)");
         return {f.outcome, f.explanation};
       }
     }
