@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstdio>
 
+#include "common/rts_pdu.hpp"
+
 namespace exbridge::fake_exchange {
 namespace {
 
@@ -14,16 +16,6 @@ using response_t = http::response<http::string_body>;
 // rpcproxy's answer for a server:port outside ValidPorts. MS-RPCH leaves the code implementation-specific;
 // the stub says 5 (ERROR_ACCESS_DENIED). Not checked against a capture of a real 2007 CAS.
 constexpr std::uint32_t rpc_access_denied = 0x5;
-
-/// An RTS PDU without commands (MS-RPCH 2.2.3.6; the Echo and Ping PDUs are such): the common RPC header
-/// (version 5.0, PTYPE rts = 20, PFC_FIRST_FRAG | PFC_LAST_FRAG, little-endian data representation,
-/// frag_length 20), then Flags and NumberOfCommands = 0.
-std::string rts_pdu(std::uint16_t flags) {
-  const unsigned char bytes[20] = {5, 0, 20, 3, 0x10, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0,
-                                   static_cast<unsigned char>(flags & 0xff), static_cast<unsigned char>(flags >> 8),
-                                   0, 0};
-  return std::string(reinterpret_cast<const char*>(bytes), sizeof bytes);
-}
 
 bool valid_port(std::string_view query, const organisation& org) {
   const auto colon = query.rfind(':');
@@ -43,8 +35,8 @@ bool valid_port(std::string_view query, const organisation& org) {
 
 bool is_rpc_path(std::string_view target) { return boost::algorithm::istarts_with(target, "/rpc/"); }
 
-std::string rts_echo_pdu() { return rts_pdu(0x0040); }  // RTS_FLAG_ECHO
-std::string rts_ping_pdu() { return rts_pdu(0x0001); }  // RTS_FLAG_PING
+std::string rts_echo_pdu() { return rts_pdu(rts_flag_echo); }
+std::string rts_ping_pdu() { return rts_pdu(rts_flag_ping); }
 
 response_t rpc_error_response(std::uint32_t code) {
   response_t res{http::status::service_unavailable, 10};

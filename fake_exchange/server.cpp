@@ -387,6 +387,9 @@ class session {
       t.expires_after(options_.rpc_ping_interval);
       if (auto [ec] = co_await t.async_wait(use_tuple); ec) co_return ec;
       if (auto ec = co_await writer.write(ping.data(), ping.size()); ec) co_return ec;
+      // The write armed the idle timeout (IIS's 120 s) for a client that stops reading; once the ping is
+      // out, the channel is idle by design until the next one.
+      c_.dog.disarm();
       stats_.rpc_ping();
     }
     co_return error_code{};

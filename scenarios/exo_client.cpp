@@ -6,7 +6,6 @@
 #include <pugixml.hpp>
 
 #include <fstream>
-#include <functional>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -15,134 +14,11 @@
 
 #include "common/base64.hpp"
 #include "common/errors.hpp"
-#include "common/ntlm.hpp"
-#include "common/tls_diagnosis.hpp"
-#include "common/watchdog.hpp"
 #include "common/xml.hpp"
 #include "scenarios/mime_extractor.hpp"
 
 namespace exbridge::scenario {
 namespace {
-
-enum class client_timeout { connect, request };
-
-constexpr std::size_t max_kept_body = 64 * 1024 * 1024;  // small answers (Autodiscover, FindItem) are kept whole
-
-struct failure {
-  std::string outcome;
-  std::string explanation;
-};
-
-using response_t = http::response<http::string_body>;
-
-/// One keep-alive TLS connection of the migration client.
-class exo_connection {
- public:
-  exo_connection(net::any_io_executor ex, ssl::context& tls, const client_settings& s)
-      : settings_(s), tls_(tls), executor_(ex), dog_(ex, [this] { close(); }) {}
-
-  /// Connects and handshakes if not connected. Returns a failure when that is impossible.
-  net::awaitable<std::optional<failure>> ensure_connected() {
-    if (stream_ && stream_->next_layer().is_open()) co_return std::nullopt;
-    ++serial_;
-    stream_.emplace(executor_, tls_);
-    buffer_.clear();
-    tcp::resolver resolver(executor_);
-    dog_.arm(settings_.connect_timeout, client_timeout::connect);
-    auto [rec, endpoints] = co_await resolver.async_resolve(settings_.host, std::to_string(settings_.port), use_tuple);
-    if (rec) {
-      dog_.disarm();
-      co_return failure{"connect-failed", "cannot resolve " + settings_.host + ": " + rec.message()};
-    }
-    auto [cec, ep] = co_await net::async_connect(stream_->next_layer(), endpoints, use_tuple);
-    dog_.disarm();
-    if (cec) {
-      std::string cause = dog_.fired() ? std::string("no answer in time") : cec.message();
-      co_return failure{"connect-failed", "cannot connect to " + settings_.host + ":" + std::to_string(settings_.port) +
-                                              ": " + cause + "; is the endpoint up and reachable?"};
-    }
-    prepare_client_tls(stream_->native_handle(), settings_.server_name, settings_.trust != tls_verify::none);
-    dog_.arm(settings_.connect_timeout, client_timeout::connect);
-    auto [hec] = co_await stream_->async_handshake(ssl::stream_base::client, use_tuple);
-    dog_.disarm();
-    if (hec) {
-      const auto d = diagnose_tls_failure(dog_.fired() ? net::error::timed_out : hec, stream_->native_handle(),
-                                          "the server");
-      close();
-      co_return failure{std::string(failure_name(d.kind)), d.to_string()};
-    }
-    tls_description_ = describe_session(stream_->native_handle());
-    co_return std::nullopt;
-  }
-
-  /// Sends one request and reads the response (the connection is reused when both sides allow it).
-  net::awaitable<std::variant<response_t, failure>> exchange(http::request<http::string_body> req) {
-    co_return co_await exchange_streaming(std::move(req), nullptr);
-  }
-
-  /// Like exchange(), but every body byte also goes to `sink` as it arrives, and the returned response
-  /// keeps only the first 64 KiB of the body (enough to explain an error): large items stream through.
-  using body_sink = std::function<void(const char*, std::size_t)>;
-  net::awaitable<std::variant<response_t, failure>> exchange_streaming(http::request<http::string_body> req,
-                                                                       body_sink sink) {
-    if (auto f = co_await ensure_connected()) co_return *f;
-    req.set(http::field::host, settings_.server_name);
-    req.set(http::field::user_agent, "MSExchangeMigration (exbridge rehearse)");
-    req.prepare_payload();
-    dog_.arm(settings_.request_timeout, client_timeout::request);
-    auto [wec, wn] = co_await http::async_write(*stream_, req, use_tuple);
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    error_code rec = wec;
-    if (!rec) std::tie(rec, std::ignore) = co_await http::async_read_header(*stream_, buffer_, parser, use_tuple);
-    std::string kept;
-    std::vector<char> chunk(64 * 1024);
-    while (!rec && !parser.is_done()) {
-      parser.get().body().data = chunk.data();
-      parser.get().body().size = chunk.size();
-      std::tie(rec, std::ignore) = co_await http::async_read(*stream_, buffer_, parser, use_tuple);
-      if (rec == http::error::need_buffer) rec = {};
-      const std::size_t got = chunk.size() - parser.get().body().size;
-      if (sink) sink(chunk.data(), got);
-      const std::size_t keep_limit = sink ? 64 * 1024 : max_kept_body;
-      if (kept.size() < keep_limit) kept.append(chunk.data(), std::min(got, keep_limit - kept.size()));
-    }
-    dog_.disarm();
-    if (rec) {
-      close();
-      if (dog_.fired() == client_timeout::request) {
-        co_return failure{"client-timeout", "no complete response within " + format_duration(settings_.request_timeout) +
-                                                " (the migration service's per-request limit); the server or a proxy "
-                                                "stalled"};
-      }
-      co_return failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"};
-    }
-    response_t res{std::move(parser.get().base())};
-    res.body() = std::move(kept);
-    if (!res.keep_alive()) close();
-    co_return res;
-  }
-
-  const std::string& tls_description() const { return tls_description_; }
-  /// Counts TCP connections made; NTLM state is valid only while it stays the same.
-  unsigned serial() const { return serial_; }
-
- private:
-  void close() {
-    if (!stream_) return;
-    error_code ignored;
-    stream_->next_layer().close(ignored);
-  }
-
-  const client_settings& settings_;
-  ssl::context& tls_;
-  net::any_io_executor executor_;
-  std::optional<ssl::stream<tcp::socket>> stream_;
-  beast::flat_buffer buffer_;
-  watchdog<client_timeout> dog_;
-  std::string tls_description_;
-  unsigned serial_ = 0;
-};
 
 http::request<http::string_body> soap_post(const std::string& target, std::string body, const std::string& auth) {
   http::request<http::string_body> req{http::verb::post, target, 11};
@@ -150,18 +26,6 @@ http::request<http::string_body> soap_post(const std::string& target, std::strin
   if (!auth.empty()) req.set(http::field::authorization, auth);
   req.body() = std::move(body);
   return req;
-}
-
-/// A non-success HTTP answer, explained. A proxy's own error page (exbridge's "exbridge: ..." text) is
-/// reported as a proxy error, with the proxy's reason.
-failure http_failure(const response_t& res, const std::string& what) {
-  const std::string& body = res.body();
-  if (res.result_int() >= 502 && res.result_int() <= 504 && body.rfind("exbridge: ", 0) == 0) {
-    return {"proxy-error", what + ": the proxy answered " + std::to_string(res.result_int()) + ": " +
-                               body.substr(0, body.find('\n'))};
-  }
-  return {"http-error", what + ": unexpected HTTP " + std::to_string(res.result_int()) + " " +
-                            std::string(res.reason())};
 }
 
 std::string autodiscover_request(const std::string& email) {
@@ -314,11 +178,7 @@ class migration_probe {
     if (challenge.result() != http::status::unauthorized) {
       co_return fail(http_failure(challenge, "Autodiscover probe (expected 401)"));
     }
-    const auto [first, last] = challenge.equal_range(http::field::www_authenticate);
-    for (auto it = first; it != last; ++it) {
-      const std::string_view v = it->value();
-      offered_.emplace_back(v.substr(0, v.find(' ')));
-    }
+    offered_ = offered_schemes(challenge);
     const bool ntlm = s_.auth == "ntlm";
     if (!offers(ntlm ? "NTLM" : "Basic")) {
       co_return probe_result{"auth-refused", std::string("Autodiscover does not offer ") + (ntlm ? "NTLM" : "Basic") +
@@ -465,7 +325,7 @@ class migration_probe {
                                                                             exo_connection::body_sink sink) {
     auto req = soap_post(path, std::move(body), "");
     if (s_.auth != "ntlm") {
-      req.set(http::field::authorization, "Basic " + base64_encode(s_.email + ":" + s_.password));
+      req.set(http::field::authorization, basic_authorization(s_));
       co_return co_await conn_.exchange_streaming(std::move(req), std::move(sink));
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -484,18 +344,13 @@ class migration_probe {
 
   static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
 
-  bool offers(std::string_view scheme) const {
-    for (const auto& o : offered_) {
-      if (boost::algorithm::iequals(o, scheme)) return true;
-    }
-    return false;
-  }
+  bool offers(std::string_view scheme) const { return scenario::offers(offered_, scheme); }
 
   /// Sends `req` with the step's credentials: Basic on every request; NTLM once per connection (the
   /// handshake authenticates the TCP connection, so later requests on it carry no Authorization).
   net::awaitable<std::variant<response_t, failure>> authenticated(http::request<http::string_body> req) {
     if (s_.auth != "ntlm") {
-      req.set(http::field::authorization, "Basic " + base64_encode(s_.email + ":" + s_.password));
+      req.set(http::field::authorization, basic_authorization(s_));
       auto r = co_await conn_.exchange(req);
       if (auto* res = std::get_if<response_t>(&r); res != nullptr && res->result() == http::status::unauthorized) {
         co_return failure{"auth-refused", "the server refused the Basic credentials of " + s_.email +
@@ -514,56 +369,15 @@ class migration_probe {
   }
 
   net::awaitable<std::variant<response_t, failure>> ntlm_handshake(http::request<http::string_body> req) {
-    auto type1 = req;
-    type1.set(http::field::authorization, http_token("NTLM", make_negotiate()));
-    auto r1 = co_await conn_.exchange(type1);
-    if (auto* f = std::get_if<failure>(&r1)) co_return *f;
-    const auto& challenge = std::get<response_t>(r1);
-    const unsigned handshake_connection = conn_.serial();
-    const auto type2 = decode_http_token(challenge[http::field::www_authenticate]);
-    if (challenge.result() != http::status::unauthorized || !type2) {
-      if (challenge.result() != http::status::unauthorized) co_return challenge;
-      co_return failure{"auth-refused", "the server answered the NTLM negotiate message without a challenge"};
-    }
-    if (!challenge.keep_alive()) {
-      co_return failure{"ntlm-connection-broken",
-                        "the connection was closed right after the NTLM challenge; NTLM authenticates the TCP "
-                        "connection, so the handshake cannot complete: the proxy must keep each client connection "
-                        "on one server connection (HAProxy: drop 'option http-server-close'; exbridge pins pairs)"};
-    }
-    const auto user = split_logon();
-    const std::string type3 = make_authenticate(*type2, user.first, user.second, s_.password, "EXO-MIGRATION",
-                                                ntlm_random_challenge(), ntlm_filetime_now());
-    req.set(http::field::authorization, http_token("NTLM", type3));
-    auto r3 = co_await conn_.exchange(req);
+    auto r3 = co_await ntlm_exchange(conn_, std::move(req), s_);
     if (auto* f = std::get_if<failure>(&r3)) co_return *f;
     const auto& final_response = std::get<response_t>(r3);
     if (final_response.result() != http::status::unauthorized) {
-      ntlm_connection_ = handshake_connection;
+      ntlm_connection_ = conn_.serial();
       co_return r3;
     }
-    // Wrong password, or the Type 3 reached another server connection than the challenge. Basic, when
-    // offered, tells the two apart: the same password working there means the proxy broke NTLM.
-    if (offers("Basic")) {
-      auto check = soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), "");
-      check.set(http::field::authorization, "Basic " + base64_encode(s_.email + ":" + s_.password));
-      auto rb = co_await conn_.exchange(check);
-      if (auto* res = std::get_if<response_t>(&rb); res != nullptr && res->result() == http::status::ok) {
-        co_return failure{"ntlm-connection-broken",
-                          "the password is right (Basic accepts it) but the NTLM handshake fails: the proxy sends the "
-                          "NTLM messages of one client connection over different server connections (HAProxy "
-                          "'option http-server-close' or connection pooling); keep each client connection on one "
-                          "server connection, as exbridge does"};
-      }
-    }
-    co_return failure{"auth-refused", "the server refused the NTLM credentials of " + s_.email +
-                                          "; check the migration endpoint's user name and password"};
-  }
-
-  /// "user@domain" logs on as a UPN with an empty domain; "DOMAIN\\user" splits.
-  std::pair<std::string, std::string> split_logon() const {
-    if (!s_.ntlm_domain.empty()) return {s_.email.substr(0, s_.email.find('@')), s_.ntlm_domain};
-    return {s_.email, ""};
+    auto check = soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), "");
+    co_return co_await explain_ntlm_refusal(conn_, std::move(check), s_, offers("Basic"));
   }
 
   const client_settings& s_;

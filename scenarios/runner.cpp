@@ -12,6 +12,7 @@
 #include "common/lab_pki.hpp"
 #include "scenarios/exo_client.hpp"
 #include "scenarios/haproxy_under_test.hpp"
+#include "scenarios/outlook_anywhere.hpp"
 #include "scenarios/process_supervisor.hpp"
 
 namespace exbridge::scenario {
@@ -56,6 +57,7 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
   vars["lab.wrong_name_cert"] = pki.wrong_name_cert.string();
   vars["lab.wrong_name_key"] = pki.wrong_name_key.string();
   vars["run.dir"] = report.run_dir.string();
+  vars["scenario.dir"] = std::filesystem::absolute(s.file).parent_path().string();  // files shipped beside it
   vars["time_scale"] = format_scale(scale);
 
   std::map<std::string, prepared_haproxy> haproxies;   // by process name
@@ -162,12 +164,21 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.manifest_file = substitute(st.manifest, vars, st.where);
     cs.page_size = st.page_size;
     cs.batch = st.batch;
+    cs.request_timeout = st.request_timeout;
+    cs.rpc_server = st.rpc_server;
+    cs.idle = st.idle;
+    cs.ping_interval = st.ping_interval;
     // Through HAProxy, its log explains what the client saw; note where this step's part of it begins.
     const auto via = haproxy_at.find(target.to_string());
     const auto log_file = via == haproxy_at.end() ? std::filesystem::path() : report.run_dir / (via->second + ".log");
     std::error_code size_ec;
     const auto log_start = log_file.empty() ? 0 : std::filesystem::file_size(log_file, size_ec);
-    probe_result result = co_await run_migration_probe(cs);
+    probe_result result;
+    if (st.action == "outlook-anywhere") {
+      result = co_await run_outlook_anywhere(cs);
+    } else {
+      result = co_await run_migration_probe(cs);
+    }
     if (via != haproxy_at.end() && result.outcome != "ok") {
       // HAProxy logs a request when its stream ends, a moment after the client got the answer.
       std::string step_log;

@@ -89,7 +89,7 @@ scenario load_scenario(const std::filesystem::path& file) {
     if (auto names = get_strings(file, *lab->as_table(), "exchange_names"); !names.empty()) s.exchange_names = names;
   }
 
-  std::set<std::string> names{"lab", "run"};
+  std::set<std::string> names{"lab", "run", "scenario"};
   for (const auto& node : get_table_array(file, root, "process")) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t, {"name", "kind", "program", "args", "config", "upstream", "cert", "key", "start",
@@ -137,16 +137,17 @@ scenario load_scenario(const std::filesystem::path& file) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
-                         "ews_requests", "manifest", "page_size", "batch", "expect", "process", "expect_findings"},
+                         "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
+                         "request_timeout", "expect", "process", "expect_findings"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
     st.name = get_string(file, t, "name", true, "", "[[step]]");
     st.action = get_string(file, t, "action", false, st.action, "[[step]]");
-    if (st.action != "migration-probe" && st.action != "migrate-mailbox" && st.action != "lint" &&
-        st.action != "start" && st.action != "stop") {
+    if (st.action != "migration-probe" && st.action != "migrate-mailbox" && st.action != "outlook-anywhere" &&
+        st.action != "lint" && st.action != "start" && st.action != "stop") {
       fail_at(file, t, "step '" + st.name + "': action '" + st.action +
-                           "' is unknown (known: migration-probe, migrate-mailbox, lint, start, stop)");
+                           "' is unknown (known: migration-probe, migrate-mailbox, outlook-anywhere, lint, start, stop)");
     }
     if (st.action == "lint" || st.action == "start" || st.action == "stop") {
       // About one process; none of the client keys apply.
@@ -183,6 +184,31 @@ scenario load_scenario(const std::filesystem::path& file) {
     }
     for (const char* key : {"process", "expect_findings"}) {
       if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' belongs to the lint, start and stop actions");
+    }
+    // Outlook Anywhere's keys mean nothing to the EWS actions: a misplaced one is a mistake, not a no-op.
+    for (const char* key : {"idle", "ping_interval", "rpc_server"}) {
+      if (const toml::node* n = t.get(key); n != nullptr && st.action != "outlook-anywhere") {
+        fail_at(file, *n, std::string("'") + key + "' applies only to action = \"outlook-anywhere\"");
+      }
+    }
+    const auto duration_key = [&](const char* key, scaled_clock::duration& field) {
+      const toml::node* n = t.get(key);
+      if (n == nullptr) return;
+      const auto text = n->value<std::string>();
+      try {
+        if (!text) throw config_error("not a string");
+        field = parse_duration(*text, key);
+      } catch (const config_error&) {
+        fail_at(file, *n, std::string("'") + key + "' must be a duration string such as \"40m\", \"720s\" or \"1h\"");
+      }
+      if (field <= scaled_clock::duration::zero()) fail_at(file, *n, std::string("'") + key + "' must be more than 0");
+    };
+    duration_key("request_timeout", st.request_timeout);
+    duration_key("idle", st.idle);
+    duration_key("ping_interval", st.ping_interval);
+    st.rpc_server = get_string(file, t, "rpc_server", false, st.rpc_server, "[[step]]");
+    if (st.rpc_server.empty() || st.rpc_server.find_first_of(":/?# ") != std::string::npos) {
+      fail_at(file, *t.get("rpc_server"), "'rpc_server' must be a host name (rpcproxy.dll gets '<rpc_server>:6001')");
     }
     st.connect = get_string(file, t, "connect", true, "", "[[step]] '" + st.name + "'");
     st.server_name = get_string(file, t, "server_name", false, s.bridge_names.front(), "[[step]]");

@@ -29,7 +29,7 @@ struct process_spec {
 
 struct step_spec {
   std::string name;
-  std::string action = "migration-probe";
+  std::string action = "migration-probe";  ///< or "migrate-mailbox", "outlook-anywhere"
   std::string connect;      ///< HOST:PORT (variables allowed)
   std::string server_name;  ///< the public host name Exchange Online is given (SNI, certificate name, Host)
   std::string trust = "lab";  ///< "lab" (the run's lab CA) or "system"
@@ -41,6 +41,12 @@ struct step_spec {
   std::string manifest;        ///< migrate-mailbox: path of fake-exchange's manifest (variables allowed)
   unsigned page_size = 512;
   unsigned batch = 10;
+  std::string rpc_server = "ex2007.contoso.example";  ///< outlook-anywhere: the mailbox server behind rpcproxy.dll
+  scaled_clock::duration idle = std::chrono::minutes(30);           ///< outlook-anywhere: channels held idle
+  scaled_clock::duration ping_interval = std::chrono::minutes(12);  ///< outlook-anywhere: client keep-alive
+  /// The client's per-request limit (Exchange Online's migration service: 100 s); longer models a
+  /// client that outwaits the proxy's own timeouts.
+  scaled_clock::duration request_timeout = std::chrono::seconds(100);
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
   std::string process;        ///< lint, start, stop: the process the step is about
   std::vector<std::string> expect_findings;  ///< lint: the exact set of finding codes expected (empty: not checked)

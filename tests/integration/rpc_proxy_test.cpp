@@ -90,34 +90,38 @@ TEST(RpcProxy, PortsOutsideValidPortsGetRpcError503) {
   }
 }
 
+/// Opens an OUT channel and reads until `pings` ping PDUs have arrived: (status, declared length, body).
+std::tuple<unsigned, std::uint64_t, std::string> read_out_channel(test::exchange_lab& lab, std::size_t pings) {
+  return lab.io().run([&]() -> net::awaitable<std::tuple<unsigned, std::uint64_t, std::string>> {
+    auto stream = co_await lab.connect();
+    beast::flat_buffer buffer;
+    // The OUT channel's request carries CONN/A1 (76 bytes); its content is opaque to the stub.
+    const std::string request = rpc_request("RPC_OUT_DATA", "6001", 76, test::demo_basic_auth()) +
+                                std::string(76, '\x05');
+    co_await test::send_text(stream, request);
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    co_await http::async_read_header(stream, buffer, parser, net::use_awaitable);
+    std::string body;
+    std::array<char, 256> chunk;
+    while (body.size() < pings * 20) {  // each read waits for the next ping: data, not time, drives the test
+      parser.get().body().data = chunk.data();
+      parser.get().body().size = chunk.size();
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (ec && ec != http::error::need_buffer) throw boost::system::system_error(ec);
+      body.append(chunk.data(), chunk.size() - parser.get().body().size);
+    }
+    stream.next_layer().close();
+    co_return std::make_tuple(parser.get().result_int(), parser.content_length().value_or(0), body);
+  }());
+}
+
 TEST(RpcProxy, OutChannelDeclaresAGigabyteAndStreamsPings) {
   fake_exchange::server_options options;
   options.rpc_ping_interval = std::chrono::milliseconds(20);
   test::exchange_lab lab(options);
   constexpr std::size_t pings = 3;
-  const auto [status, declared, received] =
-      lab.io().run([&]() -> net::awaitable<std::tuple<unsigned, std::uint64_t, std::string>> {
-        auto stream = co_await lab.connect();
-        beast::flat_buffer buffer;
-        // The OUT channel's request carries CONN/A1 (76 bytes); its content is opaque to the stub.
-        const std::string request = rpc_request("RPC_OUT_DATA", "6001", 76, test::demo_basic_auth()) +
-                                    std::string(76, '\x05');
-        co_await test::send_text(stream, request);
-        http::response_parser<http::buffer_body> parser;
-        parser.body_limit(boost::none);
-        co_await http::async_read_header(stream, buffer, parser, net::use_awaitable);
-        std::string body;
-        std::array<char, 256> chunk;
-        while (body.size() < pings * 20) {  // each read waits for the next ping: data, not time, drives the test
-          parser.get().body().data = chunk.data();
-          parser.get().body().size = chunk.size();
-          auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
-          if (ec && ec != http::error::need_buffer) throw boost::system::system_error(ec);
-          body.append(chunk.data(), chunk.size() - parser.get().body().size);
-        }
-        stream.next_layer().close();
-        co_return std::make_tuple(parser.get().result_int(), parser.content_length().value_or(0), body);
-      }());
+  const auto [status, declared, received] = read_out_channel(lab, pings);
   EXPECT_EQ(status, 200u);
   EXPECT_EQ(declared, 1'073'741'824u);
   ASSERT_GE(received.size(), pings * 20);
@@ -127,6 +131,19 @@ TEST(RpcProxy, OutChannelDeclaresAGigabyteAndStreamsPings) {
   EXPECT_EQ(rec.operation, "RPC_OUT_DATA");
   EXPECT_EQ(rec.bytes_in, 76u);
   EXPECT_GE(lab.server().stats().snapshot().rpc_out_pings, pings);
+}
+
+// IIS's connection timeout (120 s) guards a client that stops reading a response; between two pings an
+// OUT channel is idle by design (900 s), so the timeout must not run there (it used to cut the channel
+// 120 s after the first ping).
+TEST(RpcProxy, OutChannelIdleBetweenPingsOutlivesTheConnectionTimeout) {
+  fake_exchange::server_options options;
+  options.rpc_ping_interval = std::chrono::milliseconds(60);
+  options.idle_timeout = std::chrono::milliseconds(40);
+  test::exchange_lab lab(options);
+  const auto [status, declared, received] = read_out_channel(lab, 4);  // throws if the channel is cut
+  EXPECT_EQ(status, 200u);
+  EXPECT_GE(received.size(), 4u * 20);
 }
 
 TEST(RpcProxy, NtlmOnZeroLengthRequestsThenAnInChannelConsumedWithoutAnswer) {

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/errors.hpp"
+#include "scenarios/exo_connection.hpp"
 #include "scenarios/scenario_file.hpp"
 
 namespace exbridge::scenario {
@@ -80,6 +81,98 @@ TEST(ScenarioFile, MissingFileSaysSo) {
   } catch (const config_error& e) {
     EXPECT_NE(std::string(e.what()).find("no such scenario file"), std::string::npos) << e.what();
   }
+}
+
+/// `valid` with its step turned into an Outlook Anywhere step carrying `keys` (one per line, from line 12).
+std::string outlook_anywhere_step(const std::string& keys) {
+  std::string text = valid;
+  text += "action = \"outlook-anywhere\"\n" + keys;
+  return text;
+}
+
+TEST(ScenarioFile, OutlookAnywhereStepsTakeIdlePingIntervalAndRpcServer) {
+  const auto defaults = load_scenario(write_temp("oa.toml", outlook_anywhere_step("")));
+  EXPECT_EQ(defaults.steps[0].action, "outlook-anywhere");
+  EXPECT_EQ(defaults.steps[0].idle, std::chrono::minutes(30));
+  EXPECT_EQ(defaults.steps[0].ping_interval, std::chrono::seconds(720));
+  EXPECT_EQ(defaults.steps[0].rpc_server, "ex2007.contoso.example");
+  const auto set = load_scenario(write_temp(
+      "oa.toml", outlook_anywhere_step("idle = \"40m\"\nping_interval = \"120s\"\nrpc_server = \"EX2007\"\n")));
+  EXPECT_EQ(set.steps[0].idle, std::chrono::minutes(40));
+  EXPECT_EQ(set.steps[0].ping_interval, std::chrono::minutes(2));
+  EXPECT_EQ(set.steps[0].rpc_server, "EX2007");
+}
+
+TEST(ScenarioFile, OutlookAnywhereKeysWithBadValuesNameTheirLine) {
+  const std::string bad_unit = load_error(outlook_anywhere_step("idle = \"40 minutes\"\n"));
+  EXPECT_NE(bad_unit.find("bad.toml:13:"), std::string::npos) << bad_unit;
+  EXPECT_NE(bad_unit.find("'idle' must be a duration"), std::string::npos) << bad_unit;
+  const std::string number = load_error(outlook_anywhere_step("ping_interval = 720\n"));
+  EXPECT_NE(number.find("bad.toml:13:"), std::string::npos) << number;
+  EXPECT_NE(number.find("'ping_interval' must be a duration"), std::string::npos) << number;
+  const std::string zero = load_error(outlook_anywhere_step("idle = \"0s\"\n"));
+  EXPECT_NE(zero.find("bad.toml:13:"), std::string::npos) << zero;
+  EXPECT_NE(zero.find("more than 0"), std::string::npos) << zero;
+  const std::string port = load_error(outlook_anywhere_step("rpc_server = \"ex2007:6001\"\n"));
+  EXPECT_NE(port.find("bad.toml:13:"), std::string::npos) << port;
+  EXPECT_NE(port.find("'rpc_server' must be a host name"), std::string::npos) << port;
+}
+
+TEST(ScenarioFile, OutlookAnywhereKeysOnOtherActionsAreErrors) {
+  std::string text = valid;
+  text += "idle = \"40m\"\n";
+  const std::string e = load_error(text);
+  EXPECT_NE(e.find("bad.toml:12:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'idle' applies only to action = \"outlook-anywhere\""), std::string::npos) << e;
+}
+
+TEST(ScenarioFile, TheShippedOutlookAnywhereScenariosLoad) {
+  const auto idle = load_scenario(EXBRIDGE_SOURCE_DIR "/scenarios/outlook-anywhere-idle.toml");
+  ASSERT_EQ(idle.steps.size(), 2u);
+  EXPECT_EQ(idle.steps[1].auth, "ntlm");
+  EXPECT_EQ(idle.steps[0].idle, std::chrono::minutes(40));
+  const auto cut = load_scenario(EXBRIDGE_SOURCE_DIR "/scenarios/outlook-anywhere-short-timeout.toml");
+  ASSERT_EQ(cut.steps.size(), 2u);
+  EXPECT_EQ(cut.steps[0].expect, "proxy-idle-timeout");
+}
+
+TEST(ScenarioFile, RequestTimeoutIsADurationOnAnyAction) {
+  std::string text = valid;
+  EXPECT_EQ(load_scenario(write_temp("rt.toml", text)).steps[0].request_timeout, std::chrono::seconds(100));
+  text += "request_timeout = \"30m\"\n";
+  EXPECT_EQ(load_scenario(write_temp("rt.toml", text)).steps[0].request_timeout, std::chrono::minutes(30));
+  std::string bad = valid;
+  bad += "request_timeout = \"soon\"\n";
+  const std::string e = load_error(bad);
+  EXPECT_NE(e.find("bad.toml:12:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'request_timeout' must be a duration"), std::string::npos) << e;
+}
+
+response_t answer(http::status status, const std::string& body) {
+  response_t res{status, 11};
+  res.body() = body;
+  return res;
+}
+
+TEST(HttpFailure, ProxyTimeoutsAreToldApartFromOtherProxyErrors) {
+  const auto exbridge_504 = http_failure(
+      answer(http::status::gateway_timeout,
+             "exbridge: response-headers-timeout: the upstream sent no response headers within 15 min\n"),
+      "EWS GetItem");
+  EXPECT_EQ(exbridge_504.outcome, "proxy-timeout");
+  EXPECT_NE(exbridge_504.explanation.find("--timeout-response-headers"), std::string::npos) << exbridge_504.explanation;
+  EXPECT_NE(exbridge_504.explanation.find("within 15 min"), std::string::npos) << exbridge_504.explanation;
+  const auto haproxy_504 = http_failure(
+      answer(http::status::gateway_timeout,
+             "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n"),
+      "EWS GetItem");
+  EXPECT_EQ(haproxy_504.outcome, "proxy-timeout");
+  EXPECT_NE(haproxy_504.explanation.find("timeout server"), std::string::npos) << haproxy_504.explanation;
+  const auto exbridge_502 = http_failure(
+      answer(http::status::bad_gateway, "exbridge: upstream-tls-handshake-failed: upstream 10.0.0.5:443: ...\n"),
+      "Autodiscover");
+  EXPECT_EQ(exbridge_502.outcome, "proxy-error");
+  EXPECT_EQ(http_failure(answer(http::status::gateway_timeout, "IIS page"), "EWS").outcome, "http-error");
 }
 
 TEST(Substitute, ReplacesKnownAndNamesUnknownVariables) {
