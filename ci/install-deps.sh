@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev
   # peers and tools used by tests, benchmarks and rehearsals
   openssl curl haproxy stunnel4 nginx-light wrk sslscan
+  # renders rehearse's HTML report in a test (headless)
+  chromium
 )
 
 missing=()

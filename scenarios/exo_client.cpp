@@ -16,6 +16,7 @@
 #include "common/errors.hpp"
 #include "common/xml.hpp"
 #include "scenarios/mime_extractor.hpp"
+#include "scenarios/progress.hpp"
 
 namespace exbridge::scenario {
 namespace {
@@ -248,6 +249,12 @@ class migration_probe {
   net::awaitable<probe_result> migrate(const std::string& path, const std::string& preamble) {
     const auto manifest = load_manifest(s_.manifest_file, s_.email);
     const auto begin = std::chrono::steady_clock::now();
+    std::uint64_t total_items = 0, total_bytes = 0;
+    for (const auto& [folder, expected] : manifest) {
+      total_items += expected.size();
+      for (const auto& e : expected) total_bytes += e.size;
+    }
+    progress_meter progress("migrating " + s_.email, total_items, total_bytes);
     std::uint64_t items = 0, bytes = 0;
     for (const auto& [folder, expected] : manifest) {
       std::map<std::string, const expected_item*> by_id;
@@ -307,6 +314,7 @@ class migration_probe {
           }
           ++items;
           bytes += have.bytes;
+          progress.update(items, bytes);
         }
       }
     }

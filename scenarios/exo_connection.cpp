@@ -6,6 +6,7 @@
 #include "common/base64.hpp"
 #include "common/ntlm.hpp"
 #include "common/tls_diagnosis.hpp"
+#include "scenarios/timeline.hpp"
 
 namespace exbridge::scenario {
 namespace {
@@ -17,9 +18,26 @@ constexpr std::size_t max_kept_body = 64 * 1024 * 1024;  // small answers (Autod
 exo_connection::exo_connection(net::any_io_executor ex, ssl::context& tls, const client_settings& s)
     : settings_(s), tls_(tls), executor_(ex), dog_(ex, [this] { close(); }) {}
 
+exo_connection::~exo_connection() { record_connection_end(); }
+
+void exo_connection::record_connection_end() {
+  if (opened_ms_ < 0) return;
+  timeline::current().span(timeline_event::kind::connection, opened_ms_,
+                           "connection " + std::to_string(lane_) + " " + tls_description_, lane_);
+  opened_ms_ = -1;
+}
+
+const failure& exo_connection::record(const failure& f) {
+  timeline::current().instant(timeline_event::kind::failure, f.outcome + ": " + f.explanation, lane_, false);
+  return f;
+}
+
 net::awaitable<std::optional<failure>> exo_connection::ensure_connected() {
   if (stream_ && stream_->next_layer().is_open()) co_return std::nullopt;
+  record_connection_end();
   ++serial_;
+  lane_ = timeline::current().next_connection();
+  opened_ms_ = timeline::current().now_ms();
   stream_.emplace(executor_, tls_);
   buffer_.clear();
   tcp::resolver resolver(executor_);
@@ -27,14 +45,15 @@ net::awaitable<std::optional<failure>> exo_connection::ensure_connected() {
   auto [rec, endpoints] = co_await resolver.async_resolve(settings_.host, std::to_string(settings_.port), use_tuple);
   if (rec) {
     dog_.disarm();
-    co_return failure{"connect-failed", "cannot resolve " + settings_.host + ": " + rec.message()};
+    co_return record(failure{"connect-failed", "cannot resolve " + settings_.host + ": " + rec.message()});
   }
   auto [cec, ep] = co_await net::async_connect(stream_->next_layer(), endpoints, use_tuple);
   dog_.disarm();
   if (cec) {
     std::string cause = dog_.fired() ? std::string("no answer in time") : cec.message();
-    co_return failure{"connect-failed", "cannot connect to " + settings_.host + ":" + std::to_string(settings_.port) +
-                                            ": " + cause + "; is the endpoint up and reachable?"};
+    co_return record(failure{"connect-failed", "cannot connect to " + settings_.host + ":" +
+                                                   std::to_string(settings_.port) + ": " + cause +
+                                                   "; is the endpoint up and reachable?"});
   }
   prepare_client_tls(stream_->native_handle(), settings_.server_name, settings_.trust != tls_verify::none);
   dog_.arm(settings_.connect_timeout, client_timeout::connect);
@@ -44,7 +63,7 @@ net::awaitable<std::optional<failure>> exo_connection::ensure_connected() {
     const auto d = diagnose_tls_failure(dog_.fired() ? net::error::timed_out : hec, stream_->native_handle(),
                                         "the server");
     close();
-    co_return failure{std::string(failure_name(d.kind)), d.to_string()};
+    co_return record(failure{std::string(failure_name(d.kind)), d.to_string()});
   }
   tls_description_ = describe_session(stream_->native_handle());
   co_return std::nullopt;
@@ -64,6 +83,9 @@ net::awaitable<std::variant<response_t, failure>> exo_connection::exchange_strea
   // Content-Length (an RPC_IN_DATA without one is refused), so it stays.
   if (req.method() == http::verb::unknown && !req.has_content_length()) req.content_length(req.body().size());
   dog_.arm(settings_.request_timeout, client_timeout::request);
+  const double request_ms = timeline::current().now_ms();
+  const unsigned lane = lane_;
+  const std::string request_line = std::string(req.method_string()) + " " + std::string(req.target());
   auto [wec, wn] = co_await http::async_write(*stream_, req, use_tuple);
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
@@ -82,17 +104,25 @@ net::awaitable<std::variant<response_t, failure>> exo_connection::exchange_strea
     if (kept.size() < keep_limit) kept.append(chunk.data(), std::min(got, keep_limit - kept.size()));
   }
   dog_.disarm();
+  {
+    // Recorded before anything else goes on the timeline (the event is a reference into it).
+    auto& event = timeline::current().span(timeline_event::kind::request, request_ms, request_line, lane);
+    event.ok = !rec;
+    event.status = rec ? 0 : static_cast<int>(parser.get().result_int());
+    event.text += rec ? std::string(" -> no complete response") : " -> " + std::to_string(event.status);
+  }
   if (rec) {
     close();
     if (dog_.fired() == client_timeout::request) {
-      co_return failure{"client-timeout", "no complete response within " + format_duration(settings_.request_timeout) +
+      co_return record(failure{"client-timeout", "no complete response within " + format_duration(settings_.request_timeout) +
                                               ", Exchange Online's per-request limit (.NET HttpWebRequest.Timeout, "
                                               "100 s for the migration service), so the client gave up and will "
                                               "retry; the server or a proxy took longer than that: find which in "
                                               "the proxy's access log (exbridge's timers show the server's think "
-                                              "time)"};
+                                              "time)"});
     }
-    co_return failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"};
+    co_return record(
+        failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"});
   }
   response_t res{std::move(parser.get().base())};
   res.body() = std::move(kept);
@@ -106,10 +136,10 @@ std::optional<failure> exo_connection::io_failure(error_code ec, const char* doi
   const auto fired = dog_.fired();
   if (fired == client_timeout::request || fired == client_timeout::read_write) {
     const auto limit = fired == client_timeout::request ? settings_.request_timeout : settings_.read_write_timeout;
-    return failure{"client-timeout", std::string("no progress ") + doing + " within " + format_duration(limit) +
-                                         " (the client's limit); the server or a proxy stalled"};
+    return record(failure{"client-timeout", std::string("no progress ") + doing + " within " + format_duration(limit) +
+                                                " (the client's limit); the server or a proxy stalled"});
   }
-  return failure{"connection-lost", std::string("the connection closed ") + doing + " (" + ec.message() + ")"};
+  return record(failure{"connection-lost", std::string("the connection closed ") + doing + " (" + ec.message() + ")"});
 }
 
 net::awaitable<std::optional<failure>> exo_connection::send_header(const http::request<http::empty_body>& req,
@@ -164,6 +194,7 @@ net::awaitable<std::pair<error_code, std::size_t>> exo_connection::read_raw(char
 }
 
 void exo_connection::close() {
+  record_connection_end();
   if (!stream_) return;
   error_code ignored;
   stream_->next_layer().close(ignored);

@@ -95,9 +95,16 @@ class exo_connection {
   /// Counts TCP connections made; NTLM state is valid only while it stays the same.
   unsigned serial() const { return serial_; }
   void close();
+  ~exo_connection();
+  exo_connection(const exo_connection&) = delete;
+  exo_connection& operator=(const exo_connection&) = delete;
 
  private:
   std::optional<failure> io_failure(error_code ec, const char* doing);
+  /// Puts this connection's lifetime on the scenario timeline (once per TCP connection).
+  void record_connection_end();
+  /// Puts a failure on the timeline, on this connection's row.
+  const failure& record(const failure& f);
 
   const client_settings& settings_;
   ssl::context& tls_;
@@ -107,6 +114,8 @@ class exo_connection {
   watchdog<client_timeout> dog_;
   std::string tls_description_;
   unsigned serial_ = 0;
+  unsigned lane_ = 0;        ///< this TCP connection's row on the timeline
+  double opened_ms_ = -1;    ///< when it was opened (timeline time); < 0 when not open
 };
 
 /// "Basic base64(email:password)".

@@ -101,15 +101,19 @@ std::string request_colour(const timeline_event& e) {
 std::string timeline_svg(const std::vector<timeline_event>& events) {
   constexpr double label = 120, width = 860, row = 14, top = 24;
   constexpr unsigned max_rows = 60;  // connections beyond share the last row
+  // The chart begins with the first event (the lab PKI is made before anything else happens).
+  double origin = events.empty() ? 0 : events.front().start_ms;
   double end = 1;
   unsigned connections = 0;
   for (const auto& e : events) {
+    origin = std::min(origin, e.start_ms);
     end = std::max(end, e.end_ms);
     connections = std::max(connections, e.connection);
   }
+  end = std::max(1.0, end - origin);
   const unsigned rows = 1 + std::min(connections, max_rows);
   const double height = top + rows * row + 10;
-  const auto x = [&](double ms) { return fixed(label + ms / end * width, 1); };
+  const auto x = [&](double ms) { return fixed(label + (ms - origin) / end * width, 1); };
   const auto y = [&](unsigned connection) {
     return top + static_cast<double>(connection == 0 ? 0 : std::min(connection, max_rows)) * row;
   };
@@ -118,10 +122,11 @@ std::string timeline_svg(const std::vector<timeline_event>& events) {
       << "\" font-family=\"sans-serif\" font-size=\"10\">\n";
   // Time axis: five ticks.
   for (int i = 0; i <= 5; ++i) {
-    const double ms = end * i / 5;
+    const double ms = origin + end * i / 5;
     svg << "<line x1=\"" << x(ms) << "\" x2=\"" << x(ms) << "\" y1=\"" << top - 4 << "\" y2=\"" << height - 10
         << "\" stroke=\"#ddd\"/><text x=\"" << x(ms) << "\" y=\"12\" text-anchor=\"middle\">"
         << (end >= 10000 ? fixed(ms / 1000, 1) + " s" : fixed(ms, 0) + " ms") << "</text>\n";
+    // (times are since the scenario began)
   }
   svg << "<text x=\"4\" y=\"" << y(0) + 10 << "\">steps</text>\n";
   for (unsigned c = 1; c <= std::min(connections, max_rows); ++c) {
