@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Quick start (a): sets everything up and runs the default rehearsal on loopback, printing its report:
-# the scenario catalog (the seed story first: straight to Exchange 2007 fails on TLS 1.0, through exbridge
-# it works; then a whole mailbox migrated and verified, and NTLM through exbridge).
+# the seed story first (straight to Exchange 2007 fails on TLS 1.0, through exbridge it works), then a whole
+# mailbox migrated and verified, NTLM through exbridge, and the seed write-up's own haproxy.cfg (linted, run,
+# and explained) next to its corrected version. Reports land in rehearse-out/ (report.html, JSON, JUnit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/install-deps.sh
 ci/build.sh default
-exec build/bin/rehearse run scenarios/seed-story.toml scenarios/migrate-mailbox.toml scenarios/ntlm-through-exbridge.toml "$@"
+exec build/bin/rehearse run scenarios/seed-story.toml scenarios/migrate-mailbox.toml scenarios/ntlm-through-exbridge.toml \
+  scenarios/haproxy-seed.toml scenarios/haproxy-fixed.toml "$@"
