@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <set>
 #include <sstream>
 #include <optional>
 #include <variant>
@@ -163,6 +164,13 @@ std::string folder_owner(const std::string& folder_id) {
   return raw->substr(5, size);
 }
 
+/// Failures the migration service retries: the connection or the server had a moment, not a verdict.
+bool transient(const failure& f) {
+  static const std::set<std::string> kinds{"connection-lost", "tls-reset",     "client-timeout", "connect-failed",
+                                           "proxy-error",     "proxy-timeout", "http-error"};
+  return kinds.count(f.outcome) != 0;
+}
+
 /// One migration probe: the state of its authentication across requests.
 class migration_probe {
  public:
@@ -292,12 +300,34 @@ class migration_probe {
           batch_bytes += by_id[ids[next]]->size;
           batch.push_back(ids[next++]);
         }
-        mime_extractor extractor;
-        auto got = co_await authenticated_streaming(path, get_item_request(batch),
-                                                    [&extractor](const char* d, std::size_t n) { extractor.feed(d, n); });
-        if (auto* f = std::get_if<failure>(&got)) co_return fail(*f);
-        const auto& res = std::get<response_t>(got);
-        if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS GetItem"));
+        // A transient failure (reset, stall, 5xx) is retried after a back-off on a new connection, as the
+        // migration service does; what arrived of the failed attempt is discarded, never half-counted.
+        std::optional<mime_extractor> attempt;
+        std::optional<failure> last;
+        for (unsigned tries = 0;; ++tries) {
+          attempt.emplace();
+          auto& extractor = *attempt;
+          auto got = co_await authenticated_streaming(path, get_item_request(batch),
+                                                      [&extractor](const char* d, std::size_t n) { extractor.feed(d, n); });
+          if (auto* f = std::get_if<failure>(&got)) {
+            last = *f;
+          } else if (const auto& res = std::get<response_t>(got); res.result() != http::status::ok) {
+            last = http_failure(res, "EWS GetItem");
+            if (res.result_int() < 500) co_return fail(*last);
+          } else {
+            last.reset();
+          }
+          if (!last) break;
+          if (!transient(*last) || tries >= s_.retries) {
+            if (tries > 0) last->explanation += " (after " + std::to_string(tries) + " retries)";
+            co_return fail(*last);
+          }
+          ++retries_;
+          retry_reasons_.insert(last->outcome);
+          timer backoff(co_await net::this_coro::executor, s_.backoff_base * (1u << std::min(tries, 5u)));
+          co_await backoff.async_wait(use_tuple);
+        }
+        const auto& extractor = *attempt;
         if (extractor.items().size() != batch.size()) {
           co_return probe_result{"data-missing", "GetItem returned the MIME of " + std::to_string(extractor.items().size()) +
                                                      " of " + std::to_string(batch.size()) + " items requested from " +
@@ -322,10 +352,16 @@ class migration_probe {
         std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
     std::ostringstream rate;
     rate << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
+    std::string retried;
+    if (retries_ > 0) {
+      std::string reasons;
+      for (const auto& r : retry_reasons_) reasons += (reasons.empty() ? "" : ", ") + r;
+      retried = "; " + std::to_string(retries_) + " GetItem batch(es) retried after transient failures (" + reasons + ")";
+    }
     co_return probe_result{"ok", preamble + "migrated " + std::to_string(items) + " items (" + megabytes(bytes) +
                                      ") from " + std::to_string(manifest.size()) + " folders in " +
                                      std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
-                                     "), every SHA-256 matched the manifest"};
+                                     "), every SHA-256 matched the manifest" + retried};
   }
 
   /// authenticated(), for a response streamed into `sink` (GetItem with MIME).
@@ -392,6 +428,8 @@ class migration_probe {
   exo_connection conn_;
   std::vector<std::string> offered_;
   unsigned ntlm_connection_ = 0;
+  unsigned retries_ = 0;                   ///< GetItem batches retried after a transient failure
+  std::set<std::string> retry_reasons_;
 };
 
 }  // namespace

@@ -41,6 +41,10 @@ struct client_settings {
   scaled_clock::duration connect_timeout = std::chrono::seconds(30);
   scaled_clock::duration request_timeout = std::chrono::seconds(100);     ///< the migration service's per-request limit
   scaled_clock::duration read_write_timeout = std::chrono::seconds(300);  ///< .NET ReadWriteTimeout: one read or write
+  /// migrate-mailbox: how often a GetItem batch that failed transiently (reset, timeout, 5xx) is retried on a
+  /// new connection, after back-off_base, then twice that, ... (0 = report the first failure)
+  unsigned retries = 0;
+  scaled_clock::duration backoff_base = std::chrono::seconds(30);
 };
 
 struct probe_result {

@@ -165,6 +165,8 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.page_size = st.page_size;
     cs.batch = st.batch;
     cs.request_timeout = st.request_timeout;
+    cs.retries = st.retries;
+    cs.backoff_base = st.backoff;
     cs.rpc_server = st.rpc_server;
     cs.idle = st.idle;
     cs.ping_interval = st.ping_interval;

@@ -138,7 +138,7 @@ scenario load_scenario(const std::filesystem::path& file) {
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
                          "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
-                         "request_timeout", "expect", "process", "expect_findings"},
+                         "request_timeout", "retries", "backoff", "expect", "process", "expect_findings"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
@@ -204,6 +204,15 @@ scenario load_scenario(const std::filesystem::path& file) {
       if (field <= scaled_clock::duration::zero()) fail_at(file, *n, std::string("'") + key + "' must be more than 0");
     };
     duration_key("request_timeout", st.request_timeout);
+    duration_key("backoff", st.backoff);
+    if (const toml::node* n = t.get("retries")) {
+      st.retries = static_cast<unsigned>(toml_whole_number(file.string(), *n, "retries", 0, 10));
+    }
+    for (const char* key : {"retries", "backoff"}) {
+      if (const toml::node* n = t.get(key); n != nullptr && st.action != "migrate-mailbox") {
+        fail_at(file, *n, std::string("'") + key + "' applies only to action = \"migrate-mailbox\"");
+      }
+    }
     duration_key("idle", st.idle);
     duration_key("ping_interval", st.ping_interval);
     st.rpc_server = get_string(file, t, "rpc_server", false, st.rpc_server, "[[step]]");

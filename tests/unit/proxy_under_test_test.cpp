@@ -43,13 +43,15 @@ upstream = "${exchange.addr}"
 )";
 
 TEST(ProxyUnderTest, ShippedHaproxyScenariosLoad) {
-  for (const char* name : {"haproxy-seed.toml", "haproxy-fixed.toml", "ntlm-http-server-close.toml"}) {
+  for (const char* name : {"haproxy-seed.toml", "haproxy-fixed.toml", "ntlm-http-server-close.toml",
+                           "failover-haproxy.toml", "bridge-certificate.toml"}) {
     const auto s = load_scenario(std::filesystem::path(EXBRIDGE_SOURCE_DIR "/scenarios") / name);
     const auto haproxy = std::find_if(s.processes.begin(), s.processes.end(),
                                       [](const process_spec& p) { return p.kind == "haproxy"; });
     ASSERT_NE(haproxy, s.processes.end()) << name;
     EXPECT_TRUE(std::filesystem::exists(haproxy->config)) << haproxy->config;
-    EXPECT_EQ(s.steps.front().action, "lint") << name;
+    EXPECT_TRUE(std::any_of(s.steps.begin(), s.steps.end(), [](const step_spec& st) { return st.action != "lint"; }))
+        << name;
   }
 }
 
@@ -86,6 +88,17 @@ expect_findings = ["log-invalid"]
   const std::string lint_key_on_probe = load_error(
       processes + "[[step]]\nname = \"p\"\nconnect = \"x:1\"\nemail = \"a@b\"\npassword = \"p\"\nprocess = \"haproxy\"\n");
   EXPECT_NE(lint_key_on_probe.find("belongs to the lint, start and stop actions"), std::string::npos) << lint_key_on_probe;
+}
+
+TEST(ProxyUnderTest, RetriesBelongToMigrationsAndAreBounded) {
+  const std::string base = processes + "[[step]]\nname = \"m\"\nconnect = \"x:1\"\nemail = \"a@b\"\npassword = \"p\"\n";
+  const auto s = load_scenario(write_temp("retries.toml", base + "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\n"
+                                                                 "retries = 3\nbackoff = \"10s\"\n"));
+  EXPECT_EQ(s.steps[0].retries, 3u);
+  EXPECT_EQ(s.steps[0].backoff, std::chrono::seconds(10));
+  EXPECT_NE(load_error(base + "retries = 2\n").find("applies only to action = \"migrate-mailbox\""), std::string::npos);
+  EXPECT_NE(load_error(base + "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nretries = 11\n").find("retries"),
+            std::string::npos);
 }
 
 prepared_haproxy seed_haproxy() {
