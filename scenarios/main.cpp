@@ -30,6 +30,8 @@ int preflight_main(int argc, char** argv) {
               [&](const std::string& v) { o.ntlm_domain = v; });
   args.option("connect", "HOST:PORT", "connect here instead of resolving the URL's name (e.g. before the DNS change)",
               [&](const std::string& v) { o.connect = v; });
+  args.option("rpc-server", "NAME", "also check Outlook Anywhere: the mailbox server rpcproxy forwards to (e.g. "
+              "ex2007.contoso.local)", [&](const std::string& v) { o.rpc_server = v; });
   args.option("trust", "system|ca:FILE", "trust store for the endpoint's certificate (default: the system's, as "
               "Exchange Online uses public CAs)", [&](const std::string& v) {
                 if (v == "system") o.trust = tls_verify::system;

@@ -14,6 +14,7 @@
 #include "common/errors.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "scenarios/exo_client.hpp"
+#include "scenarios/outlook_anywhere.hpp"
 
 namespace exbridge::scenario {
 namespace {
@@ -211,6 +212,26 @@ unsigned run_preflight(const preflight_options& o, std::ostream& out) {
   ioc.run();
   if (probe.outcome == "ok") check.pass("Autodiscover and EWS", probe.explanation);
   else check.fail("Autodiscover and EWS", probe.outcome + ": " + probe.explanation);
+
+  // 4. Outlook Anywhere: the probe, authentication on each channel's connection, an echo, both channels
+  //    opened and held for a moment (the long idle hold belongs in a rehearsal, not against production).
+  if (o.rpc_server.empty()) {
+    out << "SKIP  Outlook Anywhere (RPC over HTTP)\n      give --rpc-server MAILBOX-SERVER (the internal name "
+           "rpcproxy forwards to) to check it\n";
+  } else {
+    client_settings rpc = cs;
+    rpc.action = "outlook-anywhere";
+    rpc.rpc_server = o.rpc_server;
+    rpc.idle = std::chrono::seconds(2);
+    probe_result channels;
+    net::io_context rpc_ioc;
+    net::co_spawn(rpc_ioc, run_outlook_anywhere(rpc), [&](std::exception_ptr e, probe_result r) {
+      channels = e ? probe_result{"bad-response", "the client failed unexpectedly"} : std::move(r);
+    });
+    rpc_ioc.run();
+    if (channels.outcome == "ok") check.pass("Outlook Anywhere (RPC over HTTP)", channels.explanation);
+    else check.fail("Outlook Anywhere (RPC over HTTP)", channels.outcome + ": " + channels.explanation);
+  }
 
   out << "preflight: " << (check.failures() == 0 ? "every check passed" : std::to_string(check.failures()) + " check(s) failed")
       << '\n';

@@ -15,7 +15,8 @@ class Preflight : public ::testing::Test {
     ::setenv("REHEARSE_PASSWORD", password.c_str(), 1);
     auto r = run_command(program_path("rehearse"),
                          {"preflight", "https://mail.contoso.example", "--connect", "127.0.0.1:" + std::to_string(port),
-                          "--trust", "ca:" + test_pki().ca_cert.string(), "--email", user().email});
+                          "--trust", "ca:" + test_pki().ca_cert.string(), "--email", user().email, "--rpc-server",
+                          "ex2007.contoso.example"});
     ::unsetenv("REHEARSE_PASSWORD");
     return r;
   }
@@ -30,6 +31,7 @@ TEST_F(Preflight, EveryCheckPassesThroughExbridgeAndThePasswordIsNeverPrinted) {
   EXPECT_NE(r.output.find("PASS  Certificate"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("PASS  TLS 1.0 refused on the public side"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("PASS  Autodiscover and EWS"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("PASS  Outlook Anywhere (RPC over HTTP)"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find(user().password), std::string::npos) << r.output;
 }
 
