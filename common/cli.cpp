@@ -1,6 +1,7 @@
 // Command-line parsing implementation.
 #include "common/cli.hpp"
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -124,6 +125,17 @@ std::string arg_parser::help() const {
   out << "  --help                          show this help\n";
   if (!epilog_.empty()) out << '\n' << epilog_;
   return out.str();
+}
+
+std::string expand_index(const std::string& pattern, unsigned index, unsigned count) {
+  const std::size_t width = std::max<std::size_t>(2, std::to_string(count).size());
+  std::string number = std::to_string(index);
+  if (number.size() < width) number.insert(0, width - number.size(), '0');
+  std::string out = pattern;
+  for (auto at = out.find("{n}"); at != std::string::npos; at = out.find("{n}", at + number.size())) {
+    out.replace(at, 3, number);
+  }
+  return out;
 }
 
 }  // namespace exbridge

@@ -20,6 +20,11 @@ host_port parse_host_port(const std::string& text, const std::string& what, bool
 /// Parses a decimal number; throws config_error naming `what` when the text is not one.
 double parse_number(const std::string& text, const std::string& what);
 
+/// Replaces every "{n}" in `pattern` with `index` (1-based), zero-padded to the width of `count` (at least
+/// two digits): user{n}@contoso.example -> user07@contoso.example. Numbered users are spelled the same way in
+/// fake-exchange (--user-count) and in rehearse (a step's mailboxes).
+std::string expand_index(const std::string& pattern, unsigned index, unsigned count);
+
 class arg_parser {
  public:
   arg_parser(std::string program, std::string synopsis);

@@ -15,7 +15,7 @@ using namespace exbridge::fake_exchange;
 int main(int argc, char** argv) {
   return guarded_main("fake-exchange", [&] {
     server_options options;
-    std::vector<user> users;
+    std::vector<std::string> user_specs;
     double time_scale = 1;
     arg_parser args("fake-exchange", "[options]");
     args.option("config", "FILE",
@@ -43,7 +43,18 @@ int main(int argc, char** argv) {
                 "win2003-aes (plain-RSA AES only) or win2003-legacy (RC4/3DES only: Debian's OpenSSL cannot)",
                 [&](const std::string& v) { options.windows = parse_schannel_profile(v, "--windows"); });
     args.option("user", "EMAIL:PASSWORD[:NAME]", "a mailbox user (repeatable); replaces the demo user",
-                [&](const std::string& v) { users.push_back(parse_user_spec(v)); });
+                [&](const std::string& v) { user_specs.push_back(v); });
+    unsigned user_count = 0;
+    args.option("user-count", "N",
+                "expand every --user containing {n} into N numbered users, e.g. --user "
+                "'user{n}@contoso.example:Secret-{n}' --user-count 20 (user01 ... user20)",
+                [&](const std::string& v) {
+                  const double n = parse_number(v, "--user-count");
+                  if (n < 1 || n > 10000 || n != static_cast<unsigned>(n)) {
+                    throw config_error("--user-count must be a whole number from 1 to 10000");
+                  }
+                  user_count = static_cast<unsigned>(n);
+                });
     std::string manifest;
     const auto count_option = [&](const char* name, const char* metavar, const char* help, auto& field) {
       args.option(name, metavar, help, [&field, name](const std::string& v) {
@@ -89,6 +100,18 @@ int main(int argc, char** argv) {
                 "Once listening, prints one line on stdout: listening https HOST:PORT\n"
                 "(and with --control, a second one: listening control HOST:PORT)\n");
     if (!args.parse(argc, argv)) return static_cast<int>(exit_ok);
+    std::vector<user> users;
+    bool numbered = false;
+    for (const auto& spec : user_specs) {
+      if (spec.find("{n}") == std::string::npos) {
+        users.push_back(parse_user_spec(spec));
+        continue;
+      }
+      numbered = true;
+      if (user_count == 0) throw config_error("--user '" + spec.substr(0, spec.find(':')) + "' has {n}: say how many with --user-count N");
+      for (unsigned i = 1; i <= user_count; ++i) users.push_back(parse_user_spec(expand_index(spec, i, user_count)));
+    }
+    if (user_count != 0 && !numbered) throw config_error("--user-count needs a --user with {n}, e.g. 'user{n}@contoso.example:Secret-{n}'");
     if (!users.empty()) options.exchange.org.users = users;
     if (mb.small_max < mb.small_min) throw config_error("--small-max must be at least 2048");
     if (!manifest.empty()) write_manifest(manifest, options.exchange.org, mb);

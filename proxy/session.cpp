@@ -160,7 +160,12 @@ class downstream_session {
       const bool timed_out = down_read_dog_.fired() == timeout_kind::downstream_handshake;
       ctx_->stats.add(counter::downstream_tls_handshake_fail);
       count_end(timed_out ? termination::downstream_handshake_timeout : termination::downstream_handshake_failed);
-      const auto d = diagnose_tls_failure(timed_out ? net::error::timed_out : hec, down_.native_handle(), "the client");
+      auto d = diagnose_tls_failure(timed_out ? net::error::timed_out : hec, down_.native_handle(), "the client");
+      if (d.kind == tls_failure::protocol_version) {
+        // On this side the old party is the client: nothing to fix in exbridge (Exchange Online speaks 1.2/1.3).
+        d.hint = "exbridge accepts TLS 1.2 and 1.3 only, as Exchange Online uses; this client offered only older "
+                 "versions (a scanner, or a client that should not use this endpoint)";
+      }
       log_info(cat("downstream ", client_, " TLS handshake failed: ", d.to_string()));
       co_return;
     }

@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "common/base64.hpp"
+#include "common/cli.hpp"
 #include "common/errors.hpp"
 #include "common/xml.hpp"
 #include "scenarios/mime_extractor.hpp"
@@ -262,7 +263,8 @@ class migration_probe {
       total_items += expected.size();
       for (const auto& e : expected) total_bytes += e.size;
     }
-    progress_meter progress("migrating " + s_.email, total_items, total_bytes);
+    std::optional<progress_meter> progress;
+    if (s_.show_progress) progress.emplace("migrating " + s_.email, total_items, total_bytes);
     std::uint64_t items = 0, bytes = 0;
     for (const auto& [folder, expected] : manifest) {
       std::map<std::string, const expected_item*> by_id;
@@ -344,7 +346,7 @@ class migration_probe {
           }
           ++items;
           bytes += have.bytes;
-          progress.update(items, bytes);
+          if (progress) progress->update(items, bytes);
         }
       }
     }
@@ -358,10 +360,14 @@ class migration_probe {
       for (const auto& r : retry_reasons_) reasons += (reasons.empty() ? "" : ", ") + r;
       retried = "; " + std::to_string(retries_) + " GetItem batch(es) retried after transient failures (" + reasons + ")";
     }
-    co_return probe_result{"ok", preamble + "migrated " + std::to_string(items) + " items (" + megabytes(bytes) +
-                                     ") from " + std::to_string(manifest.size()) + " folders in " +
-                                     std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
-                                     "), every SHA-256 matched the manifest" + retried};
+    progress.reset();
+    probe_result done{"ok", preamble + "migrated " + std::to_string(items) + " items (" + megabytes(bytes) +
+                                ") from " + std::to_string(manifest.size()) + " folders in " +
+                                std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
+                                "), every SHA-256 matched the manifest" + retried};
+    done.items = items;
+    done.bytes = bytes;
+    co_return done;
   }
 
   /// authenticated(), for a response streamed into `sink` (GetItem with MIME).
@@ -433,6 +439,58 @@ class migration_probe {
 };
 
 }  // namespace
+
+net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailboxes) {
+  if (mailboxes <= 1) co_return co_await run_migration_probe(base);
+  const auto executor = co_await net::this_coro::executor;
+  const auto begin = std::chrono::steady_clock::now();
+  std::vector<probe_result> results(mailboxes);
+  unsigned remaining = mailboxes;
+  net::steady_timer all_done(executor, net::steady_timer::time_point::max());
+  for (unsigned i = 0; i < mailboxes; ++i) {
+    client_settings one = base;
+    one.email = expand_index(base.email, i + 1, mailboxes);
+    one.password = expand_index(base.password, i + 1, mailboxes);
+    one.show_progress = false;
+    net::co_spawn(executor, run_migration_probe(std::move(one)),
+                  [&results, &remaining, &all_done, i](std::exception_ptr e, probe_result r) {
+                    results[i] = e ? probe_result{"bad-response", "the client failed unexpectedly"} : std::move(r);
+                    if (--remaining == 0) all_done.cancel();
+                  });
+  }
+  co_await all_done.async_wait(use_tuple);
+  const double seconds = std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+  std::uint64_t items = 0, bytes = 0;
+  unsigned failed = 0;
+  const probe_result* first_failure = nullptr;
+  std::size_t first_index = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    items += results[i].items;
+    bytes += results[i].bytes;
+    if (results[i].outcome == "ok") continue;
+    if (failed++ == 0) first_failure = &results[i], first_index = i;
+  }
+  std::ostringstream rate;
+  rate << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
+  if (first_failure != nullptr) {
+    co_return probe_result{first_failure->outcome,
+                           std::to_string(failed) + " of " + std::to_string(mailboxes) + " mailboxes failed; the first, " +
+                               expand_index(base.email, static_cast<unsigned>(first_index + 1), mailboxes) + ": " +
+                               first_failure->explanation};
+  }
+  std::string summary = std::to_string(mailboxes) + " mailboxes at once (" + base.auth + " auth): ";
+  if (base.action == "migrate-mailbox") {
+    summary += "migrated " + std::to_string(items) + " items (" + megabytes(bytes) + ") in " +
+               std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
+               "), every SHA-256 matched the manifest, every answer from its own mailbox";
+  } else {
+    summary += "every discovery and EWS read succeeded, every answer from its own mailbox";
+  }
+  probe_result all{"ok", std::move(summary)};
+  all.items = items;
+  all.bytes = bytes;
+  co_return all;
+}
 
 net::awaitable<probe_result> run_migration_probe(client_settings s) {
   ssl::context tls = make_tls_context(tls_profile::exchange_online_client, {.verify = s.trust, .ca_file = s.ca_file});

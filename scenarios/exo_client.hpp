@@ -13,4 +13,9 @@ namespace exbridge::scenario {
 /// ("migration-probe"), or the whole mailbox moved and verified item by item ("migrate-mailbox").
 net::awaitable<probe_result> run_migration_probe(client_settings settings);
 
+/// The same for `mailboxes` users at once (their email and password patterns carry "{n}", see
+/// expand_index): every mailbox checked on its own connections; the result sums them, or names the first
+/// mailbox that failed and how many did.
+net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailboxes);
+
 }  // namespace exbridge::scenario

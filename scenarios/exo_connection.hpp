@@ -44,12 +44,15 @@ struct client_settings {
   /// migrate-mailbox: how often a GetItem batch that failed transiently (reset, timeout, 5xx) is retried on a
   /// new connection, after back-off_base, then twice that, ... (0 = report the first failure)
   unsigned retries = 0;
+  bool show_progress = true;   ///< migrate-mailbox: the progress line (off when several mailboxes run at once)
   scaled_clock::duration backoff_base = std::chrono::seconds(30);
 };
 
 struct probe_result {
   std::string outcome = "ok";  ///< "ok" or a failure class (scenario_file.hpp: known_outcomes)
   std::string explanation;     ///< one sentence: what happened, and for failures the likely fix
+  std::uint64_t items = 0;     ///< migrate-mailbox: items moved and verified
+  std::uint64_t bytes = 0;     ///< migrate-mailbox: their MIME bytes
 };
 
 struct failure {

@@ -179,7 +179,7 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     if (st.action == "outlook-anywhere") {
       result = co_await run_outlook_anywhere(cs);
     } else {
-      result = co_await run_migration_probe(cs);
+      result = co_await run_mailboxes(cs, st.mailboxes);
     }
     if (via != haproxy_at.end() && result.outcome != "ok") {
       // HAProxy logs a request when its stream ends, a moment after the client got the answer.

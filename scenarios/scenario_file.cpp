@@ -138,7 +138,7 @@ scenario load_scenario(const std::filesystem::path& file) {
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
                          "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
-                         "request_timeout", "retries", "backoff", "expect", "process", "expect_findings"},
+                         "request_timeout", "retries", "backoff", "mailboxes", "expect", "process", "expect_findings"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
@@ -208,6 +208,10 @@ scenario load_scenario(const std::filesystem::path& file) {
     if (const toml::node* n = t.get("retries")) {
       st.retries = static_cast<unsigned>(toml_whole_number(file.string(), *n, "retries", 0, 10));
     }
+    if (const toml::node* n = t.get("mailboxes")) {
+      st.mailboxes = static_cast<unsigned>(toml_whole_number(file.string(), *n, "mailboxes", 1, 1000));
+      if (st.action == "outlook-anywhere") fail_at(file, *n, "'mailboxes' applies to migration-probe and migrate-mailbox");
+    }
     for (const char* key : {"retries", "backoff"}) {
       if (const toml::node* n = t.get(key); n != nullptr && st.action != "migrate-mailbox") {
         fail_at(file, *n, std::string("'") + key + "' applies only to action = \"migrate-mailbox\"");
@@ -225,6 +229,11 @@ scenario load_scenario(const std::filesystem::path& file) {
     if (st.trust != "lab" && st.trust != "system") fail_at(file, t, "'trust' must be \"lab\" or \"system\"");
     st.email = get_string(file, t, "email", true, "", "[[step]] '" + st.name + "'");
     st.password = get_string(file, t, "password", true, "", "[[step]] '" + st.name + "'");
+    if (st.mailboxes > 1 && (st.email.find("{n}") == std::string::npos || st.password.find("{n}") == std::string::npos)) {
+      fail_at(file, *t.get("mailboxes"), "with mailboxes = " + std::to_string(st.mailboxes) +
+                                             ", 'email' and 'password' must carry {n} (user{n}@contoso.example, "
+                                             "as fake-exchange --user ... --user-count numbers them)");
+    }
     st.auth = get_string(file, t, "auth", false, st.auth, "[[step]]");
     if (st.auth != "basic" && st.auth != "ntlm") fail_at(file, *t.get("auth"), "'auth' must be \"basic\" or \"ntlm\"");
     st.ntlm_domain = get_string(file, t, "ntlm_domain", false, "", "[[step]]");

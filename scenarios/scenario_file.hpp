@@ -47,6 +47,7 @@ struct step_spec {
   /// The client's per-request limit (Exchange Online's migration service: 100 s); longer models a
   /// client that outwaits the proxy's own timeouts.
   scaled_clock::duration request_timeout = std::chrono::seconds(100);
+  unsigned mailboxes = 1;  ///< probe/migrate this many users at once; email and password then carry "{n}"
   unsigned retries = 0;  ///< migrate-mailbox: retries of a GetItem batch after a transient failure
   scaled_clock::duration backoff = std::chrono::seconds(30);  ///< the first retry's wait (doubling after)
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"

@@ -60,9 +60,9 @@ TEST(ScenarioFile, SyntaxErrorsNameLineAndColumn) {
 
 TEST(ScenarioFile, UnknownKeysAreErrorsWithTheirLine) {
   std::string text = valid;
-  text += "retries = 3\n";
+  text += "retry = 3\n";  // a typo of 'retries'
   const std::string e = load_error(text);
-  EXPECT_NE(e.find("unknown key 'retries'"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key 'retry'"), std::string::npos) << e;
   EXPECT_NE(e.find(":12:"), std::string::npos) << e;
 }
 
