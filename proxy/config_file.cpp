@@ -2,6 +2,8 @@
 // validators the command line uses, so a value means the same in both places.
 #include "proxy/config_file.hpp"
 
+#include <algorithm>
+
 #include "common/errors.hpp"
 #include "common/toml_util.hpp"
 
@@ -103,12 +105,17 @@ class reader {
       else o.sni_identities.push_back(id);
     }
     if (const auto* headers = table(*t, "response_headers", false, "")) {
-      for (const auto& [name, value] : *headers) {
-        const std::string key(name.str());
+      // toml++ keeps keys sorted; headers go out in the order the file lists them.
+      std::vector<std::pair<std::string, const toml::node*>> entries;
+      for (const auto& [name, value] : *headers) entries.emplace_back(std::string(name.str()), &value);
+      std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+        return a.second->source().begin < b.second->source().begin;
+      });
+      for (const auto& [key, value] : entries) {
         const std::string qualified = "listen.response_headers." + key;
-        if (!value.is_string()) toml_fail_at(file_, value, "'" + qualified + "' must be a string");
-        const std::string text = value.as_string()->get();
-        checked(value, [&] { check_response_header(key, text, "listen.response_headers"); });
+        if (!value->is_string()) toml_fail_at(file_, *value, "'" + qualified + "' must be a string");
+        const std::string text = value->as_string()->get();
+        checked(*value, [&] { check_response_header(key, text, "listen.response_headers"); });
         o.response_headers.emplace_back(key, text);
       }
     }
