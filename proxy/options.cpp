@@ -7,6 +7,29 @@
 
 namespace exbridge::proxy {
 
+namespace {
+
+int check_security_level(double level, const std::string& what) {
+  if (level < 0 || level > 5 || level != static_cast<int>(level)) {
+    throw config_error(what + " must be 0..5; TLS 1.0 needs 0");
+  }
+  return static_cast<int>(level);
+}
+
+unsigned check_threads(double threads, const std::string& what) {
+  if (threads < 1 || threads > 256 || threads != static_cast<unsigned>(threads)) {
+    throw config_error(what + " must be between 1 and 256");
+  }
+  return static_cast<unsigned>(threads);
+}
+
+std::uint64_t check_min_throughput(double rate, const std::string& what) {
+  if (rate < 0) throw config_error(what + " must be 0 (off) or a rate in bytes per second");
+  return static_cast<std::uint64_t>(rate);
+}
+
+}  // namespace
+
 const std::vector<timeout_field>& timeout_fields() {
   static const std::vector<timeout_field> fields{
       {"timeout-downstream-handshake", "downstream_handshake", &timeouts::downstream_handshake, "downstream TLS handshake"},
@@ -50,25 +73,6 @@ void check_response_header(const std::string& name, const std::string& value, co
                        "' must be 'Name: value': a header name without spaces or separators, and a non-empty value on one "
                        "line, e.g. 'X-Frame-Options: SAMEORIGIN'");
   }
-}
-
-int check_security_level(double level, const std::string& what) {
-  if (level < 0 || level > 5 || level != static_cast<int>(level)) {
-    throw config_error(what + " must be 0..5; TLS 1.0 needs 0");
-  }
-  return static_cast<int>(level);
-}
-
-unsigned check_threads(double threads, const std::string& what) {
-  if (threads < 1 || threads > 256 || threads != static_cast<unsigned>(threads)) {
-    throw config_error(what + " must be between 1 and 256");
-  }
-  return static_cast<unsigned>(threads);
-}
-
-std::uint64_t check_min_throughput(double rate, const std::string& what) {
-  if (rate < 0) throw config_error(what + " must be 0 (off) or a rate in bytes per second");
-  return static_cast<std::uint64_t>(rate);
 }
 
 log_format parse_log_format(const std::string& text, const std::string& what) {

@@ -76,17 +76,12 @@ struct timeout_field {
 const std::vector<timeout_field>& timeout_fields();
 
 // Validation shared by the command line and the config file: each throws config_error naming `what`
-// (the flag, or the file's key) with the fix.
+// (the flag, or the file's key) with the fix. (Whole-number ranges -- threads, security level, minimum
+// throughput -- are checked in the file by toml_whole_number, which also refuses fractions and strings.)
 /// "none", "ca:FILE" or "pin:SHA256" into u.verify / u.ca_file / u.pin_sha256.
 void parse_upstream_verify(const std::string& text, const std::string& what, upstream_settings& u);
 /// A header set on every response: a token name and a non-empty value without CR/LF.
 void check_response_header(const std::string& name, const std::string& value, const std::string& what);
-/// OpenSSL security level 0..5.
-int check_security_level(double level, const std::string& what);
-/// Event-loop threads, 1..256.
-unsigned check_threads(double threads, const std::string& what);
-/// Bytes per second, >= 0 (0 = off).
-std::uint64_t check_min_throughput(double rate, const std::string& what);
 log_format parse_log_format(const std::string& text, const std::string& what);
 
 /// Where each setting came from, for --check's messages: "FILE:LINE" for the config file, "--flag" for the

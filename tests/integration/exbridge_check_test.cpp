@@ -65,14 +65,14 @@ unsigned short closed_port() {
 
 bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
 
-TEST(ExbridgeCheck, CleanConfigExitsZero) {
+TEST(ExbridgeCheckCommand, CleanConfigExitsZero) {
   const std::string file = write(lab_config(443));
   const auto r = check(file);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "config OK: " + file + "\n");
 }
 
-TEST(ExbridgeCheck, TimeoutAtThePingEdgeExitsOneNamingTheLine) {
+TEST(ExbridgeCheckCommand, TimeoutAtThePingEdgeExitsOneNamingTheLine) {
   // [timeouts] is line 12, client_data line 13.
   const std::string file = write(lab_config(443, "[timeouts]\nclient_data = \"15m\"\n"));
   const auto r = check(file);
@@ -81,7 +81,7 @@ TEST(ExbridgeCheck, TimeoutAtThePingEdgeExitsOneNamingTheLine) {
   EXPECT_TRUE(contains(r.output, "config OK with 1 warning: " + file)) << r.output;
 }
 
-TEST(ExbridgeCheck, ExpiredCertificateExitsTwoNamingTheFile) {
+TEST(ExbridgeCheckCommand, ExpiredCertificateExitsTwoNamingTheFile) {
   const auto expired = make_certificate(
       {.common_name = "mail.contoso.example", .dns_names = {"mail.contoso.example"}, .valid_to_days = -1}, nullptr);
   const std::string cert = temp_file(".crt"), key = temp_file(".key");
@@ -94,7 +94,7 @@ TEST(ExbridgeCheck, ExpiredCertificateExitsTwoNamingTheFile) {
   EXPECT_TRUE(contains(r.output, "config has 1 error and 0 warnings: " + file)) << r.output;
 }
 
-TEST(ExbridgeCheck, ProbeUpstreamReportsTheTls10SessionOfFakeExchange) {
+TEST(ExbridgeCheckCommand, ProbeUpstreamReportsTheTls10SessionOfFakeExchange) {
   test::exchange_lab lab;
   const std::string file = write(lab_config(lab.server().local_endpoint().port()));
   const auto r = check(file, true);
@@ -108,7 +108,7 @@ TEST(ExbridgeCheck, ProbeUpstreamReportsTheTls10SessionOfFakeExchange) {
   EXPECT_TRUE(contains(r.output, "config OK: " + file)) << r.output;
 }
 
-TEST(ExbridgeCheck, ProbeUpstreamOnAClosedPortExitsTwoWithTheReason) {
+TEST(ExbridgeCheckCommand, ProbeUpstreamOnAClosedPortExitsTwoWithTheReason) {
   const unsigned short port = closed_port();
   const std::string file = write(lab_config(port));
   const auto r = check(file, true);
@@ -118,7 +118,7 @@ TEST(ExbridgeCheck, ProbeUpstreamOnAClosedPortExitsTwoWithTheReason) {
       << r.output;
 }
 
-TEST(ExbridgeCheck, ProbeUpstreamNamesAWrongPin) {
+TEST(ExbridgeCheckCommand, ProbeUpstreamNamesAWrongPin) {
   test::exchange_lab lab;
   const auto& pki = test::test_pki();
   std::string text = lab_config(lab.server().local_endpoint().port());
@@ -129,7 +129,7 @@ TEST(ExbridgeCheck, ProbeUpstreamNamesAWrongPin) {
   EXPECT_TRUE(contains(r.output, ": certificate-pin-mismatch: ")) << r.output;
 }
 
-TEST(ExbridgeCheck, QuickModeFlagsAreCheckedToo) {
+TEST(ExbridgeCheckCommand, QuickModeFlagsAreCheckedToo) {
   test::raise_fd_limit(8192);
   const auto& pki = test::test_pki();
   const auto r = run_command(program_path("exbridge"),
@@ -142,7 +142,7 @@ TEST(ExbridgeCheck, QuickModeFlagsAreCheckedToo) {
   EXPECT_TRUE(contains(r.output, "config has 1 error and 1 warning: command line")) << r.output;
 }
 
-TEST(ExbridgeConfigFile, StartsFromAConfigFileAndServes) {
+TEST(ExbridgeConfigCommand, StartsFromAConfigFileAndServes) {
   test::exchange_lab lab;
   const std::string file = write(lab_config(lab.server().local_endpoint().port()));
   scenario::process_supervisor supervisor(lab.io().context().get_executor());
