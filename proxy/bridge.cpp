@@ -3,6 +3,7 @@
 
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
 namespace {
@@ -19,6 +20,18 @@ tls_settings upstream_tls_settings(const upstream_settings& u) {
 }
 
 }  // namespace
+
+std::string upstream_server_name(const upstream_settings& u) { return u.sni.empty() ? u.address.host : u.sni; }
+
+void prepare_upstream_tls(SSL* ssl, const upstream_settings& u) {
+  prepare_client_tls(ssl, upstream_server_name(u), u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
+}
+
+std::optional<tls_diagnosis> upstream_handshake_failure(const error_code& ec, SSL* ssl, const upstream_settings& u) {
+  if (ec) return diagnose_tls_failure(ec, ssl, "the upstream");
+  if (u.verify == tls_verify::pin) return check_certificate_pin(ssl, u.pin_sha256, "the upstream");
+  return std::nullopt;
+}
 
 bridge_context::bridge_context(bridge_options o)
     : options(std::move(o)),

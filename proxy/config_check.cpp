@@ -12,6 +12,7 @@
 #include "common/errors.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "proxy/bridge.hpp"
+#include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
 namespace {
@@ -86,26 +87,26 @@ net::awaitable<void> probe(bridge_context& ctx, const setting_origins& origins, 
          "check that the Exchange server is up and reachable from this host, and the upstream address");
     co_return;
   }
-  const std::string name = u.sni.empty() ? u.address.host : u.sni;
-  prepare_client_tls(stream.native_handle(), name, u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
+  prepare_upstream_tls(stream.native_handle(), u);
   arm(ctx.options.timeouts.upstream_handshake);
   auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
   deadline.cancel();
-  std::optional<tls_diagnosis> failure;
-  if (hec) {
-    const error_code cause = timed_out ? error_code(net::error::timed_out) : hec;
-    failure = diagnose_tls_failure(cause, stream.native_handle(), "the upstream");
-  } else if (u.verify == tls_verify::pin) {
-    failure = check_certificate_pin(stream.native_handle(), u.pin_sha256, "the upstream");
-  }
+  const error_code cause = timed_out ? error_code(net::error::timed_out) : hec;
+  const auto failure = upstream_handshake_failure(cause, stream.native_handle(), u);
   if (failure) {
     std::string message = target + ": " + std::string(failure_name(failure->kind)) + ": " + failure->summary;
     if (!failure->openssl_reason.empty()) message += " (OpenSSL: " + failure->openssl_reason + ")";
-    fail(std::move(message), failure->hint);
+    std::string fix = failure->hint;
+    if (failure->kind == tls_failure::protocol_version) {
+      // The generic hint is about Exchange Online vs Exchange 2007; here the bridge's own range is at fault.
+      fix = "Exchange 2007 speaks only TLS 1.0: let the upstream range include it (tls_min = \"1.0\", the default, "
+            "or --upstream-tls 1.0)";
+    }
+    fail(std::move(message), std::move(fix));
     co_return;
   }
   std::string line = (where.empty() ? std::string() : where + ": ") + "ok: probe-upstream: " + target + " (SNI " +
-                     name + "): " + describe_session(stream.native_handle());
+                     upstream_server_name(u) + "): " + describe_session(stream.native_handle());
   if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
     const auto facts = describe_certificate(cert);
     line += "; certificate subject \"" + facts.subject + "\", issuer \"" + facts.issuer + "\", expires " +
