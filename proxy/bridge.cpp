@@ -52,9 +52,9 @@ bridge::bridge(net::io_context& ioc, bridge_options options)
   const auto& u = context_->options.upstream;
   if (u.verify == tls_verify::none) {
     log_warn(cat("upstream ", u.address.to_string(),
-                 ": certificate verification is off (--upstream-verify none); anyone on the path to the Exchange "
-                 "2007 server could read mailboxes. Use --upstream-verify ca:FILE with the server's CA, or "
-                 "pin:SHA256 with its certificate's fingerprint"));
+                 ": certificate verification is off (--upstream-verify none, or verify = \"none\" in [upstream]); "
+                 "anyone on the path to the Exchange 2007 server could read mailboxes. Use ca:FILE with the server's "
+                 "CA, or pin:SHA256 with its certificate's fingerprint"));
   }
 }
 

@@ -220,6 +220,21 @@ std::string check_summary(const std::vector<finding>& findings, const std::strin
   return "config OK: " + name;
 }
 
+std::string locate_startup_error(const std::string& message, const bridge_options& options,
+                                 const setting_origins& origins, const std::string& config_file) {
+  if (config_file.empty()) return message;
+  std::vector<tls_identity> identities{options.identity};
+  identities.insert(identities.end(), options.sni_identities.begin(), options.sni_identities.end());
+  for (std::size_t i = 0; i < identities.size(); ++i) {
+    const auto& id = identities[i];
+    const bool named = (!id.cert_file.empty() && message.find(id.cert_file) != std::string::npos) ||
+                       (!id.key_file.empty() && message.find(id.key_file) != std::string::npos);
+    const std::string where = origin_of(origins, "listen.certificate." + std::to_string(i));
+    if (named && !where.empty()) return where + ": " + message;
+  }
+  return config_file + ": " + message;
+}
+
 int run_check(invocation& inv, std::ostream& out) {
   const bool file_mode = !inv.config_file.empty();
   const std::string name = file_mode ? inv.config_file : std::string("command line");

@@ -55,6 +55,11 @@ int check_exit_code(const std::vector<finding>& findings);
 /// "config OK: NAME", "config OK with 2 warnings: NAME", "config has 1 error and 2 warnings: NAME".
 std::string check_summary(const std::vector<finding>& findings, const std::string& name);
 
+/// A start-up error (certificate, key, bind) located for the administrator: prefixed with the FILE:LINE of
+/// the [[listen.certificate]] whose file the message names, else with the config file; unchanged in quick mode.
+std::string locate_startup_error(const std::string& message, const bridge_options& options,
+                                 const setting_origins& origins, const std::string& config_file);
+
 /// The whole --check (and --probe-upstream): prints findings and the summary on `out`, returns the exit status.
 int run_check(invocation& inv, std::ostream& out);
 

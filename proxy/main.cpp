@@ -1,5 +1,6 @@
 // exbridge: the TLS 1.2/1.3 -> TLS 1.0 bridge between Exchange Online and Exchange 2007.
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "common/main_guard.hpp"
@@ -20,7 +21,14 @@ int main(int argc, char** argv) {
     const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
     net::io_context ioc(static_cast<int>(threads));
-    proxy::bridge bridge(ioc, options);
+    std::optional<proxy::bridge> started;
+    try {
+      started.emplace(ioc, options);
+    } catch (const config_error& e) {
+      throw config_error(
+          proxy::locate_startup_error(e.what(), options, invocation->origins, invocation->config_file));
+    }
+    proxy::bridge& bridge = *started;
     bridge.start();
     const auto ep = bridge.local_endpoint();
     log_info(cat("bridging TLS 1.2/1.3 on ", ep.address().to_string(), ':', ep.port(), " to upstream ",

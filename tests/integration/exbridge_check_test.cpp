@@ -81,12 +81,18 @@ TEST(ExbridgeCheckCommand, TimeoutAtThePingEdgeExitsOneNamingTheLine) {
   EXPECT_TRUE(contains(r.output, "config OK with 1 warning: " + file)) << r.output;
 }
 
-TEST(ExbridgeCheckCommand, ExpiredCertificateExitsTwoNamingTheFile) {
+/// A certificate for the bridge's name that expired yesterday: {cert file, key file}.
+std::pair<std::string, std::string> write_expired_certificate() {
   const auto expired = make_certificate(
       {.common_name = "mail.contoso.example", .dns_names = {"mail.contoso.example"}, .valid_to_days = -1}, nullptr);
   const std::string cert = temp_file(".crt"), key = temp_file(".key");
   write_file(cert, expired.cert_pem);
   write_file(key, expired.key_pem, true);
+  return {cert, key};
+}
+
+TEST(ExbridgeCheckCommand, ExpiredCertificateExitsTwoNamingTheFile) {
+  const auto [cert, key] = write_expired_certificate();
   const std::string file = write(lab_config(443, "", cert, key));
   const auto r = check(file);
   EXPECT_EQ(r.exit_code, 2) << r.output;
@@ -140,6 +146,15 @@ TEST(ExbridgeCheckCommand, QuickModeFlagsAreCheckedToo) {
   EXPECT_TRUE(contains(r.output, "--timeout-rpc-idle: error: timeout-below-ping: --timeout-rpc-idle = 10 min")) << r.output;
   EXPECT_TRUE(contains(r.output, "--upstream-verify: warning: verify-none: ")) << r.output;
   EXPECT_TRUE(contains(r.output, "config has 1 error and 1 warning: command line")) << r.output;
+}
+
+TEST(ExbridgeConfigCommand, AStartWithAnExpiredCertificateNamesTheConfigLine) {
+  const auto [cert, key] = write_expired_certificate();
+  const std::string file = write(lab_config(443, "", cert, key));
+  const auto r = run_command(program_path("exbridge"), {"--config", file});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(r.output.rfind("exbridge: " + file + ":3: certificate " + cert + " has expired", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
 
 TEST(ExbridgeConfigCommand, StartsFromAConfigFileAndServes) {
