@@ -325,6 +325,17 @@ TEST(ExbridgeCheck, ExitCodeAndSummary) {
   EXPECT_EQ(check_summary({error, warning}, "x.toml"), "config has 1 error and 1 warning: x.toml");
 }
 
+TEST(ExbridgeCheck, StartupErrorsAreLocatedAtTheirCertificate) {
+  bridge_options o;
+  o.identity = {.cert_file = "/etc/a.pem", .key_file = "/etc/a.key"};
+  o.sni_identities = {{.cert_file = "/etc/b.pem", .key_file = "/etc/b.key"}};
+  const setting_origins origins{{"listen.certificate.0", "x.toml:3"}, {"listen.certificate.1", "x.toml:6"}};
+  EXPECT_EQ(locate_startup_error("private key /etc/b.key does not match", o, origins, "x.toml"),
+            "x.toml:6: private key /etc/b.key does not match");
+  EXPECT_EQ(locate_startup_error("cannot listen", o, origins, "x.toml"), "x.toml: cannot listen");
+  EXPECT_EQ(locate_startup_error("cannot listen", o, origins, ""), "cannot listen");
+}
+
 /// The shipped example, with its certificate and CA paths pointed at the lab PKI.
 std::string example_with_lab_pki() {
   std::ifstream in(std::string(EXBRIDGE_SOURCE_DIR) + "/proxy/exbridge.example.toml");
