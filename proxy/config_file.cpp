@@ -28,8 +28,8 @@ class reader {
     if (const auto* t = table(root, "log", false, "")) {
       toml_reject_unknown_keys(file_, *t, {"format"}, "[log]");
       if (const auto* n = t->get("format")) {
-        o.access_log = checked(*n, [&] { return parse_log_format(string(*t, "format", "log.format"), "log.format"); });
-        note("log.format", *n);
+        const std::string format = string(*t, "format", "log.format");
+        o.access_log = checked(*n, [&] { return parse_log_format(format, "log.format"); });
       }
     }
     return std::move(out_);

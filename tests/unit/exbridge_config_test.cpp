@@ -169,6 +169,9 @@ TEST(ExbridgeConfig, EveryMistakeNamesFileLineAndKey) {
        ":8:11", "upstream.tls_min"},
       {minimal_listen + minimal_upstream + "[log]\nformat = \"xml\"\n", ":10:10",
        "log.format 'xml' is not understood; use 'text' or 'json'"},
+      {minimal_listen + minimal_upstream + "[log]\nformat = 1\n", ":10:10", "'log.format' must be a string"},
+      {minimal_listen + "[upstream]\naddress = \"owa.customer.example\"\nverify = \"none\"\n", ":7:11",
+       "upstream.address"},
       {"[listen]\n[[listen.certificate]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n" + minimal_upstream, ":1:1",
        "'listen.address' is missing; add address = \"0.0.0.0:443\""},
       {"[listen]\naddress = \"127.0.0.1:0\"\n" + minimal_upstream, ":1:1", "[listen] has no certificate; add"},
@@ -182,6 +185,7 @@ TEST(ExbridgeConfig, EveryMistakeNamesFileLineAndKey) {
     const std::string error = load_error(m.text, &file);
     EXPECT_EQ(error.rfind(file + m.position + ": ", 0), 0u) << "expected " << file + m.position << "\n" << error;
     EXPECT_NE(error.find(m.fragment), std::string::npos) << error;
+    EXPECT_EQ(error.find(file, 1), std::string::npos) << "the position is given once: " << error;
   }
 }
 
