@@ -34,6 +34,13 @@ std::string name_text(const X509_NAME* name) {
   return std::string(data, static_cast<std::size_t>(size));
 }
 
+/// The default certificate, then the SNI ones: index i is "listen.certificate.i" in setting_origins.
+std::vector<tls_identity> all_identities(const bridge_options& options) {
+  std::vector<tls_identity> identities{options.identity};
+  identities.insert(identities.end(), options.sni_identities.begin(), options.sni_identities.end());
+  return identities;
+}
+
 /// "FILE:3:5: what" from a config_error becomes where "FILE:3:5", message "what".
 finding config_finding(const std::string& file, const std::string& what, const std::string& code) {
   finding f{.level = severity::error, .code = code, .message = what};
@@ -223,8 +230,7 @@ std::string check_summary(const std::vector<finding>& findings, const std::strin
 std::string locate_startup_error(const std::string& message, const bridge_options& options,
                                  const setting_origins& origins, const std::string& config_file) {
   if (config_file.empty()) return message;
-  std::vector<tls_identity> identities{options.identity};
-  identities.insert(identities.end(), options.sni_identities.begin(), options.sni_identities.end());
+  const auto identities = all_identities(options);
   for (std::size_t i = 0; i < identities.size(); ++i) {
     const auto& id = identities[i];
     const bool named = (!id.cert_file.empty() && message.find(id.cert_file) != std::string::npos) ||
@@ -254,8 +260,7 @@ int run_check(invocation& inv, std::ostream& out) {
   scaled_clock::set_scale(options.time_scale);
 
   // Each certificate on its own first, so that every bad one is reported at its own line.
-  std::vector<tls_identity> identities{options.identity};
-  identities.insert(identities.end(), options.sni_identities.begin(), options.sni_identities.end());
+  const auto identities = all_identities(options);
   bool certificates_ok = true;
   for (std::size_t i = 0; i < identities.size(); ++i) {
     const std::string where = origin_of(inv.origins, "listen.certificate." + std::to_string(i));
