@@ -1,9 +1,20 @@
 // Strict TOML reading helpers.
 #include "common/toml_util.hpp"
 
+#include <filesystem>
+
 #include "common/errors.hpp"
 
 namespace exbridge {
+
+toml::table toml_parse_file(const std::string& file, const std::string& missing_hint) {
+  try {
+    return toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    if (!std::filesystem::exists(file)) throw config_error(file + ": no such file; " + missing_hint);
+    throw config_error(toml_position(file, e.source()) + ": " + std::string(e.description()));
+  }
+}
 
 std::string toml_position(const std::string& source, const toml::source_region& where) {
   if (where.begin.line == 0) return source;

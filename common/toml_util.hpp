@@ -12,6 +12,10 @@
 
 namespace exbridge {
 
+/// Parses a TOML file. Throws config_error: "FILE: no such file; HINT" when it does not exist, else
+/// "FILE:LINE:COLUMN: what toml++ found wrong".
+toml::table toml_parse_file(const std::string& file, const std::string& missing_hint);
+
 /// "SOURCE:LINE:COLUMN", or just "SOURCE" for nodes without a position (built in code, e.g. from JSON).
 std::string toml_position(const std::string& source, const toml::source_region& where);
 

@@ -1,8 +1,6 @@
 // --config file reading.
 #include "fake_exchange/config_file.hpp"
 
-#include <filesystem>
-
 #include "common/errors.hpp"
 #include "common/toml_util.hpp"
 #include "fake_exchange/fault_toml.hpp"
@@ -62,13 +60,7 @@ void read_mailboxes(const std::string& file, const toml::node& node, mailbox_spe
 }  // namespace
 
 void apply_config_file(const std::string& file, server_options& options) {
-  toml::table root;
-  try {
-    root = toml::parse_file(file);
-  } catch (const toml::parse_error& e) {
-    if (!std::filesystem::exists(file)) throw config_error("--config " + file + ": no such file");
-    throw config_error(toml_position(file, e.source()) + ": " + std::string(e.description()));
-  }
+  const toml::table root = toml_parse_file(file, "check the --config path");
   toml_reject_unknown_keys(file, root,
                            {"version", "windows", "public_host", "rpc_ping_interval", "organisation", "user", "mailboxes",
                             "fault"},

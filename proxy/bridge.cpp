@@ -3,6 +3,7 @@
 
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
 namespace {
@@ -19,6 +20,18 @@ tls_settings upstream_tls_settings(const upstream_settings& u) {
 }
 
 }  // namespace
+
+std::string upstream_server_name(const upstream_settings& u) { return u.sni.empty() ? u.address.host : u.sni; }
+
+void prepare_upstream_tls(SSL* ssl, const upstream_settings& u) {
+  prepare_client_tls(ssl, upstream_server_name(u), u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
+}
+
+std::optional<tls_diagnosis> upstream_handshake_failure(const error_code& ec, SSL* ssl, const upstream_settings& u) {
+  if (ec) return diagnose_tls_failure(ec, ssl, "the upstream");
+  if (u.verify == tls_verify::pin) return check_certificate_pin(ssl, u.pin_sha256, "the upstream");
+  return std::nullopt;
+}
 
 bridge_context::bridge_context(bridge_options o)
     : options(std::move(o)),
@@ -39,9 +52,9 @@ bridge::bridge(net::io_context& ioc, bridge_options options)
   const auto& u = context_->options.upstream;
   if (u.verify == tls_verify::none) {
     log_warn(cat("upstream ", u.address.to_string(),
-                 ": certificate verification is off (--upstream-verify none); anyone on the path to the Exchange "
-                 "2007 server could read mailboxes. Use --upstream-verify ca:FILE with the server's CA, or "
-                 "pin:SHA256 with its certificate's fingerprint"));
+                 ": certificate verification is off (--upstream-verify none, or verify = \"none\" in [upstream]); "
+                 "anyone on the path to the Exchange 2007 server could read mailboxes. Use ca:FILE with the server's "
+                 "CA, or pin:SHA256 with its certificate's fingerprint"));
   }
 }
 

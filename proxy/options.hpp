@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,7 +65,49 @@ struct bridge_options {
   double time_scale = 1;
 };
 
-/// Parses exbridge's command line. Returns nullopt when --help was printed. Throws config_error.
+/// One timeout of struct timeouts, by its names on the command line ("timeout-client-data") and in the
+/// config file's [timeouts] table ("client_data"). The one list both readers and the linter walk.
+struct timeout_field {
+  const char* option;
+  const char* key;
+  scaled_clock::duration timeouts::*member;
+  const char* help;
+};
+const std::vector<timeout_field>& timeout_fields();
+
+// Validation shared by the command line and the config file: each throws config_error naming `what`
+// (the flag, or the file's key) with the fix. (Whole-number ranges -- threads, security level, minimum
+// throughput -- are checked in the file by toml_whole_number, which also refuses fractions and strings.)
+/// "none", "ca:FILE" or "pin:SHA256" into u.verify / u.ca_file / u.pin_sha256.
+void parse_upstream_verify(const std::string& text, const std::string& what, upstream_settings& u);
+/// A header set on every response: a token name and a non-empty value without CR/LF.
+void check_response_header(const std::string& name, const std::string& value, const std::string& what);
+log_format parse_log_format(const std::string& text, const std::string& what);
+
+/// Where each setting came from, for --check's messages: "FILE:LINE" for the config file, "--flag" for the
+/// command line. Keys: "threads", "listen.address", "listen.certificate.N", "upstream.verify", "upstream.address",
+/// "timeouts.client_data", ... (absent = the default).
+using setting_origins = std::map<std::string, std::string>;
+
+/// What the command line asked for: quick-mode options, or a config file to read (see config_file.hpp).
+struct invocation {
+  bridge_options options;       ///< quick mode: complete; with --config: only --threads/--time-scale applied
+  setting_origins origins;
+  std::string config_file;      ///< empty = quick mode
+  bool threads_given = false;   ///< --threads overrides the file's threads
+  bool check = false;           ///< --check: load, lint, report, exit (never listen)
+  bool probe_upstream = false;  ///< --check --probe-upstream: one real handshake with the upstream
+};
+
+/// Parses exbridge's command line without reading --config. Returns nullopt when --help was printed.
+/// Throws config_error (missing quick-mode flags, --config mixed with data-path flags).
+std::optional<invocation> parse_invocation(int argc, char** argv);
+
+/// The options to run with: quick mode's as parsed, or the config file's with --threads/--time-scale
+/// applied. Fills inv.origins from the file. Throws config_error naming FILE:LINE.
+bridge_options resolve_options(invocation& inv);
+
+/// parse_invocation + resolve_options. Returns nullopt when --help was printed. Throws config_error.
 std::optional<bridge_options> parse_command_line(int argc, char** argv);
 
 }  // namespace exbridge::proxy

@@ -31,6 +31,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/bridge.hpp"
 #include "proxy/termination.hpp"
+#include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
 namespace {
@@ -673,22 +674,16 @@ class downstream_session {
     }
     error_code ignored;
     up_->next_layer().set_option(tcp::no_delay(true), ignored);
-    const std::string name = u.sni.empty() ? u.address.host : u.sni;
-    prepare_client_tls(up_->native_handle(), name, u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
+    prepare_upstream_tls(up_->native_handle(), u);
 
     ctx_->upstream_sessions.offer(up_->native_handle());
     up_write_dog_.arm(t_.upstream_handshake, timeout_kind::upstream_handshake);
     auto [hec] = co_await up_->async_handshake(ssl::stream_base::client, use_tuple);
     up_write_dog_.disarm();
     rec.t_upstream_tls = rec.elapsed_ms();
-    std::optional<tls_diagnosis> failure;
     const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_handshake;
-    if (hec) {
-      failure = diagnose_tls_failure(timed_out ? error_code(net::error::timed_out) : hec, up_->native_handle(),
-                                     "the upstream");
-    } else if (u.verify == tls_verify::pin) {
-      failure = check_certificate_pin(up_->native_handle(), u.pin_sha256, "the upstream");
-    }
+    const auto failure =
+        upstream_handshake_failure(timed_out ? error_code(net::error::timed_out) : hec, up_->native_handle(), u);
     if (failure) {
       ctx_->stats.add(counter::upstream_tls_handshake_fail);
       const auto why = timed_out ? termination::upstream_handshake_timeout : termination::upstream_tls_failed;

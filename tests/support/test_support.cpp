@@ -4,6 +4,7 @@
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/tls_context.hpp"
@@ -20,6 +21,13 @@ const lab_pki& test_pki() {
     return write_lab_pki(dir, {"mail.contoso.example", "localhost"}, {"ex2007.contoso.example", "localhost"});
   }();
   return pki;
+}
+
+void raise_fd_limit(std::uint64_t n) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= n) return;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? n : std::min<rlim_t>(n, limit.rlim_max);
+  ::setrlimit(RLIMIT_NOFILE, &limit);
 }
 
 handshake_outcome handshake(ssl::context& server, ssl::context& client, const std::string& server_name,

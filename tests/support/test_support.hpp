@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -65,6 +66,10 @@ struct command_result {
   std::string output;
 };
 command_result run_command(const std::string& program, const std::vector<std::string>& args);
+
+/// Raises this process's soft RLIMIT_NOFILE (inherited by the programs it runs) to at least `n`, as far as
+/// the hard limit allows, so that `exbridge --check`'s fd-limit warning does not depend on the CI shell.
+void raise_fd_limit(std::uint64_t n);
 
 /// Absolute path of a built program (build/bin/NAME).
 std::string program_path(const std::string& name);
