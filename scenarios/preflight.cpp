@@ -138,6 +138,19 @@ void check_certificate(X509* cert, check_printer& check) {
   }
 }
 
+/// Runs one of the Exchange Online client's checks to the end and prints its verdict.
+void client_check(check_printer& check, const std::string& name, net::awaitable<probe_result> (*run)(client_settings),
+                  const client_settings& settings) {
+  net::io_context ioc;
+  probe_result result;
+  net::co_spawn(ioc, run(settings), [&](std::exception_ptr e, probe_result r) {
+    result = e ? probe_result{"bad-response", "the client failed unexpectedly"} : std::move(r);
+  });
+  ioc.run();
+  if (result.outcome == "ok") check.pass(name, result.explanation);
+  else check.fail(name, result.outcome + ": " + result.explanation);
+}
+
 }  // namespace
 
 std::string read_password(const std::string& email) {
@@ -204,14 +217,7 @@ unsigned run_preflight(const preflight_options& o, std::ostream& out) {
   cs.password = o.password;
   cs.auth = o.auth;
   cs.ntlm_domain = o.ntlm_domain;
-  net::io_context ioc;
-  probe_result probe;
-  net::co_spawn(ioc, run_migration_probe(cs), [&](std::exception_ptr e, probe_result r) {
-    probe = e ? probe_result{"bad-response", "the client failed unexpectedly"} : std::move(r);
-  });
-  ioc.run();
-  if (probe.outcome == "ok") check.pass("Autodiscover and EWS", probe.explanation);
-  else check.fail("Autodiscover and EWS", probe.outcome + ": " + probe.explanation);
+  client_check(check, "Autodiscover and EWS", run_migration_probe, cs);
 
   // 4. Outlook Anywhere: the probe, authentication on each channel's connection, an echo, both channels
   //    opened and held for a moment (the long idle hold belongs in a rehearsal, not against production).
@@ -223,14 +229,7 @@ unsigned run_preflight(const preflight_options& o, std::ostream& out) {
     rpc.action = "outlook-anywhere";
     rpc.rpc_server = o.rpc_server;
     rpc.idle = std::chrono::seconds(2);
-    probe_result channels;
-    net::io_context rpc_ioc;
-    net::co_spawn(rpc_ioc, run_outlook_anywhere(rpc), [&](std::exception_ptr e, probe_result r) {
-      channels = e ? probe_result{"bad-response", "the client failed unexpectedly"} : std::move(r);
-    });
-    rpc_ioc.run();
-    if (channels.outcome == "ok") check.pass("Outlook Anywhere (RPC over HTTP)", channels.explanation);
-    else check.fail("Outlook Anywhere (RPC over HTTP)", channels.outcome + ": " + channels.explanation);
+    client_check(check, "Outlook Anywhere (RPC over HTTP)", run_outlook_anywhere, rpc);
   }
 
   out << "preflight: " << (check.failures() == 0 ? "every check passed" : std::to_string(check.failures()) + " check(s) failed")

@@ -1,6 +1,8 @@
 // Test fixture implementations.
 #include "tests/support/test_support.hpp"
 
+#include <fstream>
+
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
 
@@ -76,6 +78,12 @@ command_result run_command(const std::string& program, const std::vector<std::st
   result.exit_code = proc.wait();
   result.output = text;
   return result;
+}
+
+std::filesystem::path write_temp_file(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("exbridge-" + std::to_string(::getpid()) + "-" + name);
+  std::ofstream(path) << text;
+  return path;
 }
 
 std::string program_path(const std::string& name) { return std::string(EXBRIDGE_BIN_DIR) + "/" + name; }

@@ -71,6 +71,9 @@ command_result run_command(const std::string& program, const std::vector<std::st
 /// the hard limit allows, so that `exbridge --check`'s fd-limit warning does not depend on the CI shell.
 void raise_fd_limit(std::uint64_t n);
 
+/// Writes `text` to a file named after `name` and this process in the temporary folder; returns its path.
+std::filesystem::path write_temp_file(const std::string& name, const std::string& text);
+
 /// Absolute path of a built program (build/bin/NAME).
 std::string program_path(const std::string& name);
 

@@ -6,24 +6,13 @@
 #include "common/errors.hpp"
 #include "scenarios/exo_connection.hpp"
 #include "scenarios/scenario_file.hpp"
+#include "tests/support/scenario_support.hpp"
 
 namespace exbridge::scenario {
 namespace {
 
-std::filesystem::path write_temp(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::temp_directory_path() / ("exbridge-" + std::to_string(::getpid()) + "-" + name);
-  std::ofstream(path) << text;
-  return path;
-}
-
-std::string load_error(const std::string& text) {
-  try {
-    load_scenario(write_temp("bad.toml", text));
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::load_error;
+using test::write_temp;
 
 constexpr const char* valid = R"(name = "t"
 [[process]]
