@@ -81,6 +81,23 @@ TEST(CommandLine, RehearseWithoutAScenarioSaysWhatToRun) {
   expect_clean_failure(run_command(program_path("rehearse"), {}), "rehearse run scenarios/seed-story.toml");
 }
 
+TEST(CommandLine, RehearseSkipsAScenarioWhosePeerIsNotInstalledAndSaysWhy) {
+  const auto dir = std::filesystem::temp_directory_path() / ("exbridge-skip-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "haproxy.cfg") << "global\ndefaults\n";
+  std::ofstream(dir / "skip.toml") << "name = \"needs-haproxy\"\n[[process]]\nname = \"haproxy\"\nkind = \"haproxy\"\n"
+                                      "program = \"/nonexistent/haproxy\"\nconfig = \"haproxy.cfg\"\nupstream = \"127.0.0.1:1\"\n"
+                                      "[[step]]\nname = \"lint\"\naction = \"lint\"\nprocess = \"haproxy\"\n";
+  const auto r = run_command(program_path("rehearse"), {"run", (dir / "skip.toml").string(), "--out", (dir / "out").string()});
+  EXPECT_EQ(r.exit_code, 0) << r.output;  // skipped is not failed
+  EXPECT_NE(r.output.find("scenario needs-haproxy: SKIPPED (process 'haproxy' needs /nonexistent/haproxy, which is not "
+                          "installed"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("1 scenario(s) SKIPPED"), std::string::npos) << r.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CommandLine, HelpListsTheDemoOrganisation) {
   const auto r = run_command(program_path("fake-exchange"), {"--help"});
   EXPECT_EQ(r.exit_code, 0);
