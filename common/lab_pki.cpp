@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include <fstream>
+#include <sstream>
 #include <memory>
 
 #include "common/errors.hpp"
@@ -114,6 +115,14 @@ void write_file(const std::filesystem::path& path, const std::string& text, bool
     std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
                                  std::filesystem::perm_options::replace);
   }
+}
+
+std::string read_file(const std::filesystem::path& path, std::uintmax_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::string>& bridge_names,

@@ -2,6 +2,7 @@
 // private key is ever committed and the Exchange Online client can verify chains and names for real.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -41,6 +42,10 @@ struct lab_pki {
 /// `bridge_names` and `exchange_names` become the DNS subjectAltNames; 127.0.0.1 and ::1 are added.
 lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::string>& bridge_names,
                       const std::vector<std::string>& exchange_names);
+
+/// A file's text from byte `offset` on ("" when it cannot be read: callers reading logs and PEM files they
+/// wrote themselves check what they need of it).
+std::string read_file(const std::filesystem::path& path, std::uintmax_t offset = 0);
 
 /// Writes text to a file with the given permissions (0600 for keys). Throws config_error on failure.
 void write_file(const std::filesystem::path& path, const std::string& text, bool secret = false);

@@ -112,6 +112,13 @@ std::vector<std::pair<std::string, std::vector<expected_item>>> load_manifest(co
   throw config_error("manifest '" + file + "' has no mailbox for " + email);
 }
 
+/// "26.4 MB/s".
+std::string megabytes_per_second(std::uint64_t bytes, double seconds) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
+  return out.str();
+}
+
 std::string megabytes(std::uint64_t bytes) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 << " MB";
@@ -352,8 +359,6 @@ class migration_probe {
     }
     const double seconds =
         std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-    std::ostringstream rate;
-    rate << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
     std::string retried;
     if (retries_ > 0) {
       std::string reasons;
@@ -363,7 +368,7 @@ class migration_probe {
     progress.reset();
     probe_result done{"ok", preamble + "migrated " + std::to_string(items) + " items (" + megabytes(bytes) +
                                 ") from " + std::to_string(manifest.size()) + " folders in " +
-                                std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
+                                std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + megabytes_per_second(bytes, seconds) +
                                 "), every SHA-256 matched the manifest" + retried};
     done.items = items;
     done.bytes = bytes;
@@ -470,8 +475,6 @@ net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailbo
     if (results[i].outcome == "ok") continue;
     if (failed++ == 0) first_failure = &results[i], first_index = i;
   }
-  std::ostringstream rate;
-  rate << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
   if (first_failure != nullptr) {
     co_return probe_result{first_failure->outcome,
                            std::to_string(failed) + " of " + std::to_string(mailboxes) + " mailboxes failed; the first, " +
@@ -481,7 +484,7 @@ net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailbo
   std::string summary = std::to_string(mailboxes) + " mailboxes at once (" + base.auth + " auth): ";
   if (base.action == "migrate-mailbox") {
     summary += "migrated " + std::to_string(items) + " items (" + megabytes(bytes) + ") in " +
-               std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + rate.str() +
+               std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + megabytes_per_second(bytes, seconds) +
                "), every SHA-256 matched the manifest, every answer from its own mailbox";
   } else {
     summary += "every discovery and EWS read succeeded, every answer from its own mailbox";

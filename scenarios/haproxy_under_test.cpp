@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -26,13 +25,6 @@ unsigned short free_loopback_port() {
   net::io_context ioc;
   tcp::acceptor probe(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
   return probe.local_endpoint().port();
-}
-
-std::string read_text(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 const haproxy_finding* find_code(const prepared_haproxy& h, const std::string& code) {
@@ -127,7 +119,7 @@ prepared_haproxy prepare_haproxy(const process_spec& process, const std::vector<
   const auto pem = run_dir / (process.name + ".pem");
   const std::filesystem::path cert = process.cert.empty() ? pki.bridge_cert : std::filesystem::path(process.cert);
   const std::filesystem::path key = process.key.empty() ? pki.bridge_key : std::filesystem::path(process.key);
-  write_file(pem, read_text(cert) + read_text(key), true);
+  write_file(pem, read_file(cert) + read_file(key), true);
   haproxy_lab lab;
   lab.bind_address = "127.0.0.1:" + std::to_string(free_loopback_port());
   lab.bridge_pem = pem.string();

@@ -2,7 +2,6 @@
 #include "scenarios/runner.hpp"
 
 #include <csignal>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 #include <map>
@@ -26,15 +25,6 @@ bool scenario_report::passed() const {
 }
 
 namespace {
-
-/// A log file from byte `offset` on.
-std::string read_from(const std::filesystem::path& file, std::uintmax_t offset) {
-  std::ifstream in(file, std::ios::binary);
-  in.seekg(static_cast<std::streamoff>(offset));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::string format_scale(double scale) {
   std::ostringstream out;
@@ -185,12 +175,12 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
       // HAProxy logs a request when its stream ends, a moment after the client got the answer.
       std::string step_log;
       for (int wait = 0; wait < 10; ++wait) {
-        step_log = read_from(log_file, log_start);
+        step_log = read_file(log_file, log_start);
         if (has_request_log(step_log)) break;
         net::steady_timer settle(co_await net::this_coro::executor, std::chrono::milliseconds(50));
         co_await settle.async_wait(use_tuple);
       }
-      result = diagnose_through_haproxy(std::move(result), step_log, read_from(log_file, 0), haproxies.at(via->second));
+      result = diagnose_through_haproxy(std::move(result), step_log, read_file(log_file, 0), haproxies.at(via->second));
     }
     r.outcome = result.outcome;
     r.explanation = result.explanation;
