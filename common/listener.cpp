@@ -45,18 +45,20 @@ net::awaitable<void> accept_connections(tcp::acceptor& acceptor, connection_hand
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    net::co_spawn(strand, handler(std::move(socket)), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        log_error(cat("connection handler failed: ", ex.what()));
-      }
-    });
+    net::co_spawn(strand, handler(std::move(socket)), log_connection_failure);
   }
 }
 
 }  // namespace
+
+void log_connection_failure(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    log_error(cat("connection handler failed: ", ex.what()));
+  }
+}
 
 void start_accepting(tcp::acceptor& acceptor, connection_handler handler) {
   net::co_spawn(acceptor.get_executor(), accept_connections(acceptor, std::move(handler)), net::detached);

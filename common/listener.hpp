@@ -19,6 +19,9 @@ using connection_handler = std::function<net::awaitable<void>(tcp::socket)>;
 /// Per-connection exceptions are logged, never propagated (a peer must not be able to stop the server).
 void start_accepting(tcp::acceptor& acceptor, connection_handler handler);
 
+/// Logs a connection coroutine's exception (co_spawn's completion), if any.
+void log_connection_failure(std::exception_ptr e);
+
 /// Runs `ioc` on `threads` threads until SIGINT or SIGTERM, then calls `on_stop` and lets work drain.
 void run_until_signalled(net::io_context& ioc, unsigned threads, const std::function<void()>& on_stop);
 

@@ -13,7 +13,7 @@ std::string format_access_line(const request_record& r) {
                          r.bytes_from_client, ' ', r.t_handshake, '/', r.t_request, '/', r.t_connect, '/',
                          r.t_upstream_tls, '/', r.t_response, '/', r.t_total, ' ', t.code, ' ', t.reason,
                          " auth=", r.auth_scheme, " pinned=", r.pinned ? 1 : 0, " upreq=", r.upstream_requests,
-                         " down_tls=\"", r.down_tls, "\" up_tls=\"", r.up_tls, '"');
+                         " down_tls=\"", r.down_tls, "\" up_tls=\"", r.up_tls, "\" server=", r.server);
   if (!r.detail.empty()) line += cat(" detail=\"", r.detail, '"');
   return line;
 }
@@ -41,6 +41,7 @@ std::string format_access_json(const request_record& r) {
   o["upstream_requests"] = r.upstream_requests;
   o["downstream_tls"] = r.down_tls;
   o["upstream_tls"] = r.up_tls;
+  o["server"] = r.server;
   return boost::json::serialize(o);
 }
 

@@ -26,6 +26,7 @@ struct request_record {
   std::string auth_scheme = "-";
   std::string down_tls = "-";
   std::string up_tls = "-";
+  std::string server = "-";  ///< "pool/host:port" that served it
   bool pinned = false;
   std::uint64_t upstream_requests = 0;  ///< how many requests the upstream connection has carried
 

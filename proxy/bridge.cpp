@@ -1,31 +1,13 @@
-// Bridge set-up: TLS contexts for both legs, the listener, start-up warnings.
+// Bridge set-up and life cycle: contexts and pools, the listener with its connection limit, certificate
+// reloads (SIGHUP or a renewal on disk), configuration reloads, and draining on shutdown.
 #include "proxy/bridge.hpp"
 
+#include "common/errors.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
 #include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
-namespace {
-
-tls_settings downstream_settings(const tls_identity& identity) { return {.identity = identity}; }
-
-tls_settings upstream_tls_settings(const upstream_settings& u) {
-  return {.verify = u.verify,
-          .ca_file = u.ca_file,
-          .min_version = u.min_tls,
-          .max_version = u.max_tls,
-          .cipher_list = u.ciphers,
-          .security_level = u.security_level};
-}
-
-}  // namespace
-
-std::string upstream_server_name(const upstream_settings& u) { return u.sni.empty() ? u.address.host : u.sni; }
-
-void prepare_upstream_tls(SSL* ssl, const upstream_settings& u) {
-  prepare_client_tls(ssl, upstream_server_name(u), u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
-}
 
 std::optional<tls_diagnosis> upstream_handshake_failure(const error_code& ec, SSL* ssl, const upstream_settings& u) {
   if (ec) return diagnose_tls_failure(ec, ssl, "the upstream");
@@ -33,38 +15,230 @@ std::optional<tls_diagnosis> upstream_handshake_failure(const error_code& ec, SS
   return std::nullopt;
 }
 
-bridge_context::bridge_context(bridge_options o)
-    : options(std::move(o)),
-      downstream_tls(make_tls_context(tls_profile::downstream, downstream_settings(options.identity))),
-      upstream_tls(make_tls_context(tls_profile::upstream_legacy, upstream_tls_settings(options.upstream))) {
-  if (!options.sni_identities.empty()) {
-    sni_tls.reserve(options.sni_identities.size());
-    for (const auto& identity : options.sni_identities) {
-      sni_tls.push_back(make_tls_context(tls_profile::downstream, downstream_settings(identity)));
+std::string upstream_server_name(const upstream_settings& u, const host_port& server) {
+  return u.sni.empty() ? server.host : u.sni;
+}
+
+void prepare_upstream_tls(SSL* ssl, const upstream_settings& u, const host_port& server) {
+  prepare_client_tls(ssl, upstream_server_name(u, server),
+                     u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
+}
+
+// --- certificates -----------------------------------------------------------------------------------------
+
+std::string certificate_stamp(const std::vector<std::string>& files) {
+  std::string stamp;
+  for (const auto& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) {
+      stamp += f + ":missing;";
+      continue;
     }
-    select_certificate_by_sni(downstream_tls, sni_tls);
+    stamp += f + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+             std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
+  }
+  return stamp;
+}
+
+downstream_certs::downstream_certs(const bridge_options& o)
+    : primary(make_tls_context(tls_profile::downstream, {.identity = o.identity})) {
+  sni_tls.reserve(o.sni_identities.size());  // the SNI callback keeps pointers into it: never reallocate
+  for (const auto& identity : o.sni_identities) {
+    sni_tls.push_back(make_tls_context(tls_profile::downstream, {.identity = identity}));
+  }
+  if (!sni_tls.empty()) select_certificate_by_sni(primary, sni_tls);
+  std::vector<const tls_identity*> identities{&o.identity};
+  for (const auto& id : o.sni_identities) identities.push_back(&id);
+  for (const auto* id : identities) {
+    for (const auto* f : {&id->cert_file, &id->key_file}) {
+      if (!f->empty()) files.push_back(*f);
+    }
+  }
+  stamp = certificate_stamp(files);
+}
+
+// --- bridge_context ---------------------------------------------------------------------------------------
+
+bridge_context::bridge_context(bridge_options o, std::shared_ptr<bridge_shared> s)
+    : options(std::move(o)), shared(s ? std::move(s) : std::make_shared<bridge_shared>()), stats(shared->stats) {
+  pools.push_back(std::make_shared<upstream_pool>(options.upstream, options.on_server_state));
+  for (const auto& p : options.pools) pools.push_back(std::make_shared<upstream_pool>(p, options.on_server_state));
+  for (const auto& r : options.routes) {
+    const bool known = std::any_of(pools.begin(), pools.end(), [&](const auto& p) { return p->settings.name == r.pool; });
+    if (!known) throw config_error("route '" + r.prefix + "' names pool '" + r.pool + "', which is not defined; add a [[pool]] with name = \"" + r.pool + "\"");
   }
 }
 
-bridge::bridge(net::io_context& ioc, bridge_options options)
-    : context_(std::make_shared<bridge_context>(std::move(options))),
-      acceptor_(bind_listener(ioc, context_->options.listen, "exbridge --listen")) {
-  const auto& u = context_->options.upstream;
-  if (u.verify == tls_verify::none) {
-    log_warn(cat("upstream ", u.address.to_string(),
-                 ": certificate verification is off (--upstream-verify none, or verify = \"none\" in [upstream]); "
-                 "anyone on the path to the Exchange 2007 server could read mailboxes. Use ca:FILE with the server's "
-                 "CA, or pin:SHA256 with its certificate's fingerprint"));
+bridge_context::route_choice bridge_context::route_for(std::string_view target) const {
+  const auto m = route_of(options, target);
+  return {pools[m.pool_index].get(), m.persistence, m.timeouts, m.route};
+}
+
+// --- bridge -----------------------------------------------------------------------------------------------
+
+namespace {
+
+void warn_about(const bridge_context& ctx) {
+  for (const auto& pool : ctx.pools) {
+    if (pool->settings.verify != tls_verify::none) continue;
+    log_warn(cat("pool ", pool->settings.name,
+                 ": certificate verification is off (--upstream-verify none, or verify = \"none\"); anyone on the path "
+                 "to the Exchange 2007 server could read mailboxes. Use ca:FILE with the server's CA, or pin:SHA256 "
+                 "with its certificate's fingerprint"));
   }
+}
+
+}  // namespace
+
+bridge::bridge(net::io_context& ioc, bridge_options options)
+    : ioc_(ioc),
+      shared_(std::make_shared<bridge_shared>()),
+      context_(std::make_shared<bridge_context>(std::move(options), shared_)),
+      certs_(std::make_shared<downstream_certs>(context_->options)),
+      acceptor_(bind_listener(ioc, context_->options.listen, "exbridge --listen")),
+      strand_(net::make_strand(ioc)),
+      gate_(strand_),
+      watcher_(strand_) {
+  warn_about(*context_);
+}
+
+bridge::~bridge() { stop(); }
+
+std::shared_ptr<bridge_context> bridge::context() const {
+  std::lock_guard lock(mutex_);
+  return context_;
+}
+
+std::shared_ptr<const downstream_certs> bridge::certificates() const {
+  std::lock_guard lock(mutex_);
+  return certs_;
 }
 
 void bridge::start() {
-  start_accepting(acceptor_, [ctx = context_](tcp::socket s) { return run_downstream_session(ctx, std::move(s)); });
+  for (const auto& pool : context()->pools) pool->start_health_checks(ioc_);
+  net::co_spawn(strand_, accept_loop(), net::detached);
+  watch_certificates();
 }
 
 void bridge::stop() {
-  error_code ec;
-  acceptor_.close(ec);
+  if (stopped_.exchange(true)) return;
+  net::post(strand_, [this] {
+    error_code ignored;
+    acceptor_.close(ignored);
+    gate_.cancel();
+    watcher_.cancel();
+  });
+  for (const auto& pool : context()->pools) pool->stop();
+}
+
+net::awaitable<void> bridge::accept_loop() {
+  while (!stopped_) {
+    const std::int64_t limit = context()->options.max_connections;
+    if (limit > 0 && shared_->stats.get(counter::downstream_cx_active) >= limit) {
+      // At the limit: further clients wait in the kernel's backlog. A closing connection wakes this; the
+      // timer only bounds a missed wake-up.
+      gate_.expires_after(std::chrono::seconds(1));
+      co_await gate_.async_wait(use_tuple);
+      continue;
+    }
+    auto conn_strand = net::make_strand(ioc_);
+    auto [ec, socket] = co_await acceptor_.async_accept(conn_strand, use_tuple);
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      // EMFILE and friends: say so, pause briefly (the condition clears as connections close), keep accepting.
+      log_warn(cat("accept failed: ", ec.message(), " (raise the file-descriptor limit, or lower listen.max_connections)"));
+      gate_.expires_after(std::chrono::milliseconds(100));
+      co_await gate_.async_wait(use_tuple);
+      continue;
+    }
+    shared_->stats.add(counter::downstream_cx_active);
+    net::co_spawn(conn_strand, run_downstream_session(context(), certificates(), std::move(socket)),
+                  [this, shared = shared_](std::exception_ptr e) {
+                    shared->stats.add(counter::downstream_cx_active, -1);
+                    if (!stopped_) net::post(strand_, [this] { gate_.cancel(); });
+                    log_connection_failure(e);
+                  });
+  }
+}
+
+std::optional<std::string> bridge::reload_certificates() {
+  try {
+    auto fresh = std::make_shared<const downstream_certs>(context()->options);
+    {
+      std::lock_guard lock(mutex_);
+      certs_ = fresh;
+    }
+    shared_->stats.add(counter::certificate_reloads);
+    log_info("certificates reloaded: new TLS handshakes use them; open connections keep theirs");
+    return std::nullopt;
+  } catch (const config_error& e) {
+    shared_->stats.add(counter::certificate_reload_failures);
+    log_error(cat("certificate reload refused: ", e.what(), "; still serving the previous certificate"));
+    return std::string(e.what());
+  }
+}
+
+void bridge::reload(bridge_options options) {
+  const auto old = context();
+  if (options.listen.to_string() != old->options.listen.to_string()) {
+    log_warn(cat("reload: the listen address stays ", old->options.listen.to_string(),
+                 " (a new address needs a restart)"));
+    options.listen = old->options.listen;
+  }
+  auto fresh = std::make_shared<bridge_context>(std::move(options), shared_);  // throws: nothing changed
+  auto certs = std::make_shared<const downstream_certs>(fresh->options);
+  warn_about(*fresh);
+  {
+    std::lock_guard lock(mutex_);
+    context_ = fresh;
+    certs_ = certs;
+  }
+  for (const auto& pool : old->pools) pool->stop();
+  for (const auto& pool : fresh->pools) pool->start_health_checks(ioc_);
+  shared_->stats.add(counter::config_reloads);
+  log_info("configuration reloaded: new connections use it; open connections finish on the previous one");
+}
+
+void bridge::watch_certificates() {
+  if (context()->options.certificate_watch.count() <= 0) return;
+  net::co_spawn(strand_, watch_loop(), net::detached);
+}
+
+net::awaitable<void> bridge::watch_loop() {
+  std::string refused;  // the stamp of files already refused: tried again only once they change again
+  while (!stopped_) {
+    // Real seconds, not the scaled clock: a renewal on disk is not part of a scenario's compressed time.
+    watcher_.expires_after(context()->options.certificate_watch);
+    co_await watcher_.async_wait(use_tuple);
+    if (stopped_) co_return;
+    const auto current = certificates();
+    const std::string now = certificate_stamp(current->files);
+    if (now == current->stamp || now == refused) continue;
+    log_info("certificate files changed on disk: reloading");
+    refused = reload_certificates() ? now : std::string();
+  }
+}
+
+void bridge::drain(std::chrono::seconds limit, std::function<void(std::int64_t)> done) {
+  shared_->draining = true;
+  stop();
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  net::co_spawn(
+      strand_,
+      [this, deadline, done = std::move(done)]() -> net::awaitable<void> {
+        net::steady_timer tick(strand_);
+        std::int64_t open = shared_->stats.get(counter::downstream_cx_active);
+        while (open > 0 && std::chrono::steady_clock::now() < deadline) {
+          // Idle keep-alive connections would wait for a next request that should not come: close them (a
+          // connection in the middle of a request closes once it is done).
+          for (const auto& c : shared_->live.snapshot()) c->drain();
+          tick.expires_after(std::chrono::milliseconds(100));
+          co_await tick.async_wait(use_tuple);
+          open = shared_->stats.get(counter::downstream_cx_active);
+        }
+        done(open);
+      },
+      net::detached);
 }
 
 }  // namespace exbridge::proxy

@@ -12,6 +12,7 @@
 #include "common/errors.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "proxy/bridge.hpp"
+#include "proxy/pool.hpp"
 #include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
@@ -54,74 +55,54 @@ finding config_finding(const std::string& file, const std::string& what, const s
   return f;
 }
 
-/// One TCP+TLS handshake with the upstream, as a session would make it (same context, SNI, name check
-/// and pin check). Appends a finding on failure; prints the negotiated session and certificate on success.
+/// One TCP+TLS handshake with every server of every pool, as a session makes it (same context, SNI, name
+/// check and pin check: pool.hpp's connect_server and handshake_server). Appends a finding per failure;
+/// prints the negotiated session and certificate of each server that passes.
 net::awaitable<void> probe(bridge_context& ctx, const setting_origins& origins, std::ostream& out,
                            std::vector<finding>& findings) {
-  const auto& u = ctx.options.upstream;
-  const std::string where = origin_of(origins, "upstream.address");
-  const std::string target = "upstream " + u.address.to_string();
   auto executor = co_await net::this_coro::executor;
-  tcp::resolver resolver(executor);
-  ssl::stream<tcp::socket> stream(executor, ctx.upstream_tls);
-  timer deadline(executor);
-  bool timed_out = false;
-  const auto arm = [&](scaled_clock::duration limit) {
-    timed_out = false;
-    deadline.expires_after(limit);
-    deadline.async_wait([&](error_code ec) {
-      if (ec) return;
-      timed_out = true;
-      resolver.cancel();
+  for (const auto& pool : ctx.pools) {
+    const std::string key = pool->settings.name == "default" ? "upstream.address" : "pool." + pool->settings.name;
+    const std::string where = origin_of(origins, key);
+    for (const auto& server : pool->servers) {
+      const std::string target = "upstream " + server->name;
+      ssl::stream<tcp::socket> stream(executor, pool->tls);
+      auto r = co_await connect_server(stream.next_layer(), *server, ctx.options.timeouts.upstream_connect);
+      if (r.failed_at == connect_result::ok) {
+        r = co_await handshake_server(stream, *server, pool->settings, ctx.options.timeouts.upstream_handshake);
+      }
+      if (r.failed_at != connect_result::ok && !r.tls) {
+        findings.push_back({.level = severity::error, .where = where, .code = "probe-upstream", .message = r.message,
+                            .fix = r.fix + ", and the upstream address"});
+        continue;
+      }
+      if (r.tls) {
+        const auto& failure = *r.tls;
+        std::string message = target + ": " + std::string(failure_name(failure.kind)) + ": " + failure.summary;
+        if (!failure.openssl_reason.empty()) message += " (OpenSSL: " + failure.openssl_reason + ")";
+        std::string fix = failure.hint;
+        if (failure.kind == tls_failure::protocol_version) {
+          // The generic hint is about Exchange Online vs Exchange 2007; here the bridge's own range is at fault.
+          fix = "Exchange 2007 speaks only TLS 1.0: let the upstream range include it (tls_min = \"1.0\", the "
+                "default, or --upstream-tls 1.0)";
+        }
+        findings.push_back({.level = severity::error, .where = where, .code = "probe-upstream",
+                            .message = std::move(message), .fix = std::move(fix)});
+        continue;
+      }
+      std::string line = (where.empty() ? std::string() : where + ": ") + "ok: probe-upstream: " + target + " (SNI " +
+                         upstream_server_name(pool->settings, server->address) +
+                         "): " + describe_session(stream.native_handle());
+      if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
+        const auto facts = describe_certificate(cert);
+        line += "; certificate subject \"" + facts.subject + "\", issuer \"" + facts.issuer + "\", expires " +
+                facts.not_after + " (" + std::to_string(facts.days_left) + " days)";
+      }
+      out << line << '\n';
       error_code ignored;
       stream.next_layer().close(ignored);
-    });
-  };
-  const auto fail = [&](std::string message, std::string fix) {
-    findings.push_back({.level = severity::error, .where = where, .code = "probe-upstream",
-                        .message = std::move(message), .fix = std::move(fix)});
-  };
-
-  arm(ctx.options.timeouts.upstream_connect);
-  auto [rec, endpoints] = co_await resolver.async_resolve(u.address.host, std::to_string(u.address.port), use_tuple);
-  error_code cec = rec;
-  if (!rec) std::tie(cec, std::ignore) = co_await net::async_connect(stream.next_layer(), endpoints, use_tuple);
-  deadline.cancel();
-  if (cec) {
-    std::string cause = cec.message();
-    if (timed_out) cause = "no answer within " + format_duration(ctx.options.timeouts.upstream_connect);
-    fail("cannot connect to " + target + ": " + cause,
-         "check that the Exchange server is up and reachable from this host, and the upstream address");
-    co_return;
-  }
-  prepare_upstream_tls(stream.native_handle(), u);
-  arm(ctx.options.timeouts.upstream_handshake);
-  auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
-  deadline.cancel();
-  const error_code cause = timed_out ? error_code(net::error::timed_out) : hec;
-  const auto failure = upstream_handshake_failure(cause, stream.native_handle(), u);
-  if (failure) {
-    std::string message = target + ": " + std::string(failure_name(failure->kind)) + ": " + failure->summary;
-    if (!failure->openssl_reason.empty()) message += " (OpenSSL: " + failure->openssl_reason + ")";
-    std::string fix = failure->hint;
-    if (failure->kind == tls_failure::protocol_version) {
-      // The generic hint is about Exchange Online vs Exchange 2007; here the bridge's own range is at fault.
-      fix = "Exchange 2007 speaks only TLS 1.0: let the upstream range include it (tls_min = \"1.0\", the default, "
-            "or --upstream-tls 1.0)";
     }
-    fail(std::move(message), std::move(fix));
-    co_return;
   }
-  std::string line = (where.empty() ? std::string() : where + ": ") + "ok: probe-upstream: " + target + " (SNI " +
-                     upstream_server_name(u) + "): " + describe_session(stream.native_handle());
-  if (X509* cert = SSL_get0_peer_certificate(stream.native_handle())) {
-    const auto facts = describe_certificate(cert);
-    line += "; certificate subject \"" + facts.subject + "\", issuer \"" + facts.issuer + "\", expires " +
-            facts.not_after + " (" + std::to_string(facts.days_left) + " days)";
-  }
-  out << line << '\n';
-  error_code ignored;
-  stream.next_layer().close(ignored);
 }
 
 }  // namespace
@@ -133,16 +114,19 @@ std::string finding::to_string() const {
   return s;
 }
 
-std::vector<finding> lint_timeouts(const timeouts& t, const setting_origins& origins, bool file_mode) {
+std::vector<finding> lint_timeouts(const timeouts& t, const setting_origins& origins, bool file_mode,
+                                   const std::string& table) {
   std::vector<finding> out;
   for (const auto& f : timeout_fields()) {
     const std::string key = f.key;
+    // A route's table inherits [timeouts]: only what it sets itself is its own finding.
+    if (table != "timeouts" && !origins.contains(table + "." + key)) continue;
     const bool below_checked = key == "rpc_idle" || key == "client_data" || key == "upstream_data";
     const bool edge_checked = below_checked || key == "keep_alive" || key == "response_headers";
     if (!edge_checked) continue;
     const auto value = t.*f.member;
-    const std::string name = file_mode ? "timeouts." + key : "--" + std::string(f.option);
-    const std::string where = origin_of(origins, "timeouts." + key);
+    const std::string name = file_mode ? table + "." + key : "--" + std::string(f.option);
+    const std::string where = origin_of(origins, table + "." + key);
     const std::string shown = name + " = " + format_duration(value);
     if (below_checked && value < client_ping) {
       out.push_back({.level = severity::error, .where = where, .code = "timeout-below-ping",
@@ -168,7 +152,8 @@ std::vector<finding> lint_timeouts(const timeouts& t, const setting_origins& ori
 
 std::optional<finding> lint_upstream_verify(const upstream_settings& u, const setting_origins& origins) {
   if (u.verify != tls_verify::none) return std::nullopt;
-  return finding{.level = severity::warning, .where = origin_of(origins, "upstream.verify"), .code = "verify-none",
+  const std::string key = u.name == "default" ? "upstream.verify" : "pool." + u.name + ".verify";
+  return finding{.level = severity::warning, .where = origin_of(origins, key), .code = "verify-none",
                  .message = "the Exchange 2007 server's certificate is not checked: anyone on the path to it can "
                             "impersonate it and read every password and mailbox that crosses the bridge",
                  .fix = "use verify = \"ca:FILE\" with its CA, or \"pin:SHA256\" with its certificate's fingerprint "
@@ -182,6 +167,64 @@ std::optional<finding> lint_fd_limit(std::uint64_t soft_limit) {
                             ": each client connection needs two descriptors (client and Exchange 2007), so about " +
                             std::to_string(soft_limit / 2) + " connections at most",
                  .fix = "raise it to 65536 (LimitNOFILE=65536 in the systemd unit, or 'ulimit -n 65536')"};
+}
+
+std::vector<finding> lint_pools(const bridge_options& o, const setting_origins& origins) {
+  std::vector<finding> out;
+  std::vector<const upstream_settings*> pools{&o.upstream};
+  for (const auto& p : o.pools) pools.push_back(&p);
+  const auto key_of = [](const upstream_settings& u, const std::string& key) {
+    return (u.name == "default" ? std::string("upstream.") : "pool." + u.name + ".") + key;
+  };
+  for (const auto* u : pools) {
+    if (pool_servers(*u).size() > 1 && u->check.type == check_type::none) {
+      out.push_back({.level = severity::warning, .where = origin_of(origins, key_of(*u, "address")),
+                     .code = "no-health-check",
+                     .message = "pool '" + u->name + "' has " + std::to_string(pool_servers(*u).size()) +
+                                " servers but no health check: a stopped server keeps getting new connections, each "
+                                "paying a failed connect before it is redispatched",
+                     .fix = "add [" + (u->name == "default" ? std::string("upstream") : "pool") +
+                            ".health_check] with type = \"tls\""});
+    }
+  }
+  // Outlook Anywhere's IN and OUT channels are two connections that must reach the same server.
+  const auto rpc = route_of(o, "/rpc/rpcproxy.dll");
+  if (pool_servers(*rpc.pool).size() > 1 && rpc.persistence == persistence::connection) {
+    const std::string where = rpc.route != nullptr && rpc.route->persistence
+                                  ? origin_of(origins, "route." + rpc.route->prefix + ".persistence")
+                                  : origin_of(origins, key_of(*rpc.pool, "persistence"));
+    out.push_back({.level = severity::warning, .where = where,
+                   .code = "rpc-channels-split",
+                   .message = "/rpc/ goes to pool '" + rpc.pool->name + "' with persistence \"connection\" over " +
+                              std::to_string(pool_servers(*rpc.pool).size()) +
+                              " servers: an Outlook Anywhere session's IN and OUT channels can land on different "
+                              "servers, and the RPC proxy then refuses the session",
+                   .fix = "use persistence = \"source\" for the /rpc/ route or its pool"});
+  }
+  return out;
+}
+
+std::optional<finding> lint_connection_limit(unsigned max_connections, std::uint64_t hard_limit,
+                                             const setting_origins& origins) {
+  if (max_connections == 0 || 2 * std::uint64_t{max_connections} + 64 <= hard_limit) return std::nullopt;
+  return finding{.level = severity::error, .where = origin_of(origins, "listen.max_connections"),
+                 .code = "max-connections-above-fd-limit",
+                 .message = "max_connections = " + std::to_string(max_connections) + " needs " +
+                            std::to_string(2 * std::uint64_t{max_connections} + 64) +
+                            " file descriptors (client and Exchange side of each), but the hard limit is " +
+                            std::to_string(hard_limit) + ": exbridge would refuse to start",
+                 .fix = "raise LimitNOFILE= in the systemd unit (or 'ulimit -Hn'), or lower max_connections"};
+}
+
+std::optional<finding> lint_admin(const admin_settings& a, const setting_origins& origins) {
+  if (!a.address || !a.identity.empty()) return std::nullopt;
+  error_code ec;
+  const auto address = net::ip::make_address(a.address->host, ec);
+  if (!ec && address.is_loopback()) return std::nullopt;
+  return finding{.level = severity::warning, .where = origin_of(origins, "admin.address"), .code = "admin-plaintext",
+                 .message = "the admin listener on " + a.address->to_string() +
+                            " is reachable from the network over plain HTTP: its password crosses the wire in clear",
+                 .fix = "listen on 127.0.0.1 (reach it through SSH), or add cert and key to [admin]"};
 }
 
 certificate_facts describe_certificate(X509* cert) {
@@ -283,12 +326,22 @@ int run_check(invocation& inv, std::ostream& out) {
                           .code = "upstream-tls", .message = e.what()});
     }
   }
-  auto timing = lint_timeouts(options.timeouts, inv.origins, file_mode);
-  findings.insert(findings.end(), timing.begin(), timing.end());
+  const auto add = [&](std::vector<finding> more) { findings.insert(findings.end(), more.begin(), more.end()); };
+  add(lint_timeouts(options.timeouts, inv.origins, file_mode));
+  for (const auto& r : options.routes) add(lint_timeouts(r.timeouts, inv.origins, true, "route." + r.prefix + ".timeouts"));
   if (auto f = lint_upstream_verify(options.upstream, inv.origins)) findings.push_back(std::move(*f));
+  for (const auto& p : options.pools) {
+    if (auto f = lint_upstream_verify(p, inv.origins)) findings.push_back(std::move(*f));
+  }
+  add(lint_pools(options, inv.origins));
+  if (auto f = lint_admin(options.admin, inv.origins)) findings.push_back(std::move(*f));
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
-    if (auto f = lint_fd_limit(limit.rlim_cur)) findings.push_back(std::move(*f));
+    // exbridge raises its soft limit to the hard one at start: the hard limit is what counts.
+    if (auto f = lint_fd_limit(limit.rlim_max)) findings.push_back(std::move(*f));
+    if (auto f = lint_connection_limit(options.max_connections, limit.rlim_max, inv.origins)) {
+      findings.push_back(std::move(*f));
+    }
   }
   if (inv.probe_upstream) {
     if (ctx) {

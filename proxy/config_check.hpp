@@ -5,7 +5,11 @@
 //   timeout-below-ping       (error) rpc_idle, client_data or upstream_data below 720 s: every idle channel dies
 //   verify-none              the Exchange 2007 certificate is not checked
 //   certificate-expires-soon fewer than 14 days left (a migration batch runs for days)
-//   fd-limit                 soft RLIMIT_NOFILE below 4096 (two descriptors per client connection)
+//   fd-limit                 hard RLIMIT_NOFILE below 4096 (two descriptors per client connection)
+//   max-connections-above-fd-limit (error) listen.max_connections needs more descriptors than the hard limit
+//   no-health-check          a pool with several servers and no health check
+//   rpc-channels-split       /rpc/ over several servers without source persistence (IN/OUT channels split)
+//   admin-plaintext          the admin listener off loopback without TLS
 // One line per finding, "WHERE: warning|error: CODE: message; fix: ...", then a summary line. Exit status:
 // 0 clean, 1 warnings only, 2 errors (any config or certificate error, a failed --probe-upstream).
 #pragma once
@@ -35,7 +39,18 @@ struct finding {
 
 /// The two timing lints. `file_mode` picks the names used in messages ("timeouts.client_data" or
 /// "--timeout-client-data").
-std::vector<finding> lint_timeouts(const timeouts& t, const setting_origins& origins, bool file_mode);
+/// `table` is where the timeouts come from: "timeouts", or a route's "route./rpc/.timeouts" (then only the
+/// keys the route sets itself are linted).
+std::vector<finding> lint_timeouts(const timeouts& t, const setting_origins& origins, bool file_mode,
+                                   const std::string& table = "timeouts");
+/// no-health-check (several servers, no check), rpc-channels-split (/rpc/ over several servers without
+/// source persistence).
+std::vector<finding> lint_pools(const bridge_options& o, const setting_origins& origins);
+/// max-connections-above-fd-limit: `hard_limit` is the hard RLIMIT_NOFILE.
+std::optional<finding> lint_connection_limit(unsigned max_connections, std::uint64_t hard_limit,
+                                             const setting_origins& origins);
+/// admin-plaintext: an admin listener off loopback without TLS.
+std::optional<finding> lint_admin(const admin_settings& a, const setting_origins& origins);
 std::optional<finding> lint_upstream_verify(const upstream_settings& u, const setting_origins& origins);
 /// `soft_limit`: the process's soft RLIMIT_NOFILE.
 std::optional<finding> lint_fd_limit(std::uint64_t soft_limit);

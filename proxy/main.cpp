@@ -1,23 +1,47 @@
 // exbridge: the TLS 1.2/1.3 -> TLS 1.0 bridge between Exchange Online and Exchange 2007.
+// Signals: SIGHUP reloads (the config file with --config, else the certificates); SIGTERM/SIGINT drain
+// (stop accepting, let open connections finish for drain_timeout) and exit; a second one exits at once.
+#include <csignal>
 #include <iostream>
 #include <optional>
 #include <thread>
 
-#include "common/main_guard.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
+#include "common/main_guard.hpp"
+#include "proxy/admin.hpp"
 #include "proxy/bridge.hpp"
 #include "proxy/config_check.hpp"
+#include "proxy/privileges.hpp"
 
 using namespace exbridge;
+
+namespace {
+
+void on_reload(proxy::bridge& bridge, proxy::invocation& invocation) {
+  if (invocation.config_file.empty()) {
+    log_info("SIGHUP: reloading the certificates");
+    bridge.reload_certificates();
+    return;
+  }
+  log_info(cat("SIGHUP: reloading ", invocation.config_file));
+  try {
+    bridge.reload(proxy::resolve_options(invocation));
+  } catch (const config_error& e) {
+    log_error(cat("reload refused: ", e.what(), "; the running configuration stays in use"));
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   return guarded_main("exbridge", [&] {
     auto invocation = proxy::parse_invocation(argc, argv);
     if (!invocation) return static_cast<int>(exit_ok);
     if (invocation->check) return proxy::run_check(*invocation, std::cout);
-    const auto options = proxy::resolve_options(*invocation);
+    auto options = proxy::resolve_options(*invocation);
     scaled_clock::set_scale(options.time_scale);
+    proxy::fit_fd_limit(options);
     const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
 
     net::io_context ioc(static_cast<int>(threads));
@@ -29,13 +53,56 @@ int main(int argc, char** argv) {
           proxy::locate_startup_error(e.what(), options, invocation->origins, invocation->config_file));
     }
     proxy::bridge& bridge = *started;
+    std::optional<proxy::admin_server> admin;
+    if (options.admin.address) admin.emplace(bridge, options.admin);
+    proxy::drop_privileges(options);
     bridge.start();
     const auto ep = bridge.local_endpoint();
-    log_info(cat("bridging TLS 1.2/1.3 on ", ep.address().to_string(), ':', ep.port(), " to upstream ",
-                 options.upstream.address.to_string(), " (TLS ", options.upstream.min_tls, "-",
-                 options.upstream.max_tls, "), ", threads, " thread(s)"));
+    std::string upstreams;
+    for (const auto& pool : bridge.context()->pools) {
+      upstreams += (upstreams.empty() ? "" : "; ") + pool->settings.name + ":";
+      for (const auto& s : pool->servers) upstreams += " " + s->name;
+    }
+    log_info(cat("bridging TLS 1.2/1.3 on ", ep.address().to_string(), ':', ep.port(), " to ", upstreams, " (TLS ",
+                 options.upstream.min_tls, "-", options.upstream.max_tls, "), ", threads, " thread(s), at most ",
+                 options.max_connections, " connections"));
+    // The data listener's readiness line comes first: supervisors (rehearse, tests) take the first one.
     announce_listening("https", ep.address().to_string(), ep.port());
-    run_until_signalled(ioc, threads, [&] { bridge.stop(); });
+    if (admin) {
+      log_info(cat("admin listener on ", admin->scheme(), "://", options.admin.address->host, ':', admin->port(),
+                   "/ (stats page), /stats.json, /metrics"));
+      announce_listening("admin", options.admin.address->host, admin->port());
+    }
+
+    net::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
+    bool draining = false;
+    std::function<void()> wait_for_signal = [&] {
+      signals.async_wait([&](const error_code& ec, int signal) {
+        if (ec) return;
+        if (signal == SIGHUP) {
+          on_reload(bridge, *invocation);
+        } else if (draining) {
+          log_info("second stop signal: closing every connection now");
+          ioc.stop();
+          return;
+        } else {
+          draining = true;
+          log_info(cat("signal ", signal, ": no new connections; letting open ones finish for up to ",
+                       options.drain_timeout.count(), " s"));
+          bridge.drain(options.drain_timeout, [&ioc](std::int64_t still_open) {
+            if (still_open > 0) log_warn(cat("drain timeout: closing ", still_open, " connection(s) still open"));
+            else log_info("drained: every connection finished");
+            ioc.stop();
+          });
+        }
+        wait_for_signal();
+      });
+    };
+    wait_for_signal();
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+    ioc.run();
+    for (auto& t : pool) t.join();
     return static_cast<int>(exit_ok);
   });
 }

@@ -2,6 +2,8 @@
 // validation the command line and the config file share, so that both accept and refuse the same values.
 #include "proxy/options.hpp"
 
+#include <boost/algorithm/string/predicate.hpp>
+
 #include "common/errors.hpp"
 #include "proxy/config_file.hpp"
 
@@ -239,6 +241,23 @@ std::optional<bridge_options> parse_command_line(int argc, char** argv) {
   auto inv = parse_invocation(argc, argv);
   if (!inv) return std::nullopt;
   return resolve_options(*inv);
+}
+
+route_match route_of(const bridge_options& o, std::string_view target) {
+  const route_settings* best = nullptr;
+  for (const auto& r : o.routes) {
+    if (boost::algorithm::istarts_with(target, r.prefix) && (best == nullptr || r.prefix.size() > best->prefix.size())) {
+      best = &r;
+    }
+  }
+  route_match m{&o.upstream, 0, o.upstream.persistence, &o.timeouts, best};
+  if (best == nullptr) return m;
+  for (std::size_t i = 0; i < o.pools.size(); ++i) {
+    if (o.pools[i].name == best->pool) m.pool = &o.pools[i], m.pool_index = i + 1;
+  }
+  m.persistence = best->persistence.value_or(m.pool->persistence);
+  m.timeouts = &best->timeouts;
+  return m;
 }
 
 }  // namespace exbridge::proxy

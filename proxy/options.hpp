@@ -36,9 +36,33 @@ struct timeouts {
   scaled_clock::duration throughput_window = std::chrono::minutes(1);
 };
 
+/// Active health checks of a pool's servers: L4 (TCP connect), L6 (TLS handshake, as a session makes it) or
+/// L7 (an HTTP request over TLS; the status must fall in [status_min, status_max]). A server goes down after
+/// `fall` failed checks in a row and comes back after `rise` good ones.
+enum class check_type { none, tcp, tls, http };
+struct health_check_settings {
+  check_type type = check_type::none;
+  scaled_clock::duration interval = std::chrono::seconds(5);
+  scaled_clock::duration timeout = std::chrono::seconds(3);
+  unsigned rise = 2;
+  unsigned fall = 3;
+  std::string path = "/owa/";  ///< http: GET this path (no credentials)
+  unsigned status_min = 200;
+  unsigned status_max = 499;   ///< 401 counts as alive: IIS challenges for credentials before anything else
+};
+
+/// How a pool picks a server for a new upstream connection. Both keep the server for the connection's life
+/// (NTLM is bound to it); `source` also sends every connection from one client address to the same server,
+/// so the IN and OUT channels of one Outlook Anywhere session meet on one server.
+enum class persistence { connection, source };
+
+/// One upstream pool: its servers and how exbridge speaks TLS to them. [upstream] is the pool named
+/// "default"; [[pool]] tables add more, and [[route]] tables send paths to them.
 struct upstream_settings {
-  host_port address;
-  std::string sni;                       ///< empty = the upstream host when it is a name
+  std::string name = "default";
+  host_port address;                     ///< the first server (quick mode: the only one)
+  std::vector<host_port> servers;        ///< every server, first = address; empty = just address
+  std::string sni;                       ///< empty = each server's host when it is a name
   std::string min_tls = "1.0";
   std::string max_tls = "1.2";
   std::string ciphers;                   ///< OpenSSL cipher list; empty = everything this OpenSSL has
@@ -46,6 +70,31 @@ struct upstream_settings {
   tls_verify verify = tls_verify::ca_file;
   std::string ca_file;
   std::string pin_sha256;                ///< with tls_verify::pin: the certificate's SHA-256 (hex)
+  enum persistence persistence = persistence::source;
+  health_check_settings check;
+  unsigned max_connections_per_server = 0;  ///< 0 = no limit; above it new connections queue
+  scaled_clock::duration queue_timeout = std::chrono::seconds(30);  ///< queued longer -> 503
+  unsigned retries = 2;                  ///< connection attempts on other servers after a failed one
+};
+
+/// The pool's servers, in order (address alone when servers is empty).
+std::vector<host_port> pool_servers(const upstream_settings& u);
+
+/// Requests whose path starts with `prefix` (case-insensitive; the longest prefix wins) go to `pool`,
+/// under `timeouts` (the global ones with this route's overrides) and, when set, this route's persistence.
+struct route_settings {
+  std::string prefix;
+  std::string pool = "default";
+  std::optional<enum persistence> persistence;
+  struct timeouts timeouts;  ///< the global [timeouts] with this route's [route.timeouts] on top
+};
+
+/// The admin listener: stats page, JSON and Prometheus /metrics, behind Basic auth.
+struct admin_settings {
+  std::optional<host_port> address;  ///< nullopt = no admin listener
+  std::string user;
+  std::string password;
+  tls_identity identity;  ///< empty = plain HTTP (keep it on loopback then)
 };
 
 enum class log_format { text, json };
@@ -56,14 +105,34 @@ struct bridge_options {
   std::vector<std::pair<std::string, std::string>> response_headers;
   tls_identity identity;                  ///< the default certificate (clients without SNI, or no match)
   std::vector<tls_identity> sni_identities;  ///< further certificates, chosen by the client's SNI
-  upstream_settings upstream;
+  upstream_settings upstream;              ///< the default pool
+  std::vector<upstream_settings> pools;    ///< further named pools ([[pool]])
+  std::vector<route_settings> routes;      ///< path prefixes to pools ([[route]])
+  unsigned max_connections = 0;            ///< downstream connections at once; 0 = no limit (then the fd limit)
+  admin_settings admin;
+  /// Certificate files are checked for changes this often (Let's Encrypt renewals); 0 = only on SIGHUP.
+  std::chrono::seconds certificate_watch = std::chrono::seconds(10);
+  std::chrono::seconds drain_timeout = std::chrono::seconds(30);  ///< SIGTERM: how long open pairs may finish
+  std::string user, group, chroot_dir;     ///< privileges dropped after binding (empty = stay)
   log_format access_log = log_format::text;
   struct timeouts timeouts;
   unsigned threads = 0;  ///< 0 = one event loop thread per core
   /// Called after each termination is counted, on the connection's strand (tests wait on it).
   std::function<void(termination)> on_end;
+  /// Called when a health check marks a server up or down: (pool, server "host:port", up). Tests wait on it.
+  std::function<void(const std::string&, const std::string&, bool)> on_server_state;
   double time_scale = 1;
 };
+
+/// Where a request goes: the longest route prefix matching `target` (case-insensitive), else the default pool.
+struct route_match {
+  const upstream_settings* pool;
+  std::size_t pool_index;  ///< 0 = [upstream], i = pools[i - 1]
+  enum persistence persistence;
+  const struct timeouts* timeouts;
+  const route_settings* route;  ///< null = no route matched
+};
+route_match route_of(const bridge_options& o, std::string_view target);
 
 /// One timeout of struct timeouts, by its names on the command line ("timeout-client-data") and in the
 /// config file's [timeouts] table ("client_data"). The one list both readers and the linter walk.

@@ -31,6 +31,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/bridge.hpp"
 #include "proxy/termination.hpp"
+#include "proxy/pool.hpp"
 #include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
@@ -101,6 +102,8 @@ struct leg {
   dog& watch;
   timeout_kind kind;
   scaled_clock::duration idle;
+  std::atomic<std::int64_t>* bytes = nullptr;  ///< reading leg: the live view's byte count for this direction
+  std::atomic<std::int64_t>* last = nullptr;   ///< and its last-activity time
 };
 
 struct relay_outcome {
@@ -132,31 +135,41 @@ struct response_outcome {
 
 class downstream_session {
  public:
-  downstream_session(std::shared_ptr<bridge_context> ctx, tcp::socket socket)
+  downstream_session(std::shared_ptr<bridge_context> ctx, std::shared_ptr<const downstream_certs> certs,
+                     tcp::socket socket)
       : ctx_(std::move(ctx)),
+        certs_(std::move(certs)),
         options_(ctx_->options),
-        t_(options_.timeouts),
+        t_(&options_.timeouts),
         client_(peer_of(socket)),
+        client_hash_(client_address_hash(client_)),
+        live_(ctx_->shared->live.add(client_)),
         listen_port_(socket.local_endpoint().port()),
-        down_(std::move(socket), ctx_->downstream_tls),
+        down_(std::move(socket), certs_->primary),
         down_read_dog_(down_.get_executor(), [this] { cancel_downstream(); }),
         down_write_dog_(down_.get_executor(), [this] { cancel_downstream(); }),
         up_read_dog_(down_.get_executor(), [this] { close_upstream(); }),
         up_write_dog_(down_.get_executor(), [this] { close_upstream(); }) {
     ctx_->stats.add(counter::downstream_cx_total);
-    ctx_->stats.add(counter::downstream_cx_active);
+    // Runs on the drain's thread: hop onto this connection's strand, where `alive` and `idle_` live.
+    live_->set_drain_hook([ex = down_.get_executor(), alive = alive_, this] {
+      net::post(ex, [alive, this] {
+        if (*alive && idle_) cancel_downstream();
+      });
+    });
   }
-  ~downstream_session() { ctx_->stats.add(counter::downstream_cx_active, -1); }
+  ~downstream_session() { *alive_ = false; }
   downstream_session(const downstream_session&) = delete;
   downstream_session& operator=(const downstream_session&) = delete;
 
   net::awaitable<void> run() {
     const auto started = std::chrono::steady_clock::now();
-    down_read_dog_.arm(t_.downstream_handshake, timeout_kind::downstream_handshake);
+    down_read_dog_.arm(t_->downstream_handshake, timeout_kind::downstream_handshake);
     auto [hec] = co_await down_.async_handshake(ssl::stream_base::server, use_tuple);
     down_read_dog_.disarm();
     t_handshake_ = static_cast<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+    ctx_->shared->histograms.observe(timer_id::downstream_handshake, t_handshake_);
     if (hec) {
       const bool timed_out = down_read_dog_.fired() == timeout_kind::downstream_handshake;
       ctx_->stats.add(counter::downstream_tls_handshake_fail);
@@ -195,9 +208,12 @@ class downstream_session {
   // request's records, read during the handshake or behind the previous request.
   net::awaitable<bool> wait_for_request(bool first) {
     if (down_buf_.size() > 0) co_return true;  // pipelined
+    if (ctx_->shared->draining && !first) co_return false;  // shutting down: no further request on this one
     const auto kind = first ? timeout_kind::client_idle : timeout_kind::keep_alive_idle;
-    down_read_dog_.arm(first ? t_.client_idle : t_.keep_alive_idle, kind);
+    down_read_dog_.arm(first ? t_->client_idle : t_->keep_alive_idle, kind);
+    idle_ = true;
     auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(read_size), use_tuple);
+    idle_ = false;
     down_buf_.commit(n);
     down_read_dog_.disarm();
     if (!ec || down_buf_.size() > 0) co_return true;
@@ -207,7 +223,7 @@ class downstream_session {
       const auto why = first ? termination::client_idle_timeout : termination::keep_alive_timeout;
       if (first) {
         request_record rec = new_record();
-        std::string detail = "no request within " + format_duration(t_.client_idle) + " of the TLS handshake";
+        std::string detail = "no request within " + format_duration(t_->client_idle) + " of the TLS handshake";
         finish(rec, why, detail);
       } else {
         count_end(why);
@@ -254,7 +270,7 @@ class downstream_session {
     http::request_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);  // no cap: an RPC_IN_DATA request declares 1 GB and more
     parser.header_limit(max_header_bytes);
-    down_read_dog_.arm(t_.request_headers, timeout_kind::request_headers);
+    down_read_dog_.arm(t_->request_headers, timeout_kind::request_headers);
     error_code ec = co_await buffer_header_block();
     const bool folded = !ec && has_obs_fold();
     if (!ec && !folded) std::tie(ec, std::ignore) = co_await http::async_read_header(down_, down_buf_, parser, use_tuple);
@@ -270,7 +286,7 @@ class downstream_session {
     rec.target = std::string(req.target());
     if (ec) {
       if (down_read_dog_.fired() == timeout_kind::request_headers) {
-        std::string detail = "the request headers did not arrive within " + format_duration(t_.request_headers);
+        std::string detail = "the request headers did not arrive within " + format_duration(t_->request_headers);
         co_await send_error(rec, http::status::request_timeout, termination::request_headers_timeout, detail);
       } else if (is_peer_close(ec)) {
         finish(rec, termination::client_closed_request, ec.message());
@@ -290,12 +306,17 @@ class downstream_session {
     }
     rec.t_request = rec.elapsed_ms();
     rec.auth_scheme = auth_scheme_of(req);
+    const auto route = ctx_->route_for(rec.target);
+    t_ = route.timeouts;
     const bool rpc = boost::algorithm::istarts_with(rec.target, "/rpc/");
     // Pinning is the only model here; the flag records that this pair must never be shared.
     if (rec.auth_scheme == "NTLM" || rec.auth_scheme == "Negotiate" || rpc) pinned_ = true;
     rec.pinned = pinned_;
 
-    if (!co_await ensure_upstream(rec)) co_return false;
+    live_->requests.fetch_add(1, std::memory_order_relaxed);
+    live_->pinned = pinned_;
+    if (!co_await ensure_upstream(rec, route)) co_return false;
+    live_->set_server(rec.server, rec.method + " " + rec.target);
     add_forwarding_headers(req);
     rec.upstream_requests = ++upstream_requests_;
     ctx_->stats.add(counter::upstream_rq_total);
@@ -304,7 +325,7 @@ class downstream_session {
     http::request_serializer<http::buffer_body> request_sr{req};
     // Headers go at once unless body bytes are already here: then they leave together (one record).
     if (parser.is_done() || down_buf_.size() == 0) {
-      up_write_dog_.arm(rpc ? t_.rpc_idle : t_.upstream_data, timeout_kind::upstream_write);
+      up_write_dog_.arm(rpc ? t_->rpc_idle : t_->upstream_data, timeout_kind::upstream_write);
       auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
       if (!wec && parser.is_done() && !request_sr.is_done()) {  // the (empty) end of a bodiless request
         req.body().data = nullptr;
@@ -338,8 +359,9 @@ class downstream_session {
   net::awaitable<relay_outcome> send_request_body(http::request_parser<http::buffer_body>& parser,
                                                   http::request_serializer<http::buffer_body>& sr, exchange_state& x,
                                                   bool rpc) {
-    const leg in{down_read_dog_, timeout_kind::client_read, rpc ? t_.rpc_idle : t_.client_data};
-    const leg out{up_write_dog_, timeout_kind::upstream_write, rpc ? t_.rpc_idle : t_.upstream_data};
+    const leg in{down_read_dog_, timeout_kind::client_read, rpc ? t_->rpc_idle : t_->client_data, &live_->bytes_up,
+                 &live_->last_up_ms};
+    const leg out{up_write_dog_, timeout_kind::upstream_write, rpc ? t_->rpc_idle : t_->upstream_data};
     x.upload = co_await relay_body(down_, down_buf_, parser, sr, *up_, in, out, x.stop_upload);
     x.upload_running = false;
     const relay_outcome& r = x.upload;
@@ -349,7 +371,7 @@ class downstream_session {
       close_upstream();  // the client is gone, stalled or too slow: the response half must end too
     } else if (!x.response_started) {
       // The server's think time starts now that it has the whole request (or has refused the rest of it).
-      up_read_dog_.arm(t_.response_headers, timeout_kind::response_headers);
+      up_read_dog_.arm(t_->response_headers, timeout_kind::response_headers);
     }
     co_return r;
   }
@@ -370,7 +392,7 @@ class downstream_session {
       parser.body_limit(boost::none);
       parser.header_limit(max_header_bytes);
       parser.skip(head);
-      if (x.request_sent) up_read_dog_.arm(t_.response_headers, timeout_kind::response_headers);
+      if (x.request_sent) up_read_dog_.arm(t_->response_headers, timeout_kind::response_headers);
       auto [ec, n] = co_await http::async_read_header(*up_, up_buf_, parser, use_tuple);
       up_read_dog_.disarm();
       if (ec) {
@@ -387,12 +409,13 @@ class downstream_session {
         x.response_started = true;
         for (const auto& [name, value] : options_.response_headers) res.set(name, value);
         if (offers_connection_auth(res)) rec.pinned = pinned_ = true;
+        live_->pinned = pinned_;
       }
       http::response_serializer<http::buffer_body> sr{res};
       // Headers go at once (a client may wait on them: 100 Continue, an RPC OUT channel's 200) unless body
       // bytes are already here: then the relay's first write carries both (one TLS record).
       if (interim || parser.is_done() || up_buf_.size() == 0) {
-        down_write_dog_.arm(rpc ? t_.rpc_idle : t_.client_data, timeout_kind::client_write);
+        down_write_dog_.arm(rpc ? t_->rpc_idle : t_->client_data, timeout_kind::client_write);
         auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
         down_write_dog_.disarm();
         rec.bytes_to_client += wn;
@@ -406,8 +429,9 @@ class downstream_session {
       }
       if (interim) continue;
 
-      const leg in{up_read_dog_, timeout_kind::upstream_read, rpc ? t_.rpc_idle : t_.upstream_data};
-      const leg to_client{down_write_dog_, timeout_kind::client_write, rpc ? t_.rpc_idle : t_.client_data};
+      const leg in{up_read_dog_, timeout_kind::upstream_read, rpc ? t_->rpc_idle : t_->upstream_data,
+                   &live_->bytes_down, &live_->last_down_ms};
+      const leg to_client{down_write_dog_, timeout_kind::client_write, rpc ? t_->rpc_idle : t_->client_data};
       const bool never = false;
       out.relay = co_await relay_body(*up_, up_buf_, parser, sr, down_, in, to_client, never);
       rec.bytes_to_client += out.relay.wire_bytes;
@@ -443,7 +467,7 @@ class downstream_session {
     in_buffer.reserve(size);
     auto& body = parser.get().body();
     // Minimum-throughput watchdog: bytes and time spent waiting on each side over the current window.
-    const std::uint64_t min_rate = t_.min_throughput;
+    const std::uint64_t min_rate = t_->min_throughput;
     auto window_start = scaled_clock::now();
     std::uint64_t window_bytes = 0;
     scaled_clock::duration read_wait{}, write_wait{};
@@ -482,6 +506,10 @@ class downstream_session {
         }
         r.body_bytes += body.size;
         window_bytes += body.size;
+        if (from.bytes != nullptr) {
+          from.bytes->fetch_add(static_cast<std::int64_t>(body.size), std::memory_order_relaxed);
+          from.last->store(live_connection::now_ms(), std::memory_order_relaxed);
+        }
       } else {
         body.data = nullptr;
         body.size = 0;
@@ -505,7 +533,7 @@ class downstream_session {
       if (min_rate > 0) {
         const auto now = scaled_clock::now();
         const std::chrono::duration<double> elapsed = now - window_start;
-        if (elapsed >= t_.throughput_window) {
+        if (elapsed >= t_->throughput_window) {
           if (static_cast<double>(window_bytes) < static_cast<double>(min_rate) * elapsed.count()) {
             r.ec = net::error::timed_out;
             r.too_slow = true;
@@ -547,11 +575,11 @@ class downstream_session {
 
   std::string relay_detail(const relay_outcome& r, termination why, bool rpc) const {
     if (r.too_slow) {
-      return "fewer than " + std::to_string(t_.min_throughput) + " bytes/s over " + format_duration(t_.throughput_window);
+      return "fewer than " + std::to_string(t_->min_throughput) + " bytes/s over " + format_duration(t_->throughput_window);
     }
     if (!is_timeout(why)) return r.ec.message();
     const bool client = info(why).code[0] == 'c';
-    const auto idle = rpc ? t_.rpc_idle : (client ? t_.client_data : t_.upstream_data);
+    const auto idle = rpc ? t_->rpc_idle : (client ? t_->client_data : t_->upstream_data);
     return std::string(client ? "the client" : "the upstream") + " moved no body byte for " + format_duration(idle);
   }
 
@@ -588,11 +616,11 @@ class downstream_session {
         if (up_read_dog_.fired() == timeout_kind::response_headers) {
           status = http::status::gateway_timeout;
           why = termination::response_headers_timeout;
-          detail = "the upstream sent no response headers within " + format_duration(t_.response_headers);
+          detail = "the upstream sent no response headers within " + format_duration(t_->response_headers);
         } else if (up_write_dog_.fired() == timeout_kind::upstream_write) {  // it stopped taking the body
           status = http::status::gateway_timeout;
           why = rpc ? termination::rpc_upstream_idle_timeout : termination::upstream_write_timeout;
-          detail = "the upstream took no request body byte for " + format_duration(rpc ? t_.rpc_idle : t_.upstream_data);
+          detail = "the upstream took no request body byte for " + format_duration(rpc ? t_->rpc_idle : t_->upstream_data);
         } else if (up.ec && !x.stop_upload) {  // the upstream stopped taking the request body
           why = relay_failure(up, true, rpc);
           detail = relay_detail(up, why, rpc);
@@ -631,72 +659,87 @@ class downstream_session {
     return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
-  net::awaitable<bool> ensure_upstream(request_record& rec) {
-    if (upstream_reusable()) {
+  // The upstream connection for this request: the pinned one while it lives and belongs to the route's pool,
+  // else a new one to a server the pool picks. A server that cannot be reached or fails the TLS handshake is
+  // skipped for the next one (redispatch, up to the pool's retries): nothing of the request was sent yet,
+  // so retrying is safe. Once a request byte has left, nothing is ever retried.
+  net::awaitable<bool> ensure_upstream(request_record& rec, const bridge_context::route_choice& route) {
+    upstream_pool& pool = *route.pool;
+    if (lease_ && lease_.get()->pool == &pool && upstream_reusable()) {
+      rec.up_tls = up_tls_;
+      rec.server = lease_.get()->pool->settings.name + "/" + lease_.get()->name;
+      co_return true;
+    }
+    co_await shut_upstream();
+    up_buf_.clear();
+    upstream_requests_ = 0;
+    std::vector<server_state*> tried;
+    for (;;) {
+      auto got = co_await pool.acquire(route.how, client_hash_, tried);
+      if (auto* none = std::get_if<no_server>(&got)) {
+        ctx_->stats.add(none->queue_timeout ? counter::upstream_queue_timeouts : counter::upstream_no_server);
+        if (!tried.empty()) co_return false;  // the last attempt's failure was already answered
+        const auto why = none->queue_timeout ? termination::upstream_queue_timeout : termination::upstream_unavailable;
+        std::string detail = none->detail;
+        co_await send_error(rec, http::status::service_unavailable, why, detail);
+        co_return false;
+      }
+      lease_ = std::move(std::get<server_lease>(got));
+      server_state& server = *lease_.get();
+      rec.server = pool.settings.name + "/" + server.name;
+      tried.push_back(&server);
+      const bool last_try = tried.size() > pool.settings.retries || tried.size() >= pool.servers.size();
+      if (co_await connect_upstream(rec, pool, server, last_try)) co_return true;
+      if (last_try) co_return false;
+      ctx_->stats.add(counter::upstream_cx_redispatched);
+      log_warn(cat("upstream ", server.name, " (pool ", pool.settings.name, ") failed for ", client_, ": ",
+                   rec.detail, "; trying another server"));
+    }
+  }
+
+  // One connection attempt. On failure the client is answered only when `last_try` (else the caller redispatches).
+  net::awaitable<bool> connect_upstream(request_record& rec, upstream_pool& pool, server_state& server, bool last_try) {
+    ctx_->stats.add(counter::upstream_cx_total);
+    up_.emplace(down_.get_executor(), pool.tls);
+    const auto connect_started = rec.elapsed_ms();
+    auto result = co_await connect_server(up_->next_layer(), server, t_->upstream_connect);
+    rec.t_connect = rec.elapsed_ms();
+    ctx_->shared->histograms.observe(timer_id::upstream_connect, rec.t_connect - connect_started);
+    if (result.failed_at == connect_result::ok) {
+      error_code ignored;
+      up_->next_layer().set_option(tcp::no_delay(true), ignored);
+      result = co_await handshake_server(*up_, server, pool.settings, t_->upstream_handshake);
+      rec.t_upstream_tls = rec.elapsed_ms();
+      ctx_->shared->histograms.observe(timer_id::upstream_handshake, rec.t_upstream_tls - rec.t_connect);
+    }
+    if (result.failed_at == connect_result::ok) {
+      if (SSL_session_reused(up_->native_handle()) == 1) ctx_->stats.add(counter::upstream_tls_resumed);
+      up_tls_ = describe_session(up_->native_handle());
       rec.up_tls = up_tls_;
       co_return true;
     }
-    close_upstream();
-    up_buf_.clear();
-    upstream_requests_ = 0;
-    const auto& u = options_.upstream;
-    ctx_->stats.add(counter::upstream_cx_total);
-
-    resolver_.emplace(down_.get_executor());
-    up_write_dog_.arm(t_.upstream_connect, timeout_kind::upstream_connect);
-    auto [rec_ec, endpoints] = co_await resolver_->async_resolve(u.address.host, std::to_string(u.address.port), use_tuple);
-    resolver_.reset();
-    if (rec_ec) {
-      up_write_dog_.disarm();
-      ctx_->stats.add(counter::upstream_cx_connect_fail);
-      const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_connect;
-      const auto why = timed_out ? termination::upstream_connect_timeout : termination::upstream_resolve_failed;
-      std::string detail = "cannot resolve upstream " + u.address.host + ": " + rec_ec.message() +
-                           "; check the --upstream host name and this machine's DNS";
-      co_await send_error(rec, http::status::service_unavailable, why, detail);
+    server.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    close_upstream();  // a pinned certificate that does not match gets no request byte
+    const bool handshake = result.failed_at == connect_result::handshake;
+    ctx_->stats.add(handshake ? counter::upstream_tls_handshake_fail : counter::upstream_cx_connect_fail);
+    termination why = termination::upstream_connect_failed;
+    auto status = http::status::service_unavailable;
+    if (result.failed_at == connect_result::resolve) why = termination::upstream_resolve_failed;
+    if (handshake) {
+      why = termination::upstream_tls_failed;
+      status = http::status::bad_gateway;
+    }
+    if (result.timed_out) {
+      why = handshake ? termination::upstream_handshake_timeout : termination::upstream_connect_timeout;
+      status = http::status::gateway_timeout;
+    }
+    std::string detail = result.to_string();
+    if (!last_try) {
+      rec.detail = detail;
       co_return false;
     }
-    up_.emplace(down_.get_executor(), ctx_->upstream_tls);
-    auto [cec, ep] = co_await net::async_connect(up_->next_layer(), endpoints, use_tuple);
-    up_write_dog_.disarm();
-    rec.t_connect = rec.elapsed_ms();
-    if (cec) {
-      ctx_->stats.add(counter::upstream_cx_connect_fail);
-      const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_connect;
-      const auto why = timed_out ? termination::upstream_connect_timeout : termination::upstream_connect_failed;
-      std::string cause = cec.message();
-      if (timed_out) cause = "no answer within " + format_duration(t_.upstream_connect);
-      std::string detail = "cannot connect to upstream " + u.address.to_string() + ": " + cause +
-                           "; check that the Exchange server is up and reachable from this host";
-      co_await send_error(rec, timed_out ? http::status::gateway_timeout : http::status::service_unavailable, why,
-                          detail);
-      co_return false;
-    }
-    error_code ignored;
-    up_->next_layer().set_option(tcp::no_delay(true), ignored);
-    prepare_upstream_tls(up_->native_handle(), u);
-
-    ctx_->upstream_sessions.offer(up_->native_handle());
-    up_write_dog_.arm(t_.upstream_handshake, timeout_kind::upstream_handshake);
-    auto [hec] = co_await up_->async_handshake(ssl::stream_base::client, use_tuple);
-    up_write_dog_.disarm();
-    rec.t_upstream_tls = rec.elapsed_ms();
-    const bool timed_out = up_write_dog_.fired() == timeout_kind::upstream_handshake;
-    const auto failure =
-        upstream_handshake_failure(timed_out ? error_code(net::error::timed_out) : hec, up_->native_handle(), u);
-    if (failure) {
-      ctx_->stats.add(counter::upstream_tls_handshake_fail);
-      const auto why = timed_out ? termination::upstream_handshake_timeout : termination::upstream_tls_failed;
-      std::string detail = "upstream " + u.address.to_string() + ": " + failure->to_string();
-      close_upstream();  // a pinned certificate that does not match gets no request byte
-      co_await send_error(rec, timed_out ? http::status::gateway_timeout : http::status::bad_gateway, why, detail);
-      co_return false;
-    }
-    ctx_->upstream_sessions.remember(up_->native_handle());
-    if (SSL_session_reused(up_->native_handle()) == 1) ctx_->stats.add(counter::upstream_tls_resumed);
-    up_tls_ = describe_session(up_->native_handle());
-    rec.up_tls = up_tls_;
-    co_return true;
+    co_await send_error(rec, status, why, detail);
+    co_return false;
   }
 
   void add_forwarding_headers(http::request<http::buffer_body>& req) const {
@@ -723,7 +766,7 @@ class downstream_session {
     rec.status = res.result_int();
     finish(rec, why, detail);
     if (!down_.next_layer().is_open()) co_return;
-    down_write_dog_.arm(t_.client_data, timeout_kind::client_write);
+    down_write_dog_.arm(t_->client_data, timeout_kind::client_write);
     co_await http::async_write(down_, res, use_tuple);
     down_write_dog_.disarm();
   }
@@ -739,6 +782,14 @@ class downstream_session {
     rec.detail = detail;
     rec.t_total = rec.elapsed_ms();
     count_end(why);
+    auto& h = ctx_->shared->histograms;
+    h.observe(timer_id::request_headers, rec.t_request);
+    if (rec.t_response >= 0) h.observe(timer_id::response_headers, rec.t_response - rec.t_request);
+    h.observe(timer_id::total, rec.t_total);
+    if (lease_) {
+      lease_.get()->bytes_out.fetch_add(static_cast<std::int64_t>(rec.bytes_from_client), std::memory_order_relaxed);
+      lease_.get()->bytes_in.fetch_add(static_cast<std::int64_t>(rec.bytes_to_client), std::memory_order_relaxed);
+    }
     log_access(rec, options_.access_log);
   }
 
@@ -762,18 +813,21 @@ class downstream_session {
 
   void close_upstream() {
     error_code ignored;
-    if (resolver_) resolver_->cancel();
     if (up_) up_->next_layer().close(ignored);
+    lease_.release();  // the server slot frees with the connection
   }
 
   std::shared_ptr<bridge_context> ctx_;
+  std::shared_ptr<const downstream_certs> certs_;  ///< the certificates this connection was accepted with
   const bridge_options& options_;
-  const struct timeouts& t_;
+  const struct timeouts* t_;  ///< the current request's route's timeouts
   std::string client_;
+  std::size_t client_hash_;
+  std::shared_ptr<live_connection> live_;
   unsigned short listen_port_;
   tls_stream down_;
   std::optional<tls_stream> up_;
-  std::optional<tcp::resolver> resolver_;
+  server_lease lease_;  ///< the server slot of up_ (declared after up_: released before the stream goes)
   dog down_read_dog_;
   dog down_write_dog_;
   dog up_read_dog_;
@@ -786,12 +840,15 @@ class downstream_session {
   std::chrono::steady_clock::time_point up_last_used_{};
   std::uint64_t upstream_requests_ = 0;
   bool pinned_ = false;
+  bool idle_ = false;  ///< waiting for the next request (a drain may close the connection now)
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  ///< false once destroyed (for posted drain hooks)
 };
 
 }  // namespace
 
-net::awaitable<void> run_downstream_session(std::shared_ptr<bridge_context> context, tcp::socket socket) {
-  downstream_session session(std::move(context), std::move(socket));
+net::awaitable<void> run_downstream_session(std::shared_ptr<bridge_context> context,
+                                            std::shared_ptr<const downstream_certs> certs, tcp::socket socket) {
+  downstream_session session(std::move(context), std::move(certs), std::move(socket));
   co_await session.run();
 }
 

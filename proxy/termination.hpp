@@ -23,6 +23,8 @@ namespace exbridge::proxy {
   X(client_write_timeout, "cD", "client-not-reading-timeout")                       \
   X(rpc_client_idle_timeout, "cD", "rpc-channel-client-idle-timeout")               \
   X(client_too_slow, "cD", "client-below-minimum-throughput")                       \
+  X(upstream_unavailable, "SC", "no-upstream-server-available")                    \
+  X(upstream_queue_timeout, "sQ", "upstream-queue-timeout")                         \
   X(upstream_resolve_failed, "SC", "upstream-name-not-resolved")                    \
   X(upstream_connect_failed, "SC", "upstream-connect-refused")                      \
   X(upstream_connect_timeout, "sC", "upstream-connect-timeout")                     \

@@ -10,11 +10,11 @@
 
 namespace exbridge::proxy {
 
-/// The name sent as SNI and checked in the certificate: upstream.sni, else the upstream's host.
-std::string upstream_server_name(const upstream_settings& u);
+/// The name sent as SNI and checked in the certificate: the pool's sni, else the server's host.
+std::string upstream_server_name(const upstream_settings& u, const host_port& server);
 
-/// Before the handshake: sends SNI (upstream.sni, else the host) and, with a CA, requires the name.
-void prepare_upstream_tls(SSL* ssl, const upstream_settings& u);
+/// Before the handshake: sends SNI (upstream_server_name) and, with a CA, requires the name.
+void prepare_upstream_tls(SSL* ssl, const upstream_settings& u, const host_port& server);
 
 /// After the handshake: why the upstream is not accepted (`ec` classified, or a certificate that is not the
 /// pinned one), or nullopt. `ec` = timed_out when the caller's timer ended the handshake.

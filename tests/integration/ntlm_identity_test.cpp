@@ -12,10 +12,7 @@
 namespace exbridge {
 namespace {
 
-unsigned knob(const char* name, unsigned fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : fallback;
-}
+unsigned knob(const char* name, unsigned fallback) { return static_cast<unsigned>(test::env_knob(name, fallback)); }
 
 TEST(NtlmIdentity, ConcurrentNtlmClientsNeverSeeAnotherUsersMailbox) {
   const unsigned clients = knob("EXBRIDGE_NTLM_CLIENTS", 50);

@@ -88,4 +88,9 @@ std::filesystem::path write_temp_file(const std::string& name, const std::string
 
 std::string program_path(const std::string& name) { return std::string(EXBRIDGE_BIN_DIR) + "/" + name; }
 
+std::uint64_t env_knob(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != 0 ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
 }  // namespace exbridge::test

@@ -74,6 +74,10 @@ void raise_fd_limit(std::uint64_t n);
 /// Writes `text` to a file named after `name` and this process in the temporary folder; returns its path.
 std::filesystem::path write_temp_file(const std::string& name, const std::string& text);
 
+/// A size knob of a heavy test: the environment variable `name` as a number, else `fallback` (ctest's slow.*
+/// entries set the full sizes; the CI-size default still proves the property).
+std::uint64_t env_knob(const char* name, std::uint64_t fallback);
+
 /// Absolute path of a built program (build/bin/NAME).
 std::string program_path(const std::string& name);
 

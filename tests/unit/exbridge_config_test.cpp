@@ -381,5 +381,159 @@ TEST(ExbridgeCheck, ConfigErrorsAreReportedAsFindings) {
                            "config has 1 error and 0 warnings: " + inv.config_file + "\n");
 }
 
+
+// --- pools, routes, admin ----------------------------------------------------------------------------------
+
+namespace pools {
+
+TEST(ExbridgeConfig, PoolsRoutesHealthChecksAndAdminMapToOptions) {
+  const std::string password = test::write_temp_file("admin-password", "pa55word\n").string();
+  const auto loaded = load_config_file(write_config(minimal_listen + R"([upstream]
+servers = ["cas1.customer.example:443", "cas2.customer.example:443"]
+verify = "none"
+persistence = "connection"
+max_connections_per_server = 100
+queue_timeout = "45s"
+retries = 1
+[upstream.health_check]
+type = "http"
+interval = "2s"
+timeout = "1s"
+rise = 3
+fall = 4
+path = "/owa/auth/logon.aspx"
+expect_status = "200-302"
+[[pool]]
+name = "rpc"
+address = "cas3.customer.example:443"
+verify = "none"
+[[route]]
+prefix = "/rpc/"
+pool = "rpc"
+persistence = "source"
+[route.timeouts]
+rpc_idle = "2h"
+[admin]
+address = "127.0.0.1:8404"
+user = "ops"
+password_file = ")" + password + "\"\n"));
+  const auto& o = loaded.options;
+  ASSERT_EQ(o.upstream.servers.size(), 2u);
+  EXPECT_EQ(o.upstream.servers[1].host, "cas2.customer.example");
+  EXPECT_EQ(o.upstream.address.host, "cas1.customer.example");
+  EXPECT_EQ(o.upstream.persistence, persistence::connection);
+  EXPECT_EQ(o.upstream.max_connections_per_server, 100u);
+  EXPECT_EQ(o.upstream.queue_timeout, 45s);
+  EXPECT_EQ(o.upstream.retries, 1u);
+  EXPECT_EQ(o.upstream.check.type, check_type::http);
+  EXPECT_EQ(o.upstream.check.interval, 2s);
+  EXPECT_EQ(o.upstream.check.rise, 3u);
+  EXPECT_EQ(o.upstream.check.fall, 4u);
+  EXPECT_EQ(o.upstream.check.path, "/owa/auth/logon.aspx");
+  EXPECT_EQ(o.upstream.check.status_max, 302u);
+  ASSERT_EQ(o.pools.size(), 1u);
+  EXPECT_EQ(o.pools[0].name, "rpc");
+  ASSERT_EQ(o.routes.size(), 1u);
+  EXPECT_EQ(o.routes[0].timeouts.rpc_idle, 2h);
+  EXPECT_EQ(o.routes[0].timeouts.client_data, o.timeouts.client_data);  // inherited
+  const auto rpc = route_of(o, "/RPC/rpcproxy.dll");
+  EXPECT_EQ(rpc.pool->name, "rpc");
+  EXPECT_EQ(rpc.persistence, persistence::source);
+  EXPECT_EQ(route_of(o, "/EWS/Exchange.asmx").pool->name, "default");
+  EXPECT_EQ(o.admin.password, "pa55word");
+  EXPECT_EQ(o.admin.address->port, 8404);
+}
+
+TEST(ExbridgeConfig, PoolAndRouteMistakesNameTheLine) {
+  std::string file;
+  const std::string unknown_pool =
+      load_error(minimal_listen + minimal_upstream + "[[route]]\nprefix = \"/rpc/\"\npool = \"rpc\"\n", &file);
+  EXPECT_EQ(unknown_pool, file + ":11:8: route '/rpc/' names pool 'rpc', which is not defined; add [[pool]] with name = \"rpc\" or "
+                   "use \"default\" ([upstream])");
+  EXPECT_NE(load_error(minimal_listen + "[upstream]\naddress = \"a:443\"\nservers = [\"b:443\"]\nverify = \"none\"\n")
+                .find("'upstream.address' and 'upstream.servers' together"),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "persistence = \"sticky\"\n").find("must be \"source\""),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[upstream.health_check]\ntype = \"icmp\"\n")
+                .find("'upstream.health_check.type' must be"),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[upstream.health_check]\ntype = \"http\"\nexpect_status = \"300-200\"\n")
+                .find("expect_status' must be a status or a range"),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[upstream.health_check]\ntype = \"tcp\"\nrise = 0\n").find("rise"),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[admin]\naddress = \"127.0.0.1:8404\"\nuser = \"ops\"\n")
+                .find("'admin.password' is missing"),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[[pool]]\nname = \"default\"\naddress = \"x:443\"\nverify = \"none\"\n")
+                .find("already used"),
+            std::string::npos);
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[[route]]\nprefix = \"/rpc/\"\n[route.timeouts]\nrpc_idl = \"1h\"\n")
+                .find("rpc_idl"),
+            std::string::npos);
+}
+
+std::vector<std::string> codes(const std::vector<finding>& findings) {
+  std::vector<std::string> out;
+  for (const auto& f : findings) out.push_back(f.code);
+  return out;
+}
+
+TEST(ExbridgeCheck, PoolLintsCatchSplitRpcChannelsAndMissingHealthChecks) {
+  bridge_options o;
+  o.upstream.servers = {{"cas1", 443}, {"cas2", 443}};
+  o.upstream.address = o.upstream.servers.front();
+  EXPECT_EQ(codes(lint_pools(o, {})), std::vector<std::string>{"no-health-check"});
+  o.upstream.check.type = check_type::tls;
+  EXPECT_TRUE(lint_pools(o, {}).empty());  // source persistence by default: the channels meet
+  o.upstream.persistence = persistence::connection;
+  EXPECT_EQ(codes(lint_pools(o, {})), std::vector<std::string>{"rpc-channels-split"});
+  o.routes.push_back({.prefix = "/rpc/", .pool = "default", .persistence = persistence::source});
+  EXPECT_TRUE(lint_pools(o, {}).empty());  // the /rpc/ route fixes it
+}
+
+TEST(ExbridgeCheck, ConnectionLimitAboveTheDescriptorLimitIsAnError) {
+  EXPECT_FALSE(lint_connection_limit(0, 1024, {}));
+  EXPECT_FALSE(lint_connection_limit(400, 1024, {}));
+  const auto f = lint_connection_limit(65000, 20000, {{"listen.max_connections", "x.toml:4"}});
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->level, severity::error);
+  EXPECT_EQ(f->where, "x.toml:4");
+  EXPECT_NE(f->message.find("needs 130064 file descriptors"), std::string::npos) << f->message;
+}
+
+TEST(ExbridgeCheck, AdminOffLoopbackWithoutTlsWarns) {
+  admin_settings a{.address = host_port{"127.0.0.1", 8404}, .user = "u", .password = "p"};
+  EXPECT_FALSE(lint_admin(a, {}));
+  a.address = host_port{"0.0.0.0", 8404};
+  EXPECT_EQ(lint_admin(a, {})->code, "admin-plaintext");
+  a.identity.cert_file = "c.pem";
+  EXPECT_FALSE(lint_admin(a, {}));
+}
+
+TEST(ExbridgeCheck, SeedEquivalentConfigChecksClean) {
+  std::ifstream in(std::string(EXBRIDGE_SOURCE_DIR) + "/proxy/packaging/seed-equivalent.toml");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto& pki = test::test_pki();
+  std::string s = text.str();
+  s = std::regex_replace(s, std::regex("/etc/letsencrypt/live/clientowa.ctlab.gr/fullchain.pem"), pki.bridge_cert.string());
+  s = std::regex_replace(s, std::regex("/etc/letsencrypt/live/clientowa.ctlab.gr/privkey.pem"), pki.bridge_key.string());
+  s = std::regex_replace(s, std::regex("/etc/exbridge/admin.password"),
+                         test::write_temp_file("seed-admin-password", "admin-password\n").string());
+  test::raise_fd_limit(16384);
+  invocation inv;
+  inv.config_file = write_config(s);
+  std::ostringstream out;
+  EXPECT_EQ(run_check(inv, out), 0) << out.str();
+  const auto loaded = load_config_file(inv.config_file);
+  EXPECT_EQ(loaded.options.upstream.max_connections_per_server, 5000u);
+  EXPECT_EQ(loaded.options.upstream.check.type, check_type::tls);
+  EXPECT_EQ(loaded.options.response_headers.size(), 2u);
+}
+
+}  // namespace pools
+
 }  // namespace
 }  // namespace exbridge::proxy

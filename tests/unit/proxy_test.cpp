@@ -103,7 +103,7 @@ TEST(AccessLog, LineCarriesTimersBytesCodeAndTls) {
   r.up_tls = "TLSv1 AES128-SHA";
   EXPECT_EQ(format_access_line(r),
             "203.0.113.7:50000 \"POST /EWS/Exchange.asmx\" 200 1234 567 9/1/2/3/40/41 -- completed auth=NTLM pinned=1 "
-            "upreq=3 down_tls=\"TLSv1.3 TLS_AES_256_GCM_SHA384\" up_tls=\"TLSv1 AES128-SHA\"");
+            "upreq=3 down_tls=\"TLSv1.3 TLS_AES_256_GCM_SHA384\" up_tls=\"TLSv1 AES128-SHA\" server=-");
   const auto json = boost::json::parse(format_access_json(r)).as_object();
   EXPECT_EQ(json.at("status").to_number<unsigned>(), 200u);
   EXPECT_EQ(json.at("termination").as_string(), "--");
