@@ -90,26 +90,20 @@ item_meta mailbox::item(std::string_view folder, unsigned index) const {
 }
 
 std::optional<item_meta> mailbox::find(std::string_view item_id) const {
-  const auto raw = base64_decode(item_id);
-  if (!raw || raw->size() < 6) return std::nullopt;
-  const auto email_size = static_cast<unsigned char>((*raw)[4]);
-  if (raw->size() < 6u + email_size + 5 || raw->substr(5, email_size) != owner_.email || (*raw)[5 + email_size] != 'I') {
-    return std::nullopt;
-  }
-  const std::string rest = raw->substr(6 + email_size);
-  const auto nul = rest.find('\0');
-  if (nul == std::string::npos || rest.size() != nul + 5) return std::nullopt;
-  const std::string folder = rest.substr(0, nul);
-  unsigned index = 0;
-  for (int b = 3; b >= 0; --b) index = index << 8 | static_cast<unsigned char>(rest[nul + 1 + static_cast<unsigned>(b)]);
-  if (folder_number(folder) >= item_folders.size() || index >= count(folder)) return std::nullopt;
-  return item(folder, index);
+  const auto ref = parse_store_id(item_id);
+  if (!ref || ref->kind != 'I' || ref->email != owner_.email) return std::nullopt;
+  if (folder_number(ref->folder) >= item_folders.size() || ref->index >= count(ref->folder)) return std::nullopt;
+  return item(ref->folder, ref->index);
 }
 
 std::string make_store_id(const user& owner, char kind, std::string_view folder, unsigned index) {
+  return make_store_id(owner.email, kind, folder, index);
+}
+
+std::string make_store_id(std::string_view owner_email, char kind, std::string_view folder, unsigned index) {
   std::string raw("\0\0\0\0", 4);
-  raw += static_cast<char>(owner.email.size());
-  raw += owner.email;
+  raw += static_cast<char>(owner_email.size());
+  raw += owner_email;
   raw += kind;
   raw += folder;
   if (kind == 'I') {
@@ -117,6 +111,30 @@ std::string make_store_id(const user& owner, char kind, std::string_view folder,
     for (int b = 0; b < 4; ++b) raw += static_cast<char>((index >> (8 * b)) & 0xff);
   }
   return base64_encode(raw);
+}
+
+std::optional<store_ref> parse_store_id(std::string_view id) {
+  const auto raw = base64_decode(id);
+  if (!raw || raw->size() < 6 || raw->compare(0, 4, std::string(4, '\0')) != 0) return std::nullopt;
+  const auto email_size = static_cast<unsigned char>((*raw)[4]);
+  if (raw->size() < 6u + email_size) return std::nullopt;
+  store_ref ref;
+  ref.email = raw->substr(5, email_size);
+  ref.kind = (*raw)[5 + email_size];
+  std::string rest = raw->substr(6 + email_size);
+  if (ref.kind == 'F') {
+    if (rest.empty() || rest.find('\0') != std::string::npos) return std::nullopt;
+    ref.folder = std::move(rest);
+    return ref;
+  }
+  if (ref.kind != 'I') return std::nullopt;
+  const auto nul = rest.find('\0');
+  if (nul == std::string::npos || nul == 0 || rest.size() != nul + 5) return std::nullopt;
+  ref.folder = rest.substr(0, nul);
+  for (int b = 3; b >= 0; --b) {
+    ref.index = ref.index << 8 | static_cast<unsigned char>(rest[nul + 1 + static_cast<unsigned>(b)]);
+  }
+  return ref;
 }
 
 mime_source::mime_source(const mailbox& box, const item_meta& item)

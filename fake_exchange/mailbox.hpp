@@ -77,5 +77,16 @@ std::string item_sha256(const mailbox& box, const item_meta& item);
 /// An EWS id for a folder or item: base64 of a small binary record that names the owner first
 /// (rehearse uses that to catch responses delivered to the wrong user).
 std::string make_store_id(const user& owner, char kind, std::string_view folder, unsigned index);
+std::string make_store_id(std::string_view owner_email, char kind, std::string_view folder, unsigned index);
+
+/// What an id made by make_store_id names.
+struct store_ref {
+  std::string email;
+  char kind = 0;  ///< 'F' folder, 'I' item
+  std::string folder;
+  unsigned index = 0;  ///< items only
+};
+/// Parses an id made by make_store_id; nullopt for anything else (bad base64, wrong layout).
+std::optional<store_ref> parse_store_id(std::string_view id);
 
 }  // namespace exbridge::fake_exchange
