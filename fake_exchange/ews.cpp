@@ -1,5 +1,5 @@
 // EWS implementation: the SOAP framing every operation shares, envelope checks, RequestServerVersion,
-// dispatch, and the item operations (FindItem, GetItem). Folder, sync, id and directory operations live in
+// dispatch, and the item operations (FindItem, GetItem, GetAttachment). Folder, sync, id and directory operations live in
 // ews_folders.cpp, ews_sync.cpp, ews_ids.cpp and ews_directory.cpp.
 #include "fake_exchange/ews.hpp"
 
@@ -85,10 +85,28 @@ std::string item_id_xml(const item_meta& m) {
   return "<t:ItemId Id=\"" + m.id + "\" ChangeKey=\"CQAAABYAAAB8Jdcz2ZFRTJ1QfIyd+B0XAAAAAAEC\" />";
 }
 
-std::string message_summary(const item_meta& m) {
-  return item_id_xml(m) + "<t:Subject>" +
-         xml_escape(m.subject) + "</t:Subject><t:DateTimeReceived>" + m.received + "</t:DateTimeReceived><t:Size>" +
-         std::to_string(std::min<std::uint64_t>(m.size, 2147483647)) + "</t:Size>";
+namespace {
+
+/// A FileAttachment as GetItem lists it, or with its Content as GetAttachment returns it.
+std::string file_attachment_xml(const attachment_meta& a, bool with_content) {
+  return "<t:FileAttachment><t:AttachmentId Id=\"" + a.id + "\" /><t:Name>" + xml_escape(a.name) +
+         "</t:Name><t:ContentType>" + a.content_type + "</t:ContentType>" +
+         (with_content ? "<t:Content>" + base64_encode(a.content) + "</t:Content>" : "") + "</t:FileAttachment>";
+}
+
+}  // namespace
+
+std::string message_summary(const item_meta& m, const mailbox* attachments_from) {
+  std::string out = item_id_xml(m) + "<t:Subject>" + xml_escape(m.subject) + "</t:Subject>";
+  // ItemType order: Subject, (Sensitivity, Body,) Attachments, DateTimeReceived, Size, ..., HasAttachments.
+  if (attachments_from != nullptr) {
+    if (const auto a = attachments_from->attachment(m)) {
+      out += "<t:Attachments>" + file_attachment_xml(*a, false) + "</t:Attachments>";
+    }
+  }
+  return out + "<t:DateTimeReceived>" + m.received + "</t:DateTimeReceived><t:Size>" +
+         std::to_string(std::min<std::uint64_t>(m.size, 2147483647)) + "</t:Size><t:HasAttachments>" +
+         (m.has_attachment ? "true" : "false") + "</t:HasAttachments>";
 }
 
 namespace {
@@ -169,10 +187,37 @@ ews_result get_item(const pugi::xml_node& op, std::shared_ptr<const mailbox> box
       stream->mime_base64(*item);
       stream->text("</t:MimeContent>");
     }
-    stream->text(message_summary(*item) + "</t:Message></m:Items></m:GetItemResponseMessage>");
+    stream->text(message_summary(*item, box.get()) + "</t:Message></m:Items></m:GetItemResponseMessage>");
   }
   stream->text(response_close("GetItem") + head.substr(cut));
   return {200, "", "GetItem", std::move(stream)};
+}
+
+/// GetAttachment: the attachments are small, so the answer is built whole (Content is base64 of the same
+/// bytes the item's MIME carries in its attachment part).
+ews_result get_attachment(const pugi::xml_node& op, const mailbox& box, const version_profile& v) {
+  const pugi::xml_node ids = child_local(op, "AttachmentIds");
+  if (!ids) {
+    return schema_fault("GetAttachment", "The element 'GetAttachment' has incomplete content. List of possible "
+                                         "elements expected: 'AttachmentIds' in namespace '" +
+                                             std::string(ns_messages) + "'.");
+  }
+  std::string messages;
+  for (const auto& id : ids.children()) {
+    if (id.type() != pugi::node_element) continue;
+    const std::string value = id.attribute("Id").value();
+    const auto a = box.find_attachment(value);
+    if (!a) {
+      messages += parse_store_id(value)
+                      ? error_message("GetAttachment", "Error", "ErrorItemNotFound",
+                                      "The specified object was not found in the store.", "<m:Attachments />")
+                      : error_message("GetAttachment", "Error", "ErrorInvalidIdMalformed", "Id is malformed.",
+                                      "<m:Attachments />");
+      continue;
+    }
+    messages += success_message("GetAttachment", "<m:Attachments>" + file_attachment_xml(*a, true) + "</m:Attachments>");
+  }
+  return response("GetAttachment", messages, v);
 }
 
 }  // namespace
@@ -214,6 +259,7 @@ ews_result answer_ews(std::string_view request_body, const user& owner, const ve
   if (operation == "FindFolder") return find_folder(op, context);
   if (operation == "FindItem") return find_item(op, *box, version);
   if (operation == "GetItem") return get_item(op, std::move(box), version);
+  if (operation == "GetAttachment") return get_attachment(op, *box, version);
   if (operation == "SyncFolderHierarchy") return sync_folder_hierarchy(op, context);
   if (operation == "SyncFolderItems") return sync_folder_items(op, context);
   if (operation == "ResolveNames") return resolve_names(op, context);

@@ -11,6 +11,7 @@
 #include "common/base64.hpp"
 #include "common/xml.hpp"
 #include "fake_exchange/ews.hpp"
+#include "fake_exchange/streamed_body.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -52,6 +53,10 @@ class EwsOps : public ::testing::Test {
     answer a;
     a.status = r.status;
     a.body = r.body;
+    if (r.stream) {  // GetItem: read the body as the server would send it
+      std::vector<char> buf(4096);
+      while (const std::size_t n = r.stream->read(buf.data(), buf.size())) a.body.append(buf.data(), n);
+    }
     EXPECT_TRUE(a.doc->load_string(a.body.c_str())) << a.body.substr(0, 300);
     if (a.status == 200) {
       // Every answer carries ServerVersionInfo (8.x, without the 2010+ Version attribute).
@@ -382,6 +387,85 @@ TEST_F(EwsOps, ConvertIdAnswersMalformedIdsPerItem) {
   expect_schema_fault(call(convert("EwsId", "<t:AlternateId Format=\"EwsId\" Id=\"" + good + "\"/>")));  // no Mailbox
   // ConvertId arrived with SP1: an RTM server does not know it.
   expect_schema_fault(call(convert("EwsId", alternate("EwsId", good, alex.email)), nullptr, find_version_profile("RTM")));
+}
+
+// --- Attachments: GetItem lists them, GetAttachment returns them, the MIME carries the same bytes ---
+
+std::string read_mime(const mailbox& box, const item_meta& item, std::size_t chunk) {
+  mime_source src(box, item);
+  std::string out, buf(chunk, '\0');
+  while (const std::size_t n = src.read(buf.data(), buf.size())) out.append(buf.data(), n);
+  return out;
+}
+
+/// The decoded base64 part that follows the attachment's part header in `mime`.
+std::string attachment_part(const std::string& mime, const std::string& name) {
+  const auto header = mime.find("Content-Disposition: attachment; filename=\"" + name + "\"");
+  if (header == std::string::npos) return "";
+  const auto start = mime.find("\r\n\r\n", header) + 4;
+  const auto end = mime.find("\r\n--", start);
+  std::string encoded;
+  for (const char ch : mime.substr(start, end - start)) {
+    if (ch != '\r' && ch != '\n') encoded += ch;
+  }
+  return base64_decode(encoded).value_or("undecodable");
+}
+
+TEST_F(EwsOps, SomeItemsCarryAnAttachmentInTheirMimeAndGetAttachmentReturnsIt) {
+  spec.inbox_items = 40;
+  const mailbox box(org.users.front(), spec);
+  std::optional<item_meta> with, without;
+  for (unsigned i = 0; i < 40; ++i) {
+    const auto item = box.item("inbox", i);
+    if (item.has_attachment && !with) with = item;
+    if (!item.has_attachment && !without) without = item;
+  }
+  ASSERT_TRUE(with && without);
+  const auto attachment = box.attachment(*with);
+  ASSERT_TRUE(attachment);
+  EXPECT_FALSE(box.attachment(*without));
+
+  // The MIME: multipart with the attachment's bytes, exactly item.size long, the same in any chunk size.
+  const std::string mime = read_mime(box, *with, 1 << 20);
+  EXPECT_EQ(mime.size(), with->size);
+  EXPECT_EQ(read_mime(box, *with, 7), mime);
+  EXPECT_EQ(read_mime(box, *with, 1), mime);
+  EXPECT_NE(mime.find("Content-Type: multipart/mixed; boundary="), std::string::npos);
+  EXPECT_EQ(mime.substr(mime.size() - 4), "--\r\n");
+  EXPECT_EQ(attachment_part(mime, attachment->name), attachment->content);
+  EXPECT_EQ(read_mime(box, *without, 4096).find("multipart"), std::string::npos);
+
+  // GetItem lists it and says HasAttachments.
+  const auto items = call("<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:ItemIds>"
+                          "<t:ItemId Id=\"" + with->id + "\"/><t:ItemId Id=\"" + without->id + "\"/></m:ItemIds></m:GetItem>");
+  const auto messages = items.all("Message");
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_STREQ(child_local(messages[0], "HasAttachments").text().get(), "true");
+  EXPECT_STREQ(child_local(messages[1], "HasAttachments").text().get(), "false");
+  EXPECT_FALSE(child_local(messages[1], "Attachments"));
+  const auto listed = path_local(messages[0], {"Attachments", "FileAttachment"});
+  EXPECT_STREQ(child_local(listed, "Name").text().get(), attachment->name.c_str());
+  EXPECT_FALSE(child_local(listed, "Content"));
+  const std::string attachment_id = child_local(listed, "AttachmentId").attribute("Id").value();
+  EXPECT_EQ(attachment_id, attachment->id);
+
+  // GetAttachment: the content is the MIME part's bytes; bad ids are per-item errors with HTTP 200.
+  const user& megan = org.users[1];
+  const auto got = call("<m:GetAttachment><m:AttachmentIds><t:AttachmentId Id=\"" + attachment_id +
+                        "\"/><t:AttachmentId Id=\"###\"/><t:AttachmentId Id=\"" + with->id +
+                        "\"/><t:AttachmentId Id=\"" + make_store_id(megan, 'A', "inbox", with->index) +
+                        "\"/></m:AttachmentIds></m:GetAttachment>");
+  ASSERT_EQ(got.status, 200u);
+  const auto answers = got.all("GetAttachmentResponseMessage");
+  ASSERT_EQ(answers.size(), 4u);
+  EXPECT_STREQ(answers[0].attribute("ResponseClass").value(), "Success");
+  const auto file = path_local(answers[0], {"Attachments", "FileAttachment"});
+  EXPECT_STREQ(child_local(file, "ContentType").text().get(), "text/plain");
+  EXPECT_EQ(base64_decode(child_local(file, "Content").text().get()).value_or(""), attachment_part(mime, attachment->name));
+  EXPECT_STREQ(child_local(answers[1], "ResponseCode").text().get(), "ErrorInvalidIdMalformed");
+  EXPECT_STREQ(child_local(answers[2], "ResponseCode").text().get(), "ErrorItemNotFound");  // an item id
+  EXPECT_STREQ(child_local(answers[3], "ResponseCode").text().get(), "ErrorItemNotFound");  // another mailbox's
+  for (std::size_t i = 1; i < 4; ++i) EXPECT_STREQ(answers[i].attribute("ResponseClass").value(), "Error");
 }
 
 // --- ResolveNames and ExpandDL ---
