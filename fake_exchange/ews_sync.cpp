@@ -5,7 +5,8 @@
 // (keyed by the mailbox seed and owner), so that a state from another mailbox, another folder or another
 // operation -- or one altered on the way -- is refused with ErrorInvalidSyncStateData, as Exchange refuses
 // foreign or corrupt states (the client must then start over without a state).
-#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cstdint>
 #include <set>
 
@@ -126,14 +127,22 @@ ews_result sync_folder_items(const pugi::xml_node& op, const ews_context& c) {
   // MaxSyncChangesReturnedType is xs:int restricted to 1..512 in the 2007 schema: anything else is a
   // schema violation of the whole request (HTTP 500 fault), not a per-folder error.
   const std::string max_text = max_node.text().get();
-  const long long max_changes = max_node.text().as_llong(0);
-  if (max_text.empty() || max_text.find_first_not_of("0123456789+") != std::string::npos || max_changes < 1 ||
-      max_changes > 512) {
-    return schema_fault("SyncFolderItems",
-                        "The 'http://schemas.microsoft.com/exchange/services/2006/messages:MaxChangesReturned' element "
-                        "is invalid - The value '" + max_text + "' is invalid according to its datatype '" + ns_types +
-                            ":MaxSyncChangesReturnedType' - The " +
-                            (max_changes > 512 ? "MaxInclusive" : "MinInclusive") + " constraint failed.");
+  std::string_view digits = max_text;
+  while (!digits.empty() && std::isspace(static_cast<unsigned char>(digits.front()))) digits.remove_prefix(1);
+  while (!digits.empty() && std::isspace(static_cast<unsigned char>(digits.back()))) digits.remove_suffix(1);
+  if (!digits.empty() && digits.front() == '+') digits.remove_prefix(1);
+  long long max_changes = 0;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), max_changes);
+  const std::string element = std::string("The '") + ns_messages + ":MaxChangesReturned' element is invalid - The value '" +
+                              max_text + "' is invalid according to its datatype '";
+  if (digits.empty() || error != std::errc() || end != digits.data() + digits.size()) {
+    return schema_fault("SyncFolderItems", element + "http://www.w3.org/2001/XMLSchema:int' - The string '" + max_text +
+                                               "' is not a valid Int32 value.");
+  }
+  if (max_changes < 1 || max_changes > 512) {
+    return schema_fault("SyncFolderItems", element + ns_types + ":MaxSyncChangesReturnedType' - The " +
+                                               (max_changes > 512 ? "MaxInclusive" : "MinInclusive") +
+                                               " constraint failed.");
   }
   const std::string trailer_on_error = "<m:SyncState /><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>";
   const folder_lookup found = sync_folder(folder_node, c.box.owner());

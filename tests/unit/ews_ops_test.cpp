@@ -291,11 +291,12 @@ TEST_F(EwsOps, SyncFolderItemsOddPageSizesIgnoreAndDefaultShape) {
 }
 
 TEST_F(EwsOps, SyncFolderItemsRefusesMaxChangesOutside1To512) {
-  for (const std::string bad : {"0", "513", "-1", "abc", ""}) {
+  for (const std::string bad : {"0", "513", "-1", "abc", "", "5+5", "1e2"}) {
     SCOPED_TRACE(bad);
     expect_schema_fault(call(sync_items("inbox", bad)));
   }
   EXPECT_EQ(read_page(call(sync_items("inbox", "1"))).ids.size(), 1u);
+  EXPECT_EQ(read_page(call(sync_items("inbox", " +2 "))).ids.size(), 2u);  // xs:int lexical forms
   EXPECT_EQ(read_page(call(sync_items("inbox", "512"))).ids.size(), spec.inbox_items);
 }
 
