@@ -152,6 +152,10 @@ TEST_F(EwsOps, FolderIdsFromFindFolderWorkInGetFolderAndFindFolder) {
   ASSERT_FALSE(inbox_id.empty());
   const auto under_inbox = call(find_folder("Deep", "<t:FolderId Id=\"" + inbox_id + "\"/>"));
   EXPECT_STREQ(under_inbox.find("RootFolder").attribute("TotalItemsInView").value(), "0");
+  // FindItem takes the FolderId too.
+  const auto items = call("<m:FindItem Traversal=\"Shallow\"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>"
+                          "<m:ParentFolderIds><t:FolderId Id=\"" + inbox_id + "\"/></m:ParentFolderIds></m:FindItem>");
+  EXPECT_EQ(items.find("RootFolder").attribute("TotalItemsInView").as_uint(), spec.inbox_items);
 }
 
 TEST_F(EwsOps, FindFolderPerItemErrorsAndSchemaFaults) {
