@@ -29,7 +29,7 @@ struct answer {
   std::string body;
   std::unique_ptr<pugi::xml_document> doc = std::make_unique<pugi::xml_document>();
   pugi::xml_node find(std::string_view name) const { return descendant_local(*doc, name); }
-  /// The N-th element with this local name anywhere in the document.
+  /// Every element with this local name, in document order.
   std::vector<pugi::xml_node> all(std::string_view name) const {
     std::vector<pugi::xml_node> out;
     for (const auto& n : doc->select_nodes("//*")) {
