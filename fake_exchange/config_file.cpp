@@ -42,6 +42,37 @@ std::vector<user> read_users(const std::string& file, const toml::node& node) {
   return users;
 }
 
+/// [[list]]: distribution lists for ExpandDL and ResolveNames; members must be configured users.
+std::vector<distribution_list> read_lists(const std::string& file, const toml::node& node, const organisation& org) {
+  if (!node.is_array_of_tables()) toml_fail_at(file, node, "'list' must be [[list]] tables");
+  std::vector<distribution_list> lists;
+  for (const auto& entry : *node.as_array()) {
+    const toml::table& t = *entry.as_table();
+    toml_reject_unknown_keys(file, t, {"email", "display_name", "members"}, "[[list]]");
+    distribution_list l;
+    l.email = toml_get_string(file, t, "email", true, "", "[[list]]");
+    const auto at = l.email.find('@');
+    if (at == 0 || at == std::string::npos || at + 1 == l.email.size()) {
+      toml_fail_at(file, *t.get("email"), "'" + l.email + "' is not an e-mail address (list@domain)");
+    }
+    l.display_name = toml_get_string(file, t, "display_name", false, l.email.substr(0, at), "[[list]]");
+    const toml::node* members = t.get("members");
+    if (members == nullptr || !members->is_array()) {
+      toml_fail_at(file, members != nullptr ? *members : static_cast<const toml::node&>(t),
+                   "[[list]] " + l.email + " needs 'members', an array of user e-mail addresses");
+    }
+    for (const auto& m : *members->as_array()) {
+      const auto* address = m.as_string();
+      if (address == nullptr || org.find_email(address->get()) == nullptr) {
+        toml_fail_at(file, m, "a member of " + l.email + " must be the e-mail address of a configured [[user]]");
+      }
+      l.members.push_back(address->get());
+    }
+    lists.push_back(std::move(l));
+  }
+  return lists;
+}
+
 void read_mailboxes(const std::string& file, const toml::node& node, mailbox_spec& mb) {
   if (!node.is_table()) toml_fail_at(file, node, "'mailboxes' must be a table: [mailboxes]");
   const toml::table& t = *node.as_table();
@@ -62,8 +93,8 @@ void read_mailboxes(const std::string& file, const toml::node& node, mailbox_spe
 void apply_config_file(const std::string& file, server_options& options) {
   const toml::table root = toml_parse_file(file, "check the --config path");
   toml_reject_unknown_keys(file, root,
-                           {"version", "windows", "public_host", "rpc_ping_interval", "organisation", "user", "mailboxes",
-                            "fault"},
+                           {"version", "windows", "public_host", "rpc_ping_interval", "organisation", "user", "list",
+                            "mailboxes", "fault"},
                            "the configuration");
   auto& ex = options.exchange;
   if (const auto* n = root.get("version")) {
@@ -89,6 +120,7 @@ void apply_config_file(const std::string& file, server_options& options) {
   }
   if (const auto* n = root.get("organisation")) read_organisation(file, *n, ex.org);
   if (const auto* n = root.get("user")) ex.org.users = read_users(file, *n);
+  if (const auto* n = root.get("list")) ex.org.lists = read_lists(file, *n, ex.org);  // after the users it names
   if (const auto* n = root.get("mailboxes")) read_mailboxes(file, *n, ex.mailboxes);
   if (root.get("fault") != nullptr) options.faults = parse_fault_rules(root, file);
 }

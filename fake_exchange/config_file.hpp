@@ -7,10 +7,11 @@
 //   rpc_ping_interval = "900s"
 //   [organisation]                   # name, domain, netbios_domain, server_name
 //   [[user]]                         # email, password, display_name (optional)
+//   [[list]]                         # email, display_name (optional), members = [user e-mail addresses]
 //   [mailboxes]                      # items, seed, large_every, large_size, small_max
 //   [[fault]]                        # see faults.hpp
 //
-// Every mistake (unknown key, wrong type, bad value, duplicate user) is a config_error naming FILE:LINE.
+// Every mistake (unknown key, wrong type, bad value, duplicate user, list member who is no user) is a config_error naming FILE:LINE.
 #pragma once
 
 #include <string>

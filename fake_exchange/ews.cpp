@@ -1,56 +1,19 @@
-// EWS implementation: SOAP envelope checks, RequestServerVersion, GetFolder on distinguished folders.
+// EWS implementation: the SOAP framing every operation shares, envelope checks, RequestServerVersion,
+// dispatch, and the item operations (FindItem, GetItem, GetAttachment). Folder, sync, id and directory operations live in
+// ews_folders.cpp, ews_sync.cpp, ews_ids.cpp and ews_directory.cpp.
 #include "fake_exchange/ews.hpp"
 
 #include <pugixml.hpp>
 
 #include <algorithm>
-#include <array>
+#include <cctype>
 #include <cstdint>
 
 #include "common/base64.hpp"
 #include "common/xml.hpp"
+#include "fake_exchange/ews_internal.hpp"
 
 namespace exbridge::fake_exchange {
-namespace {
-
-constexpr const char* ns_soap = "http://schemas.xmlsoap.org/soap/envelope/";
-constexpr const char* ns_messages = "http://schemas.microsoft.com/exchange/services/2006/messages";
-constexpr const char* ns_types = "http://schemas.microsoft.com/exchange/services/2006/types";
-constexpr const char* ns_errors = "http://schemas.microsoft.com/exchange/services/2006/errors";
-
-struct folder_info {
-  std::string_view id;            // DistinguishedFolderIdNameType value (2007 schema)
-  std::string_view display_name;
-  int total, unread, children;
-};
-
-// Every distinguished folder id the Exchange 2007 schema knows. Ids added in 2010+ (archive*,
-// recoverableitems*, conversationhistory, ...) fail schema validation, as on a real 2007 server.
-constexpr std::array<folder_info, 16> folders{{
-    {"msgfolderroot", "Top of Information Store", 0, 0, 11},
-    {"root", "", 0, 0, 12},
-    {"inbox", "Inbox", 0, 0, 0},  // inbox, sentitems, deleteditems: counts come from the mailbox generator
-    {"calendar", "Calendar", 6, 0, 0},
-    {"contacts", "Contacts", 4, 0, 0},
-    {"deleteditems", "Deleted Items", 0, 0, 0},
-    {"drafts", "Drafts", 1, 0, 0},
-    {"journal", "Journal", 0, 0, 0},
-    {"junkemail", "Junk E-mail", 0, 0, 0},
-    {"notes", "Notes", 0, 0, 0},
-    {"outbox", "Outbox", 0, 0, 0},
-    {"sentitems", "Sent Items", 0, 0, 0},
-    {"tasks", "Tasks", 1, 0, 0},
-    {"searchfolders", "Search Folders", 0, 0, 0},
-    {"voicemail", "Voice Mail", 0, 0, 0},
-    {"publicfoldersroot", "IPM_SUBTREE", 0, 0, 0},
-}};
-
-const folder_info* find_folder(std::string_view id) {
-  for (const auto& f : folders) {
-    if (f.id == id) return &f;
-  }
-  return nullptr;
-}
 
 std::string envelope(const version_profile& v, const std::string& body) {
   return std::string("<?xml version=\"1.0\" encoding=\"utf-8\"?>"
@@ -77,79 +40,94 @@ ews_result schema_fault(std::string operation, const std::string& detail) {
   return fault(std::move(operation), "ErrorSchemaValidation", "The request failed schema validation: " + detail);
 }
 
-/// A stable, opaque folder id that names its owner (see make_store_id).
-std::string folder_id(const user& owner, std::string_view folder) { return make_store_id(owner, 'F', folder, 0); }
+namespace {
 
-/// The distinguished folder a FolderIds/ParentFolderIds element names; nullptr when none is valid.
-const folder_info* requested_folder(const pugi::xml_node& ids) {
-  const pugi::xml_node id = child_local(ids, "DistinguishedFolderId");
-  return id ? find_folder(id.attribute("Id").value()) : nullptr;
+/// <GetItemResponse xmlns:m=... xmlns:t=... xmlns=...><m:ResponseMessages>: how 2007 opens every answer.
+std::string response_open(const std::string& operation) {
+  return "<" + operation + "Response xmlns:m=\"" + ns_messages + "\" xmlns:t=\"" + ns_types + "\" xmlns=\"" +
+         ns_messages + "\"><m:ResponseMessages>";
 }
 
-ews_result get_folder(const pugi::xml_node& op, const mailbox& box, const version_profile& v) {
-  const user& owner = box.owner();
-  const pugi::xml_node ids = child_local(op, "FolderIds");
-  if (!ids || !child_local(op, "FolderShape")) {
-    return schema_fault("GetFolder", "The element 'GetFolder' has incomplete content. List of possible elements expected: "
-                                     "'FolderShape, FolderIds' in namespace '" + std::string(ns_messages) + "'.");
+std::string response_close(const std::string& operation) {
+  return "</m:ResponseMessages></" + operation + "Response>";
+}
+
+}  // namespace
+
+ews_result response(const std::string& operation, const std::string& messages, const version_profile& v) {
+  return {200, envelope(v, response_open(operation) + messages + response_close(operation)), operation};
+}
+
+std::string success_message(std::string_view operation, std::string_view content) {
+  const std::string element = "m:" + std::string(operation) + "ResponseMessage";
+  return "<" + element + " ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode>" + std::string(content) +
+         "</" + element + ">";
+}
+
+std::string error_message(std::string_view operation, std::string_view response_class, std::string_view code,
+                          std::string_view text, std::string_view content) {
+  const std::string element = "m:" + std::string(operation) + "ResponseMessage";
+  return "<" + element + " ResponseClass=\"" + std::string(response_class) + "\"><m:MessageText>" + xml_escape(text) +
+         "</m:MessageText><m:ResponseCode>" + std::string(code) +
+         "</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>" + std::string(content) + "</" + element + ">";
+}
+
+bool xs_boolean(std::string_view text) { return text == "true" || text == "1"; }
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::string item_id_xml(const item_meta& m) {
+  // ChangeKeys never change: the synthetic mailbox is never modified.
+  return "<t:ItemId Id=\"" + m.id + "\" ChangeKey=\"CQAAABYAAAB8Jdcz2ZFRTJ1QfIyd+B0XAAAAAAEC\" />";
+}
+
+namespace {
+
+/// A FileAttachment as GetItem lists it, or with its Content as GetAttachment returns it.
+std::string file_attachment_xml(const attachment_meta& a, bool with_content) {
+  return "<t:FileAttachment><t:AttachmentId Id=\"" + a.id + "\" /><t:Name>" + xml_escape(a.name) +
+         "</t:Name><t:ContentType>" + a.content_type + "</t:ContentType>" +
+         (with_content ? "<t:Content>" + base64_encode(a.content) + "</t:Content>" : "") + "</t:FileAttachment>";
+}
+
+}  // namespace
+
+std::string message_summary(const item_meta& m, const mailbox* attachments_from) {
+  std::string out = item_id_xml(m) + "<t:Subject>" + xml_escape(m.subject) + "</t:Subject>";
+  // ItemType order: Subject, (Sensitivity, Body,) Attachments, DateTimeReceived, Size, ..., HasAttachments.
+  if (attachments_from != nullptr) {
+    if (const auto a = attachments_from->attachment(m)) {
+      out += "<t:Attachments>" + file_attachment_xml(*a, false) + "</t:Attachments>";
+    }
   }
-  std::string messages;
-  for (const auto& id : ids.children()) {
-    if (id.type() != pugi::node_element) continue;
-    if (local_name(id) == "FolderId") {
-      // Real-id lookups arrive with the mailbox generator; an id we never issued is not found.
-      messages += "<m:GetFolderResponseMessage ResponseClass=\"Error\"><m:MessageText>The specified object was not found "
-                  "in the store.</m:MessageText><m:ResponseCode>ErrorItemNotFound</m:ResponseCode>"
-                  "<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:Folders /></m:GetFolderResponseMessage>";
-      continue;
-    }
-    const std::string name = id.attribute("Id").value();
-    const folder_info* f = find_folder(name);
-    if (local_name(id) != "DistinguishedFolderId" || f == nullptr) {
-      return schema_fault("GetFolder", "The '" + std::string("Id") + "' attribute is invalid - The value '" + name +
-                                           "' is invalid according to its datatype '" + ns_types +
-                                           ":DistinguishedFolderIdNameType' - The Enumeration constraint failed.");
-    }
-    messages += "<m:GetFolderResponseMessage ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode><m:Folders>";
-    messages += f->id == "calendar" ? "<t:CalendarFolder>" : f->id == "contacts" ? "<t:ContactsFolder>"
-                                                           : f->id == "tasks"    ? "<t:TasksFolder>"
-                                                                                 : "<t:Folder>";
-    messages += "<t:FolderId Id=\"" + folder_id(owner, f->id) + "\" ChangeKey=\"AQAAABYAAAB8Jdcz2ZFRTJ1QfIyd+B0XAAAAAAEB\" />";
-    messages += "<t:DisplayName>" + xml_escape(f->display_name) + "</t:DisplayName>";
-    const bool generated = std::find(item_folders.begin(), item_folders.end(), f->id) != item_folders.end();
-    const unsigned total = generated ? box.count(f->id) : static_cast<unsigned>(f->total);
-    messages += "<t:TotalCount>" + std::to_string(total) + "</t:TotalCount>";
-    messages += "<t:ChildFolderCount>" + std::to_string(f->children) + "</t:ChildFolderCount>";
-    if (f->id != "calendar" && f->id != "contacts" && f->id != "tasks") {
-      const unsigned unread = generated ? std::min(total, 3u) : static_cast<unsigned>(f->unread);
-      messages += "<t:UnreadCount>" + std::to_string(unread) + "</t:UnreadCount>";
-    }
-    messages += f->id == "calendar" ? "</t:CalendarFolder>" : f->id == "contacts" ? "</t:ContactsFolder>"
-                                                            : f->id == "tasks"    ? "</t:TasksFolder>"
-                                                                                  : "</t:Folder>";
-    messages += "</m:Folders></m:GetFolderResponseMessage>";
-  }
-  const std::string body = std::string("<GetFolderResponse xmlns:m=\"") + ns_messages + "\" xmlns:t=\"" + ns_types +
-                           "\" xmlns=\"" + ns_messages + "\"><m:ResponseMessages>" + messages +
-                           "</m:ResponseMessages></GetFolderResponse>";
-  return {200, envelope(v, body), "GetFolder"};
+  return out + "<t:DateTimeReceived>" + m.received + "</t:DateTimeReceived><t:Size>" +
+         std::to_string(std::min<std::uint64_t>(m.size, 2147483647)) + "</t:Size><t:HasAttachments>" +
+         (m.has_attachment ? "true" : "false") + "</t:HasAttachments>";
 }
 
-
-std::string message_summary(const item_meta& m) {
-  return "<t:ItemId Id=\"" + m.id + "\" ChangeKey=\"CQAAABYAAAB8Jdcz2ZFRTJ1QfIyd+B0XAAAAAAEC\" /><t:Subject>" +
-         xml_escape(m.subject) + "</t:Subject><t:Size>" + std::to_string(std::min<std::uint64_t>(m.size, 2147483647)) +
-         "</t:Size><t:DateTimeReceived>" + m.received + "</t:DateTimeReceived>";
-}
+namespace {
 
 /// FindItem with IndexedPageItemView: the paging attributes exchangelib and the migration service key on.
 ews_result find_item(const pugi::xml_node& op, const mailbox& box, const version_profile& v) {
-  const folder_info* f = requested_folder(child_local(op, "ParentFolderIds"));
-  if (f == nullptr || !child_local(op, "ItemShape")) {
+  pugi::xml_node parent;
+  for (const auto& id : child_local(op, "ParentFolderIds").children()) {
+    if (id.type() == pugi::node_element) {
+      parent = id;
+      break;
+    }
+  }
+  const folder_lookup found = parent ? lookup_folder(parent, box.owner()) : folder_lookup{};
+  if (!child_local(op, "ItemShape") || !parent || !found.schema_error.empty()) {
     return schema_fault("FindItem", "FindItem needs ItemShape and a ParentFolderIds/DistinguishedFolderId of the "
                                     "Exchange 2007 schema.");
   }
-  const unsigned total = box.count(f->id);
+  if (found.folder == nullptr) return response("FindItem", error_message("FindItem", "Error", found.code, found.text), v);
+  const folder_info* f = found.folder;
+  const unsigned total = box.count(f->key);
   unsigned offset = 0, max_entries = total;
   bool from_end = false;
   if (const pugi::xml_node view = child_local(op, "IndexedPageItemView")) {
@@ -168,18 +146,13 @@ ews_result find_item(const pugi::xml_node& op, const mailbox& box, const version
   std::string items;
   for (unsigned k = 0; k < count; ++k) {
     const unsigned index = from_end ? total - offset - count + k : offset + k;
-    items += "<t:Message>" + message_summary(box.item(f->id, index)) + "</t:Message>";
+    items += "<t:Message>" + message_summary(box.item(f->key, index)) + "</t:Message>";
   }
   const bool last = offset + count >= total;
-  const std::string body = std::string("<FindItemResponse xmlns:m=\"") + ns_messages + "\" xmlns:t=\"" + ns_types +
-                           "\" xmlns=\"" + ns_messages +
-                           "\"><m:ResponseMessages><m:FindItemResponseMessage ResponseClass=\"Success\">"
-                           "<m:ResponseCode>NoError</m:ResponseCode><m:RootFolder IndexedPagingOffset=\"" +
-                           std::to_string(offset + count) + "\" TotalItemsInView=\"" + std::to_string(total) +
-                           "\" IncludesLastItemInRange=\"" + (last ? "true" : "false") + "\"><t:Items>" + items +
-                           "</t:Items></m:RootFolder></m:FindItemResponseMessage></m:ResponseMessages>"
-                           "</FindItemResponse>";
-  return {200, envelope(v, body), "FindItem"};
+  const std::string root = "<m:RootFolder IndexedPagingOffset=\"" + std::to_string(offset + count) +
+                           "\" TotalItemsInView=\"" + std::to_string(total) + "\" IncludesLastItemInRange=\"" +
+                           (last ? "true" : "false") + "\"><t:Items>" + items + "</t:Items></m:RootFolder>";
+  return response("FindItem", success_message("FindItem", root), v);
 }
 
 /// GetItem; with MimeContent requested, each item's MIME is streamed as base64 while the answer is sent.
@@ -192,8 +165,7 @@ ews_result get_item(const pugi::xml_node& op, std::shared_ptr<const mailbox> box
     if (std::string(path.attribute("FieldURI").value()) == "item:MimeContent") want_mime = true;
   }
   auto stream = std::make_shared<streamed_body>(box);
-  const std::string head = envelope(v, std::string("<GetItemResponse xmlns:m=\"") + ns_messages + "\" xmlns:t=\"" +
-                                           ns_types + "\" xmlns=\"" + ns_messages + "\"><m:ResponseMessages>");
+  const std::string head = envelope(v, response_open("GetItem"));
   // envelope() closes Body and Envelope; split it around the messages.
   const std::string tail_marker = "</soap:Body>";
   const auto cut = head.rfind(tail_marker);
@@ -203,10 +175,9 @@ ews_result get_item(const pugi::xml_node& op, std::shared_ptr<const mailbox> box
     const auto item = box->find(id.attribute("Id").value());
     if (!item) {
       const bool malformed = !base64_decode(id.attribute("Id").value());
-      stream->text(std::string("<m:GetItemResponseMessage ResponseClass=\"Error\"><m:MessageText>") +
-                   (malformed ? "Id is malformed." : "The specified object was not found in the store.") +
-                   "</m:MessageText><m:ResponseCode>" + (malformed ? "ErrorInvalidIdMalformed" : "ErrorItemNotFound") +
-                   "</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:Items /></m:GetItemResponseMessage>");
+      stream->text(malformed ? error_message("GetItem", "Error", "ErrorInvalidIdMalformed", "Id is malformed.", "<m:Items />")
+                             : error_message("GetItem", "Error", "ErrorItemNotFound",
+                                             "The specified object was not found in the store.", "<m:Items />"));
       continue;
     }
     stream->text("<m:GetItemResponseMessage ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode><m:Items>"
@@ -216,16 +187,43 @@ ews_result get_item(const pugi::xml_node& op, std::shared_ptr<const mailbox> box
       stream->mime_base64(*item);
       stream->text("</t:MimeContent>");
     }
-    stream->text(message_summary(*item) + "</t:Message></m:Items></m:GetItemResponseMessage>");
+    stream->text(message_summary(*item, box.get()) + "</t:Message></m:Items></m:GetItemResponseMessage>");
   }
-  stream->text("</m:ResponseMessages></GetItemResponse>" + head.substr(cut));
+  stream->text(response_close("GetItem") + head.substr(cut));
   return {200, "", "GetItem", std::move(stream)};
+}
+
+/// GetAttachment: the attachments are small, so the answer is built whole (Content is base64 of the same
+/// bytes the item's MIME carries in its attachment part).
+ews_result get_attachment(const pugi::xml_node& op, const mailbox& box, const version_profile& v) {
+  const pugi::xml_node ids = child_local(op, "AttachmentIds");
+  if (!ids) {
+    return schema_fault("GetAttachment", "The element 'GetAttachment' has incomplete content. List of possible "
+                                         "elements expected: 'AttachmentIds' in namespace '" +
+                                             std::string(ns_messages) + "'.");
+  }
+  std::string messages;
+  for (const auto& id : ids.children()) {
+    if (id.type() != pugi::node_element) continue;
+    const std::string value = id.attribute("Id").value();
+    const auto a = box.find_attachment(value);
+    if (!a) {
+      messages += parse_store_id(value)
+                      ? error_message("GetAttachment", "Error", "ErrorItemNotFound",
+                                      "The specified object was not found in the store.", "<m:Attachments />")
+                      : error_message("GetAttachment", "Error", "ErrorInvalidIdMalformed", "Id is malformed.",
+                                      "<m:Attachments />");
+      continue;
+    }
+    messages += success_message("GetAttachment", "<m:Attachments>" + file_attachment_xml(*a, true) + "</m:Attachments>");
+  }
+  return response("GetAttachment", messages, v);
 }
 
 }  // namespace
 
 ews_result answer_ews(std::string_view request_body, const user& owner, const version_profile& version,
-                      const mailbox_spec& mailboxes) {
+                      const mailbox_spec& mailboxes, const organisation& org) {
   pugi::xml_document doc;
   const pugi::xml_parse_result parsed = doc.load_buffer(request_body.data(), request_body.size());
   if (!parsed) {
@@ -256,9 +254,18 @@ ews_result answer_ews(std::string_view request_body, const user& owner, const ve
     }
   }
   auto box = std::make_shared<const mailbox>(owner, mailboxes);
-  if (operation == "GetFolder") return get_folder(op, *box, version);
+  const ews_context context{*box, org, version};
+  if (operation == "GetFolder") return get_folder(op, context);
+  if (operation == "FindFolder") return find_folder(op, context);
   if (operation == "FindItem") return find_item(op, *box, version);
   if (operation == "GetItem") return get_item(op, std::move(box), version);
+  if (operation == "GetAttachment") return get_attachment(op, *box, version);
+  if (operation == "SyncFolderHierarchy") return sync_folder_hierarchy(op, context);
+  if (operation == "SyncFolderItems") return sync_folder_items(op, context);
+  if (operation == "ResolveNames") return resolve_names(op, context);
+  if (operation == "ExpandDL") return expand_dl(op, context);
+  // ConvertId arrived with SP1; an RTM server's schema does not have it.
+  if (operation == "ConvertId" && !(version.major == 8 && version.minor == 0)) return convert_id(op, context);
   return schema_fault(operation, "The element '" + operation + "' in namespace '" + ns_messages +
                                      "' is not supported by this server.");
 }

@@ -21,8 +21,9 @@ struct ews_result {
   std::shared_ptr<streamed_body> stream;  ///< set instead of `body` when the answer is produced as it is sent
 };
 
-/// Answers one EWS request for the authenticated `mailbox_owner`.
+/// Answers one EWS request for the authenticated `mailbox_owner`; `org` is the directory that ResolveNames
+/// and ExpandDL search.
 ews_result answer_ews(std::string_view request_body, const user& mailbox_owner, const version_profile& version,
-                      const mailbox_spec& mailboxes);
+                      const mailbox_spec& mailboxes, const organisation& org);
 
 }  // namespace exbridge::fake_exchange

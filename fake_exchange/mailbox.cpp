@@ -28,6 +28,9 @@ std::uint64_t hash_text(std::string_view s, std::uint64_t h) {
 constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-()!?' etaoin";
 constexpr std::uint64_t line = 78;  // 76 characters and CRLF, as RFC 2045 lines
 
+// Items with an attachment: every fourth small item of Inbox and Sent Items that has room for it.
+constexpr std::uint64_t attachment_min_item_size = 8 * 1024;
+
 unsigned folder_number(std::string_view folder) {
   for (unsigned i = 0; i < item_folders.size(); ++i) {
     if (item_folders[i] == folder) return i;
@@ -80,6 +83,8 @@ item_meta mailbox::item(std::string_view folder, unsigned index) const {
                 static_cast<unsigned long long>(r & 0xffff));
   m.subject = subject;
   m.id = make_store_id(owner_, 'I', folder, index);
+  m.has_attachment = !large && (folder == "inbox" || folder == "sentitems") && index % 4 == 1 &&
+                     m.size >= attachment_min_item_size;
   // Received dates walk back from 2026-11-01 one item per hour or so.
   const unsigned hours = index * 3 + static_cast<unsigned>(r % 3);
   char when[40];
@@ -90,33 +95,73 @@ item_meta mailbox::item(std::string_view folder, unsigned index) const {
 }
 
 std::optional<item_meta> mailbox::find(std::string_view item_id) const {
-  const auto raw = base64_decode(item_id);
-  if (!raw || raw->size() < 6) return std::nullopt;
-  const auto email_size = static_cast<unsigned char>((*raw)[4]);
-  if (raw->size() < 6u + email_size + 5 || raw->substr(5, email_size) != owner_.email || (*raw)[5 + email_size] != 'I') {
-    return std::nullopt;
+  const auto ref = parse_store_id(item_id);
+  if (!ref || ref->kind != 'I' || ref->email != owner_.email) return std::nullopt;
+  if (folder_number(ref->folder) >= item_folders.size() || ref->index >= count(ref->folder)) return std::nullopt;
+  return item(ref->folder, ref->index);
+}
+
+std::optional<attachment_meta> mailbox::attachment(const item_meta& item) const {
+  if (!item.has_attachment) return std::nullopt;
+  attachment_meta a;
+  a.id = make_store_id(owner_, 'A', item.folder, item.index);
+  a.name = "report-" + std::to_string(item.index + 1) + ".txt";
+  a.content_type = "text/plain";
+  // 512..2047 bytes of text lines, a function of the item's seed only.
+  const std::uint64_t seed = splitmix64(item_seed(item.folder, item.index) ^ 0xa77ac4ull);
+  a.content.resize(512 + seed % 1536);
+  for (std::size_t i = 0; i < a.content.size(); ++i) {
+    a.content[i] = i % 64 == 63 ? '\n' : alphabet[splitmix64(seed + i) % alphabet.size()];
   }
-  const std::string rest = raw->substr(6 + email_size);
-  const auto nul = rest.find('\0');
-  if (nul == std::string::npos || rest.size() != nul + 5) return std::nullopt;
-  const std::string folder = rest.substr(0, nul);
-  unsigned index = 0;
-  for (int b = 3; b >= 0; --b) index = index << 8 | static_cast<unsigned char>(rest[nul + 1 + static_cast<unsigned>(b)]);
-  if (folder_number(folder) >= item_folders.size() || index >= count(folder)) return std::nullopt;
-  return item(folder, index);
+  return a;
+}
+
+std::optional<attachment_meta> mailbox::find_attachment(std::string_view attachment_id) const {
+  const auto ref = parse_store_id(attachment_id);
+  if (!ref || ref->kind != 'A' || ref->email != owner_.email) return std::nullopt;
+  if (folder_number(ref->folder) >= item_folders.size() || ref->index >= count(ref->folder)) return std::nullopt;
+  return attachment(item(ref->folder, ref->index));
 }
 
 std::string make_store_id(const user& owner, char kind, std::string_view folder, unsigned index) {
+  return make_store_id(owner.email, kind, folder, index);
+}
+
+std::string make_store_id(std::string_view owner_email, char kind, std::string_view folder, unsigned index) {
   std::string raw("\0\0\0\0", 4);
-  raw += static_cast<char>(owner.email.size());
-  raw += owner.email;
+  raw += static_cast<char>(owner_email.size());
+  raw += owner_email;
   raw += kind;
   raw += folder;
-  if (kind == 'I') {
+  if (kind == 'I' || kind == 'A') {
     raw += '\0';
     for (int b = 0; b < 4; ++b) raw += static_cast<char>((index >> (8 * b)) & 0xff);
   }
   return base64_encode(raw);
+}
+
+std::optional<store_ref> parse_store_id(std::string_view id) {
+  const auto raw = base64_decode(id);
+  if (!raw || raw->size() < 6 || raw->compare(0, 4, std::string(4, '\0')) != 0) return std::nullopt;
+  const auto email_size = static_cast<unsigned char>((*raw)[4]);
+  if (raw->size() < 6u + email_size) return std::nullopt;
+  store_ref ref;
+  ref.email = raw->substr(5, email_size);
+  ref.kind = (*raw)[5 + email_size];
+  std::string rest = raw->substr(6 + email_size);
+  if (ref.kind == 'F') {
+    if (rest.empty() || rest.find('\0') != std::string::npos) return std::nullopt;
+    ref.folder = std::move(rest);
+    return ref;
+  }
+  if (ref.kind != 'I' && ref.kind != 'A') return std::nullopt;
+  const auto nul = rest.find('\0');
+  if (nul == std::string::npos || nul == 0 || rest.size() != nul + 5) return std::nullopt;
+  ref.folder = rest.substr(0, nul);
+  for (int b = 3; b >= 0; --b) {
+    ref.index = ref.index << 8 | static_cast<unsigned char>(rest[nul + 1 + static_cast<unsigned>(b)]);
+  }
+  return ref;
 }
 
 mime_source::mime_source(const mailbox& box, const item_meta& item)
@@ -125,10 +170,25 @@ mime_source::mime_source(const mailbox& box, const item_meta& item)
   header_ = "Received: from EX2007.contoso.example by EX2007.contoso.example; " + item.received +
             "\r\nMessage-ID: <" + std::to_string(seed_) + "@contoso.example>\r\nDate: " + item.received +
             "\r\nFrom: Contoso Reports <reports@contoso.example>\r\nTo: " + owner.display_name + " <" + owner.email +
-            ">\r\nSubject: " + item.subject +
-            "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"us-ascii\"\r\n"
-            "Content-Transfer-Encoding: 7bit\r\n\r\n";
-  if (header_.size() > size_) header_.resize(static_cast<std::size_t>(size_));
+            ">\r\nSubject: " + item.subject + "\r\nMIME-Version: 1.0\r\n";
+  const std::string text_part = "Content-Type: text/plain; charset=\"us-ascii\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
+  if (const auto a = box.attachment(item)) {
+    // "=_" never occurs in the generated text, so the boundary cannot appear inside a part.
+    const std::string boundary = "----=_NextPart_" + std::to_string(seed_ % 1'000'000'007);
+    header_ += "Content-Type: multipart/mixed; boundary=\"" + boundary +
+               "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n\r\n--" + boundary + "\r\n" + text_part;
+    std::string encoded = base64_encode(a->content), lines;
+    for (std::size_t at = 0; at < encoded.size(); at += 76) lines += encoded.substr(at, 76) + "\r\n";
+    trailer_ = "\r\n--" + boundary + "\r\nContent-Type: " + a->content_type + "; name=\"" + a->name +
+               "\"\r\nContent-Disposition: attachment; filename=\"" + a->name +
+               "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + lines + "\r\n--" + boundary + "--\r\n";
+  } else {
+    header_ += text_part;
+  }
+  if (header_.size() + trailer_.size() > size_) {
+    trailer_.clear();
+    if (header_.size() > size_) header_.resize(static_cast<std::size_t>(size_));
+  }
 }
 
 std::size_t mime_source::read(char* out, std::size_t n) {
@@ -141,8 +201,9 @@ std::size_t mime_source::read(char* out, std::size_t n) {
   const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - position_));
   std::size_t done = 0;
   while (done < count && position_ < header_.size()) out[done++] = header_[static_cast<std::size_t>(position_++)];
-  // Body: random text in 78-byte lines; byte j of the body depends only on (seed, j).
-  while (done < count) {
+  // Body: random text in 78-byte lines; byte j of the body depends only on (seed, j). Then the trailer.
+  const std::uint64_t body_end = size_ - trailer_.size();
+  while (done < count && position_ < body_end) {
     const std::uint64_t j = position_ - header_.size();
     const std::uint64_t in_line = j % line;
     if (in_line >= line - 2) {
@@ -150,7 +211,8 @@ std::size_t mime_source::read(char* out, std::size_t n) {
       ++position_;
       continue;
     }
-    const std::size_t run = static_cast<std::size_t>(std::min<std::uint64_t>(line - 2 - in_line, count - done));
+    const std::size_t run =
+        static_cast<std::size_t>(std::min<std::uint64_t>({line - 2 - in_line, count - done, body_end - position_}));
     std::uint64_t block = j / 8, bits = splitmix64(seed_ + block);
     for (std::size_t k = 0; k < run; ++k) {
       const std::uint64_t jj = j + k;
@@ -163,6 +225,7 @@ std::size_t mime_source::read(char* out, std::size_t n) {
     done += run;
     position_ += run;
   }
+  while (done < count) out[done++] = trailer_[static_cast<std::size_t>(position_++ - body_end)];
   return count;
 }
 

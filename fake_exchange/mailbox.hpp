@@ -34,6 +34,16 @@ struct item_meta {
   std::string subject;
   std::string id;          ///< the EWS ItemId
   std::string received;    ///< DateTimeReceived, xs:dateTime
+  bool has_attachment = false;  ///< the MIME is multipart/mixed with one small file attachment
+};
+
+/// The file attachment some items carry (GetItem lists it, GetAttachment returns it, the MIME holds it
+/// base64-encoded). Small: its bytes are held in memory.
+struct attachment_meta {
+  std::string id;  ///< the EWS AttachmentId
+  std::string name;
+  std::string content_type;
+  std::string content;  ///< the file's bytes
 };
 
 class mailbox {
@@ -45,6 +55,10 @@ class mailbox {
   item_meta item(std::string_view folder, unsigned index) const;
   /// Resolves an ItemId issued for this mailbox; nullopt for malformed ids and ids of other mailboxes.
   std::optional<item_meta> find(std::string_view item_id) const;
+  /// The item's attachment (nullopt when it has none).
+  std::optional<attachment_meta> attachment(const item_meta& item) const;
+  /// Resolves an AttachmentId issued for this mailbox.
+  std::optional<attachment_meta> find_attachment(std::string_view attachment_id) const;
 
   const user& owner() const { return owner_; }
   const mailbox_spec& spec() const { return spec_; }
@@ -66,6 +80,7 @@ class mime_source {
 
  private:
   std::string header_;
+  std::string trailer_;  // the attachment's MIME part and the closing boundary ("" without attachment)
   std::uint64_t seed_;
   std::uint64_t size_;
   std::uint64_t position_ = 0;
@@ -77,5 +92,16 @@ std::string item_sha256(const mailbox& box, const item_meta& item);
 /// An EWS id for a folder or item: base64 of a small binary record that names the owner first
 /// (rehearse uses that to catch responses delivered to the wrong user).
 std::string make_store_id(const user& owner, char kind, std::string_view folder, unsigned index);
+std::string make_store_id(std::string_view owner_email, char kind, std::string_view folder, unsigned index);
+
+/// What an id made by make_store_id names.
+struct store_ref {
+  std::string email;
+  char kind = 0;  ///< 'F' folder, 'I' item, 'A' an item's attachment
+  std::string folder;
+  unsigned index = 0;  ///< items and attachments only
+};
+/// Parses an id made by make_store_id; nullopt for anything else (bad base64, wrong layout).
+std::optional<store_ref> parse_store_id(std::string_view id);
 
 }  // namespace exbridge::fake_exchange

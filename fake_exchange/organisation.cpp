@@ -43,6 +43,16 @@ std::string organisation::legacy_dn(const user& u) const {
   return "/o=" + name + "/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=" + u.alias;
 }
 
+std::vector<distribution_list> organisation::distribution_lists() const {
+  std::vector<distribution_list> out = lists;
+  distribution_list all{"allusers@" + domain, "All Users", {}};
+  for (const auto& u : users) all.members.push_back(u.email);
+  const bool configured =
+      std::any_of(out.begin(), out.end(), [&](const distribution_list& l) { return iequals(l.email, all.email); });
+  if (!configured) out.push_back(std::move(all));
+  return out;
+}
+
 organisation demo_organisation() {
   organisation org;
   org.users.push_back({std::string(demo_email), std::string(demo_password), "Alex Wilber", "alex.wilber"});

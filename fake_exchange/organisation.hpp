@@ -16,17 +16,28 @@ struct user {
   std::string alias;         ///< the part before '@'; "DOMAIN\alias" logs on too
 };
 
+/// A distribution list (ExpandDL, ResolveNames): its members are users' addresses.
+struct distribution_list {
+  std::string email;
+  std::string display_name;
+  std::vector<std::string> members;
+};
+
 struct organisation {
   std::string name = "Contoso";
   std::string domain = "contoso.example";
   std::string netbios_domain = "CONTOSO";
   std::string server_name = "EX2007";  ///< the mailbox/CAS server's NetBIOS name
   std::vector<user> users;
+  std::vector<distribution_list> lists;  ///< configured lists (distribution_lists() adds "All Users")
 
   /// Finds a user by e-mail address, UPN, "DOMAIN\alias" or bare alias (case-insensitive).
   const user* find_logon(std::string_view logon) const;
   const user* find_email(std::string_view email) const;
   std::string legacy_dn(const user& u) const;
+  /// The configured lists plus a synthetic "All Users" <allusers@domain> holding every user, so that
+  /// every organisation has a list to expand (unless one is configured with that address).
+  std::vector<distribution_list> distribution_lists() const;
   std::string server_fqdn() const { return server_name + "." + domain; }
 };
 

@@ -203,7 +203,7 @@ routed_response route_request(const http::request<http::string_body>& req, const
                        "EWS accepts SOAP requests by POST."),
             u->email, ""};
   }
-  auto result = answer_ews(req.body(), *u, *config.version, config.mailboxes);
+  auto result = answer_ews(req.body(), *u, *config.version, config.mailboxes, config.org);
   routed_response out{xml_response(v, static_cast<http::status>(result.status), std::move(result.body)), u->email,
                       std::move(result.operation), std::move(result.stream)};
   if (out.stream) out.response.content_length(out.stream->size());

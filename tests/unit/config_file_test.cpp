@@ -51,6 +51,11 @@ display_name = "Dana Park"
 email = "lee@fabrikam.example"
 password = "Pw2"
 
+[[list]]
+email = "team@fabrikam.example"
+display_name = "Team"
+members = ["dana@fabrikam.example", "lee@fabrikam.example"]
+
 [mailboxes]
 items = 600
 large_every = 200
@@ -70,6 +75,9 @@ nth = 2
   EXPECT_EQ(ex.org.users[0].display_name, "Dana Park");
   EXPECT_EQ(ex.org.users[1].display_name, "lee");
   EXPECT_NE(ex.org.find_logon("FABRIKAM\\lee"), nullptr);
+  ASSERT_EQ(ex.org.lists.size(), 1u);
+  EXPECT_EQ(ex.org.lists[0].display_name, "Team");
+  EXPECT_EQ(ex.org.lists[0].members, (std::vector<std::string>{"dana@fabrikam.example", "lee@fabrikam.example"}));
   EXPECT_EQ(ex.mailboxes.inbox_items, 600u);
   EXPECT_EQ(ex.mailboxes.large_every, 200u);
   ASSERT_EQ(o.faults.size(), 1u);
@@ -93,6 +101,12 @@ TEST(ConfigFile, MistakesNameTheLineAndTheProblem) {
                 .find("listed twice"),
             std::string::npos);
   EXPECT_NE(config_error_of("[organisation\n").find(":1:"), std::string::npos);
+  EXPECT_NE(config_error_of("[[user]]\nemail = \"a@b.example\"\npassword = \"x\"\n[[list]]\nemail = \"l@b.example\"\n"
+                            "members = [\"a@b.example\", \"z@b.example\"]\n")
+                .find(":6:27: a member of l@b.example must be the e-mail address of a configured [[user]]"),
+            std::string::npos)
+      << config_error_of("[[user]]\nemail = \"a@b.example\"\npassword = \"x\"\n[[list]]\nemail = \"l@b.example\"\n"
+                         "members = [\"a@b.example\", \"z@b.example\"]\n");
   server_options o;
   EXPECT_THROW(apply_config_file("/nonexistent/fx.toml", o), config_error);
 }

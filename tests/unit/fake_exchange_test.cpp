@@ -78,7 +78,7 @@ TEST(Autodiscover, ErrorsComeAsDocuments) {
 
 TEST(Ews, GetFolderInboxCarriesServerVersionInfoWithoutVersionAttribute) {
   const auto org = demo_organisation();
-  const auto r = answer_ews(get_folder("inbox"), org.users.front(), default_version_profile(), mailbox_spec{});
+  const auto r = answer_ews(get_folder("inbox"), org.users.front(), default_version_profile(), mailbox_spec{}, org);
   ASSERT_EQ(r.status, 200u);
   EXPECT_EQ(r.operation, "GetFolder");
   pugi::xml_document doc;
@@ -94,20 +94,20 @@ TEST(Ews, GetFolderInboxCarriesServerVersionInfoWithoutVersionAttribute) {
 TEST(Ews, RequestServerVersionOtherThan2007IsAFault) {
   const auto org = demo_organisation();
   const auto ok = answer_ews(get_folder("inbox", "<t:RequestServerVersion Version=\"Exchange2007_SP1\"/>"),
-                             org.users.front(), default_version_profile(), mailbox_spec{});
+                             org.users.front(), default_version_profile(), mailbox_spec{}, org);
   EXPECT_EQ(ok.status, 200u);
   const auto bad = answer_ews(get_folder("inbox", "<t:RequestServerVersion Version=\"Exchange2010_SP1\"/>"),
-                              org.users.front(), default_version_profile(), mailbox_spec{});
+                              org.users.front(), default_version_profile(), mailbox_spec{}, org);
   EXPECT_EQ(bad.status, 500u);
   EXPECT_NE(bad.body.find("ErrorInvalidServerVersion"), std::string::npos);
 }
 
 TEST(Ews, FoldersUnknownTo2007AndMalformedXmlFailSchemaValidation) {
   const auto org = demo_organisation();
-  const auto archive = answer_ews(get_folder("archiveroot"), org.users.front(), default_version_profile(), mailbox_spec{});
+  const auto archive = answer_ews(get_folder("archiveroot"), org.users.front(), default_version_profile(), mailbox_spec{}, org);
   EXPECT_EQ(archive.status, 500u);
   EXPECT_NE(archive.body.find("ErrorSchemaValidation"), std::string::npos);
-  const auto broken = answer_ews("<soap:Envelope", org.users.front(), default_version_profile(), mailbox_spec{});
+  const auto broken = answer_ews("<soap:Envelope", org.users.front(), default_version_profile(), mailbox_spec{}, org);
   EXPECT_EQ(broken.status, 500u);
   EXPECT_NE(broken.body.find("ErrorSchemaValidation"), std::string::npos);
 }

@@ -86,7 +86,7 @@ TEST(EwsItems, FindItemPagesWithTheAttributesClientsKeyOn) {
                                   "</m:ItemShape><m:IndexedPageItemView MaxEntriesReturned=\"512\" Offset=\"" +
                                   std::to_string(offset) + "\" BasePoint=\"Beginning\"/><m:ParentFolderIds>"
                                   "<t:DistinguishedFolderId Id=\"inbox\"/></m:ParentFolderIds></m:FindItem>"),
-                              alex, default_version_profile(), spec);
+                              alex, default_version_profile(), spec, demo_organisation());
     EXPECT_EQ(r.status, 200u);
     auto doc = std::make_unique<pugi::xml_document>();
     doc->load_string(r.body.c_str());
@@ -113,7 +113,7 @@ TEST(EwsItems, GetItemStreamsMimeThatHashesToTheManifest) {
   const auto r = answer_ews(ews("<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true"
                                 "</t:IncludeMimeContent></m:ItemShape><m:ItemIds><t:ItemId Id=\"" + small.id +
                                 "\"/><t:ItemId Id=\"bogus\"/><t:ItemId Id=\"" + large.id + "\"/></m:ItemIds></m:GetItem>"),
-                            alex, default_version_profile(), spec);
+                            alex, default_version_profile(), spec, demo_organisation());
   ASSERT_TRUE(r.stream);
   // Read in odd-sized pieces and feed the extractor in other odd-sized pieces.
   std::string body;
