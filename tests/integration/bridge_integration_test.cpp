@@ -103,13 +103,7 @@ TEST_F(BridgeTest, StreamsLargeBodiesBothWaysByteExact) {
   EXPECT_TRUE(chunked_down.pattern_ok);
   EXPECT_EQ(up.body, "bytes=" + std::to_string(size) + " ok");
   EXPECT_EQ(chunked_up.body, "bytes=" + std::to_string(size) + " ok");
-#if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing about buffering.
-  constexpr bool rss_is_meaningful = false;
-#else
-  constexpr bool rss_is_meaningful = true;
-#endif
-  if (rss_is_meaningful) {
+  if (test::rss_is_meaningful) {
     EXPECT_LT(growth_kib, 64 * 1024) << "RSS grew by " << growth_kib << " KiB while streaming";
   }
   std::cout << "streamed " << size << " bytes x 4 (response: Content-Length and chunked; request: RPC_IN_DATA with "

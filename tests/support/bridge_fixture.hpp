@@ -29,6 +29,13 @@ inline long rss_kib() {
   return -1;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing about buffering.
+inline constexpr bool rss_is_meaningful = false;
+#else
+inline constexpr bool rss_is_meaningful = true;
+#endif
+
 /// Deterministic body bytes, so that both ends can check every byte without storing the body.
 inline char pattern_byte(std::uint64_t i) { return static_cast<char>((i * 2654435761u) >> 24); }
 
