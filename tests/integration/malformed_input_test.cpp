@@ -71,6 +71,9 @@ struct request_case {
   int upstream_requests;  ///< the most request headers the upstream may have read
 };
 
+/// gtest prints a row by its name (ctest's test names stay readable and stable).
+void PrintTo(const request_case& c, std::ostream* os) { *os << c.name; }
+
 std::string big_header(std::size_t n) { return "X-Big: " + std::string(n, 'a') + "\r\n"; }
 
 std::string many_headers(int n) {
@@ -244,6 +247,8 @@ struct response_case {
   bool kept_alive;        ///< the bridge keeps the client connection open after it (ends by keep-alive timeout)
   bool head = false;      ///< the client asks with HEAD
 };
+
+void PrintTo(const response_case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<response_case> response_cases() {
   const auto bad = termination::upstream_bad_response;
