@@ -41,6 +41,7 @@ using namespace net::experimental::awaitable_operators;
 
 constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t max_header_bytes = 64 * 1024;
+constexpr std::ptrdiff_t max_header_fields = 100;  // as HAProxy's tune.http.maxhdr (101 with the request line)
 constexpr std::size_t read_size = 16 * 1024;
 
 // Beast's ssl_stream linearises buffer sequences before SSL_write: a response's header and the start of its
@@ -60,17 +61,26 @@ bool is_peer_close(const error_code& ec) {
          ec == net::error::bad_descriptor;
 }
 
+/// A parse error in a message (not the peer going away mid-message): the sender broke HTTP's framing.
+bool is_malformed(const error_code& ec) {
+  return ec.category() == make_error_code(http::error::bad_version).category() && ec != http::error::partial_message &&
+         ec != http::error::end_of_stream && ec != http::error::need_buffer;
+}
+
 // Framing rules Beast's parser leaves to the application. Anything here could make exbridge and the
 // upstream (IIS) disagree about where a request ends -- request smuggling -- so it is refused outright.
 std::optional<std::string> framing_problem(const http::request<http::buffer_body>& req) {
   int transfer_encodings = 0;
+  int hosts = 0;
   for (const auto& field : req) {
     const std::string_view value = field.value();
     if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
       return "header " + std::string(field.name_string()) + " contains a line break or NUL (obsolete line folding)";
     }
     if (field.name() == http::field::transfer_encoding) ++transfer_encodings;
+    if (field.name() == http::field::host) ++hosts;
   }
+  if (hosts > 1) return std::string("more than one Host header");
   if (transfer_encodings == 0) return std::nullopt;
   if (req.version() < 11) return std::string("Transfer-Encoding in an HTTP/1.0 request");
   const std::string_view te = req[http::field::transfer_encoding];
@@ -131,6 +141,7 @@ struct response_outcome {
   error_code ec;
   relay_outcome relay;
   bool keep_alive = false;
+  std::string detail;  ///< why the response was refused, when not a read error
 };
 
 class downstream_session {
@@ -304,6 +315,12 @@ class downstream_session {
       co_await send_error(rec, http::status::bad_request, termination::bad_request, *problem);
       co_return false;
     }
+    if (std::distance(req.begin(), req.end()) > max_header_fields) {
+      ctx_->stats.add(counter::downstream_rq_rejected);
+      const std::string detail = "more than " + std::to_string(max_header_fields) + " header fields";
+      co_await send_error(rec, http::status::request_header_fields_too_large, termination::bad_request, detail);
+      co_return false;
+    }
     rec.t_request = rec.elapsed_ms();
     rec.auth_scheme = auth_scheme_of(req);
     const auto route = ctx_->route_for(rec.target);
@@ -404,6 +421,14 @@ class downstream_session {
       auto& res = parser.get();
       if (rec.t_response < 0) rec.t_response = rec.elapsed_ms();
       rec.status = res.result_int();
+      if (res.result() == http::status::switching_protocols) {
+        // exbridge relays HTTP/1.1 only: after a 101 both sides would speak another protocol through it.
+        out.at = response_outcome::headers;
+        out.detail = "the upstream switched protocols (101); exbridge relays HTTP/1.1 only";
+        stop_upload(x);
+        close_upstream();
+        co_return out;
+      }
       const bool interim = res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols;
       if (!interim) {
         x.response_started = true;
@@ -442,7 +467,7 @@ class downstream_session {
         co_return out;
       }
       out.at = response_outcome::done;
-      out.keep_alive = res.keep_alive();
+      out.keep_alive = parser.keep_alive();  // false for a body that ended with the upstream's close
       x.response_done = true;
       stop_upload(x);  // an early answer (413, 401): the rest of the request body is not wanted
       co_return out;
@@ -554,6 +579,9 @@ class downstream_session {
     if (r.too_slow) {
       return r.blame_reader == reader_is_client ? termination::client_too_slow : termination::upstream_too_slow;
     }
+    if (r.failed_reading && is_malformed(r.ec)) {
+      return reader_is_client ? termination::bad_request : termination::upstream_bad_response;
+    }
     const bool client_side = r.failed_reading == reader_is_client;
     if (client_side) {
       const auto fired = reader_is_client ? down_read_dog_.fired() : down_write_dog_.fired();
@@ -604,6 +632,11 @@ class downstream_session {
     if (up.ec && !x.stop_upload && (up.failed_reading || (up.too_slow && up.blame_reader))) {
       const termination why = relay_failure(up, true, rpc);
       std::string detail = relay_detail(up, why, rpc);
+      if (why == termination::bad_request && !x.response_started) {  // a malformed body: the client hears why
+        ctx_->stats.add(counter::downstream_rq_rejected);
+        co_await send_error(rec, http::status::bad_request, why, detail);
+        co_return false;
+      }
       finish(rec, why, detail);
       co_return false;
     }
@@ -612,7 +645,7 @@ class downstream_session {
         auto status = http::status::bad_gateway;
         termination why = is_peer_close(res.ec) ? termination::upstream_closed_before_response
                                                 : termination::upstream_bad_response;
-        std::string detail = res.ec.message();
+        std::string detail = res.detail.empty() ? res.ec.message() : res.detail;
         if (up_read_dog_.fired() == timeout_kind::response_headers) {
           status = http::status::gateway_timeout;
           why = termination::response_headers_timeout;

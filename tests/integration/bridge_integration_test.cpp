@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 
 #include "tests/support/bridge_fixture.hpp"
@@ -13,6 +12,7 @@ namespace {
 
 using test::BridgeTest;
 using test::client;
+using test::rss_kib;
 
 TEST_F(BridgeTest, RelaysWithForwardingHeadersAndNoVia) {
   start_bridge(options_for_upstream());
@@ -74,15 +74,6 @@ TEST_F(BridgeTest, SeparateClientsNeverShareAnUpstreamConnection) {
   EXPECT_EQ(stat(counter::upstream_rq_pinned), 2);  // the NTLM client's two requests
 }
 
-/// Resident set size of this process, from /proc (kB).
-long rss_kib() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
 // Size knob: EXBRIDGE_STREAM_BYTES (default 64 MiB; the slow ctest entry runs 1 GiB, and 4 GiB is
 // EXBRIDGE_STREAM_BYTES=4294967296). Client, bridge and upstream share this process, so flat RSS here means
 // none of the three buffers a body.
@@ -112,13 +103,7 @@ TEST_F(BridgeTest, StreamsLargeBodiesBothWaysByteExact) {
   EXPECT_TRUE(chunked_down.pattern_ok);
   EXPECT_EQ(up.body, "bytes=" + std::to_string(size) + " ok");
   EXPECT_EQ(chunked_up.body, "bytes=" + std::to_string(size) + " ok");
-#if defined(__SANITIZE_ADDRESS__)
-  // AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing about buffering.
-  constexpr bool rss_is_meaningful = false;
-#else
-  constexpr bool rss_is_meaningful = true;
-#endif
-  if (rss_is_meaningful) {
+  if (test::rss_is_meaningful) {
     EXPECT_LT(growth_kib, 64 * 1024) << "RSS grew by " << growth_kib << " KiB while streaming";
   }
   std::cout << "streamed " << size << " bytes x 4 (response: Content-Length and chunked; request: RPC_IN_DATA with "
@@ -192,51 +177,6 @@ TEST_F(BridgeTest, SlowRequestHeadersGet408) {
   const auto reply = raw_once("GET / HTTP/1.1\r\nHost: x\r\n");  // never finishes its headers
   EXPECT_EQ(reply.rfind("HTTP/1.1 408 ", 0), 0u) << reply;
 }
-
-}  // namespace
-}  // namespace exbridge::proxy
-
-namespace exbridge::proxy {
-namespace {
-
-// Request smuggling classes (proxy-anchors.md §6.3): each must be refused with 400 and a close, before
-// anything reaches the upstream, so no two parsers can disagree about where a request ends.
-struct smuggling_case {
-  const char* name;
-  std::string_view request;
-};
-
-class SmugglingTest : public BridgeTest, public ::testing::WithParamInterface<smuggling_case> {};
-
-TEST_P(SmugglingTest, IsRefusedWith400BeforeTheUpstream) {
-  start_bridge(options_for_upstream());
-  const std::string reply = raw_once(std::string(GetParam().request));
-  EXPECT_EQ(reply.rfind("HTTP/1.1 400 ", 0), 0u) << GetParam().name << ": " << reply;
-  EXPECT_NE(reply.find("Connection: close"), std::string::npos) << reply;
-  EXPECT_EQ(upstream_.connections(), 0) << GetParam().name << " reached the upstream";
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Classes, SmugglingTest,
-    ::testing::Values(
-        smuggling_case{"cl_te", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "0\r\n\r\nX"},
-        smuggling_case{"te_cl", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
-                                "1\r\nA\r\n0\r\n\r\n"},
-        smuggling_case{"duplicate_cl", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"},
-        smuggling_case{"cl_list", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 4\r\n\r\nabcd"},
-        smuggling_case{"te_obfuscated", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
-        smuggling_case{"te_not_last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"},
-        smuggling_case{"te_http10", "POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
-        smuggling_case{"space_before_colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc"},
-        smuggling_case{"obs_fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"},
-        smuggling_case{"bare_lf", "GET / HTTP/1.1\nHost: x\n\n"},
-        smuggling_case{"negative_cl", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"},
-        smuggling_case{"cl_plus", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc"},
-        smuggling_case{"nul_in_header", std::string_view("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 37)},
-        smuggling_case{"bad_method_token", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n"},
-        smuggling_case{"http_version_junk", "GET / HTTP/1.x\r\nHost: x\r\n\r\n"}),
-    [](const auto& test_info) { return std::string(test_info.param.name); });
 
 }  // namespace
 }  // namespace exbridge::proxy

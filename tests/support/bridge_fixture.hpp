@@ -8,6 +8,7 @@
 #include <atomic>
 #include <optional>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 
 #include "common/tls_context.hpp"
@@ -18,6 +19,22 @@ namespace exbridge::proxy::test {
 
 using namespace exbridge::test;
 using tls_stream = ssl::stream<tcp::socket>;
+
+/// Resident set size of this process, from /proc (kB).
+inline long rss_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing about buffering.
+inline constexpr bool rss_is_meaningful = false;
+#else
+inline constexpr bool rss_is_meaningful = true;
+#endif
 
 /// Deterministic body bytes, so that both ends can check every byte without storing the body.
 inline char pattern_byte(std::uint64_t i) { return static_cast<char>((i * 2654435761u) >> 24); }
@@ -63,6 +80,8 @@ class test_upstream {
   }
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
   int connections() const { return connections_.load(); }
+  /// Request headers read so far (a request smuggled past the bridge would be counted here).
+  int requests() const { return requests_.load(); }
 
  private:
   net::awaitable<void> accept_loop() {
@@ -81,7 +100,7 @@ class test_upstream {
     }
   }
 
-  static net::awaitable<void> serve(tls_stream stream) {
+  net::awaitable<void> serve(tls_stream stream) {
     if (auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple); ec) co_return;
     beast::flat_buffer buffer;
     std::vector<char> chunk(64 * 1024);
@@ -89,6 +108,7 @@ class test_upstream {
       http::request_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);
       if (auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple); ec) co_return;
+      ++requests_;
       const std::string target(parser.get().target());
       if (target == "/noread") {
         net::steady_timer forever(stream.get_executor(), std::chrono::hours(1));
@@ -174,6 +194,7 @@ class test_upstream {
   ssl::context tls_;
   tcp::acceptor acceptor_;
   std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
 };
 
 /// The Exchange Online side: a keep-alive TLS 1.2+ client that checks the bridge's lab certificate.
@@ -268,6 +289,12 @@ class client {
   net::awaitable<error_code> send(const std::string& bytes) {
     auto [ec, n] = co_await net::async_write(stream_, net::buffer(bytes), use_tuple);
     co_return ec;
+  }
+
+  /// Closes the sending side with a bare TCP FIN (no close_notify), as a client that dies mid-request.
+  void close_sending() {
+    error_code ignored;
+    stream_.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   SSL* native() { return stream_.native_handle(); }
