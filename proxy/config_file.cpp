@@ -240,28 +240,36 @@ class reader {
     }
   }
 
+  /// The [[key]] tables of `root` (none when absent); anything else under `key` is an error.
+  std::vector<const toml::table*> table_array(const toml::table& root, const char* key) {
+    std::vector<const toml::table*> out;
+    const toml::node* n = root.get(key);
+    if (n == nullptr) return out;
+    if (!n->is_array_of_tables()) toml_fail_at(file_, *n, "'" + std::string(key) + "' must be [[" + key + "]] tables");
+    for (const auto& entry : *n->as_array()) out.push_back(entry.as_table());
+    return out;
+  }
+
+  bool pool_defined(const std::string& name) const {
+    return name == "default" || std::any_of(out_.options.pools.begin(), out_.options.pools.end(),
+                                            [&](const auto& p) { return p.name == name; });
+  }
+
   void read_pools(const toml::table& root) {
-    const toml::node* pools = root.get("pool");
-    if (pools == nullptr) return;
-    if (!pools->is_array_of_tables()) toml_fail_at(file_, *pools, "'pool' must be [[pool]] tables");
-    for (const auto& entry : *pools->as_array()) {
-      const toml::table& t = *entry.as_table();
+    for (const toml::table* t : table_array(root, "pool")) {
       upstream_settings u;
-      u.name = required(t, "name", "pool.name", "name = \"rpc\" (routes name pools by it)");
-      const bool taken = u.name == "default" || std::any_of(out_.options.pools.begin(), out_.options.pools.end(),
-                                                            [&](const auto& p) { return p.name == u.name; });
-      if (taken) toml_fail_at(file_, *t.get("name"), "pool name '" + u.name + "' is already used ([upstream] is \"default\")");
-      read_pool(t, u, "pool." + u.name);
+      u.name = required(*t, "name", "pool.name", "name = \"rpc\" (routes name pools by it)");
+      if (pool_defined(u.name)) {
+        toml_fail_at(file_, *t->get("name"), "pool name '" + u.name + "' is already used ([upstream] is \"default\")");
+      }
+      read_pool(*t, u, "pool." + u.name);
       out_.options.pools.push_back(std::move(u));
     }
   }
 
   void read_routes(const toml::table& root) {
-    const toml::node* routes = root.get("route");
-    if (routes == nullptr) return;
-    if (!routes->is_array_of_tables()) toml_fail_at(file_, *routes, "'route' must be [[route]] tables");
-    for (const auto& entry : *routes->as_array()) {
-      const toml::table& t = *entry.as_table();
+    for (const toml::table* table_of_route : table_array(root, "route")) {
+      const toml::table& t = *table_of_route;
       toml_reject_unknown_keys(file_, t, {"prefix", "pool", "persistence", "timeouts"}, "[[route]]");
       route_settings r;
       r.prefix = required(t, "prefix", "route.prefix", "prefix = \"/rpc/\"");
@@ -269,9 +277,7 @@ class reader {
       const std::string at = "route." + r.prefix + ".";
       if (t.get("pool") != nullptr) {
         r.pool = string(t, "pool", at + "pool");
-        const bool known = r.pool == "default" || std::any_of(out_.options.pools.begin(), out_.options.pools.end(),
-                                                              [&](const auto& p) { return p.name == r.pool; });
-        if (!known) {
+        if (!pool_defined(r.pool)) {
           toml_fail_at(file_, *t.get("pool"), "route '" + r.prefix + "' names pool '" + r.pool +
                                                   "', which is not defined; add [[pool]] with name = \"" + r.pool +
                                                   "\" or use \"default\" ([upstream])");

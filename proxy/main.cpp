@@ -26,7 +26,9 @@ void on_reload(proxy::bridge& bridge, proxy::invocation& invocation) {
   }
   log_info(cat("SIGHUP: reloading ", invocation.config_file));
   try {
-    bridge.reload(proxy::resolve_options(invocation));
+    auto options = proxy::resolve_options(invocation);
+    proxy::fit_fd_limit(options);
+    bridge.reload(std::move(options));
   } catch (const config_error& e) {
     log_error(cat("reload refused: ", e.what(), "; the running configuration stays in use"));
   }

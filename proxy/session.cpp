@@ -707,31 +707,44 @@ class downstream_session {
     up_buf_.clear();
     upstream_requests_ = 0;
     std::vector<server_state*> tried;
+    std::optional<upstream_failure> failed;  // the last attempt's, answered if no further server is left
     for (;;) {
       auto got = co_await pool.acquire(route.how, client_hash_, tried);
       if (auto* none = std::get_if<no_server>(&got)) {
         ctx_->stats.add(none->queue_timeout ? counter::upstream_queue_timeouts : counter::upstream_no_server);
-        if (!tried.empty()) co_return false;  // the last attempt's failure was already answered
-        const auto why = none->queue_timeout ? termination::upstream_queue_timeout : termination::upstream_unavailable;
-        std::string detail = none->detail;
-        co_await send_error(rec, http::status::service_unavailable, why, detail);
+        if (!failed) {
+          const auto why = none->queue_timeout ? termination::upstream_queue_timeout : termination::upstream_unavailable;
+          failed = upstream_failure{http::status::service_unavailable, why, none->detail};
+        }
+        co_await send_error(rec, failed->status, failed->why, failed->detail);
         co_return false;
       }
       lease_ = std::move(std::get<server_lease>(got));
       server_state& server = *lease_.get();
       rec.server = pool.settings.name + "/" + server.name;
       tried.push_back(&server);
-      const bool last_try = tried.size() > pool.settings.retries || tried.size() >= pool.servers.size();
-      if (co_await connect_upstream(rec, pool, server, last_try)) co_return true;
-      if (last_try) co_return false;
+      failed = co_await connect_upstream(rec, pool, server);
+      if (!failed) co_return true;
+      if (tried.size() > pool.settings.retries || tried.size() >= pool.servers.size()) {
+        co_await send_error(rec, failed->status, failed->why, failed->detail);
+        co_return false;
+      }
       ctx_->stats.add(counter::upstream_cx_redispatched);
       log_warn(cat("upstream ", server.name, " (pool ", pool.settings.name, ") failed for ", client_, ": ",
-                   rec.detail, "; trying another server"));
+                   failed->detail, "; trying another server"));
     }
   }
 
-  // One connection attempt. On failure the client is answered only when `last_try` (else the caller redispatches).
-  net::awaitable<bool> connect_upstream(request_record& rec, upstream_pool& pool, server_state& server, bool last_try) {
+  /// How a connection attempt failed, as the client will be told if no other server takes over.
+  struct upstream_failure {
+    http::status status;
+    termination why;
+    std::string detail;
+  };
+
+  // One connection attempt: nullopt when connected (TCP and TLS), else why not.
+  net::awaitable<std::optional<upstream_failure>> connect_upstream(request_record& rec, upstream_pool& pool,
+                                                                   server_state& server) {
     ctx_->stats.add(counter::upstream_cx_total);
     up_.emplace(down_.get_executor(), pool.tls);
     const auto connect_started = rec.elapsed_ms();
@@ -749,30 +762,23 @@ class downstream_session {
       if (SSL_session_reused(up_->native_handle()) == 1) ctx_->stats.add(counter::upstream_tls_resumed);
       up_tls_ = describe_session(up_->native_handle());
       rec.up_tls = up_tls_;
-      co_return true;
+      co_return std::nullopt;
     }
     server.connect_failures.fetch_add(1, std::memory_order_relaxed);
     close_upstream();  // a pinned certificate that does not match gets no request byte
     const bool handshake = result.failed_at == connect_result::handshake;
     ctx_->stats.add(handshake ? counter::upstream_tls_handshake_fail : counter::upstream_cx_connect_fail);
-    termination why = termination::upstream_connect_failed;
-    auto status = http::status::service_unavailable;
-    if (result.failed_at == connect_result::resolve) why = termination::upstream_resolve_failed;
+    upstream_failure f{http::status::service_unavailable, termination::upstream_connect_failed, result.to_string()};
+    if (result.failed_at == connect_result::resolve) f.why = termination::upstream_resolve_failed;
     if (handshake) {
-      why = termination::upstream_tls_failed;
-      status = http::status::bad_gateway;
+      f.why = termination::upstream_tls_failed;
+      f.status = http::status::bad_gateway;
     }
     if (result.timed_out) {
-      why = handshake ? termination::upstream_handshake_timeout : termination::upstream_connect_timeout;
-      status = http::status::gateway_timeout;
+      f.why = handshake ? termination::upstream_handshake_timeout : termination::upstream_connect_timeout;
+      f.status = http::status::gateway_timeout;
     }
-    std::string detail = result.to_string();
-    if (!last_try) {
-      rec.detail = detail;
-      co_return false;
-    }
-    co_await send_error(rec, status, why, detail);
-    co_return false;
+    co_return f;
   }
 
   void add_forwarding_headers(http::request<http::buffer_body>& req) const {

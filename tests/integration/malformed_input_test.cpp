@@ -300,26 +300,11 @@ std::vector<response_case> response_cases() {
 class raw_upstream {
  public:
   raw_upstream(net::io_context& ioc, const response_case& c)
-      : case_(c),
-        tls_(make_tls_context(tls_profile::exchange2007,
-                              {.identity = {.cert_file = test::test_pki().exchange_cert.string(),
-                                            .key_file = test::test_pki().exchange_key.string()}})),
-        acceptor_(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
-    net::co_spawn(ioc, accept_loop(), net::detached);
-  }
-  unsigned short port() const { return acceptor_.local_endpoint().port(); }
-  int connections() const { return connections_.load(); }
+      : case_(c), listener_(ioc, [this](test::tls_stream s) { return serve(std::move(s)); }) {}
+  unsigned short port() const { return listener_.port(); }
+  int connections() const { return listener_.connections(); }
 
  private:
-  net::awaitable<void> accept_loop() {
-    for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-      if (ec) co_return;
-      ++connections_;
-      net::co_spawn(acceptor_.get_executor(), serve(test::tls_stream(std::move(socket), tls_)), net::detached);
-    }
-  }
-
   net::awaitable<void> serve(test::tls_stream stream) {
     if (auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple); ec) co_return;
     std::string in;
@@ -340,9 +325,7 @@ class raw_upstream {
   }
 
   const response_case& case_;
-  ssl::context tls_;
-  tcp::acceptor acceptor_;
-  std::atomic<int> connections_{0};
+  proxy::test::tls10_listener listener_;
 };
 
 class ResponseCorpus : public BridgeTest, public ::testing::WithParamInterface<response_case> {

@@ -296,6 +296,21 @@ TEST_F(PoolTest, AllServersDownAnswers503NamingThePool) {
   EXPECT_EQ(bridge_->stats().get(termination::upstream_unavailable), 1);
 }
 
+TEST_F(PoolTest, WhenEveryServerRefusesTheClientHearsTheLastFailure) {
+  bridge_options o = options_for_upstream();
+  for (int i = 0; i < 2; ++i) {
+    tcp::acceptor closed(io_.context(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    o.upstream.servers.push_back({"127.0.0.1", closed.local_endpoint().port()});
+  }  // both closed again: connections are refused
+  o.upstream.address = o.upstream.servers.front();
+  start_bridge(o);
+  const auto r = request_once("/");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_NE(r.body.find("upstream-connect-refused"), std::string::npos) << r.body;
+  EXPECT_EQ(bridge_->stats().get(counter::upstream_cx_redispatched), 1);
+  EXPECT_EQ(bridge_->stats().get(counter::upstream_cx_connect_fail), 2);
+}
+
 TEST_F(PoolTest, AFullServerQueuesTheNextConnectionAnd503sWhenTheQueueTimesOut) {
   bridge_options o = options_for_upstream();
   o.upstream.max_connections_per_server = 1;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <condition_variable>
 #include <fstream>
@@ -58,6 +59,37 @@ net::awaitable<error_code> write_pattern_body(tls_stream& stream, http::message<
   co_return error_code{};
 }
 
+/// A TLS 1.0-only listener on 127.0.0.1, port 0 (exchange2007 profile, the lab's Exchange certificate): each
+/// accepted connection runs `serve`. The base of every scripted upstream in the tests.
+class tls10_listener {
+ public:
+  using handler = std::function<net::awaitable<void>(tls_stream)>;
+  tls10_listener(net::io_context& ioc, handler serve)
+      : tls_(make_tls_context(tls_profile::exchange2007,
+                              {.identity = {.cert_file = test_pki().exchange_cert.string(),
+                                            .key_file = test_pki().exchange_key.string()}})),
+        acceptor_(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        serve_(std::move(serve)) {
+    net::co_spawn(ioc, accept_loop(), net::detached);
+  }
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+      if (ec) co_return;
+      ++connections_;
+      net::co_spawn(acceptor_.get_executor(), serve_(tls_stream(std::move(socket), tls_)), net::detached);
+    }
+  }
+  ssl::context tls_;
+  tcp::acceptor acceptor_;
+  handler serve_;
+  std::atomic<int> connections_{0};
+};
+
 /// A TLS 1.0-only HTTP/1.1 upstream (exchange2007 profile) with scripted behaviour per path:
 ///   /big/N            N pattern bytes (Content-Length); /big/N?chunked the same, chunked
 ///   /upload           reads the body in chunks, answers "bytes=N ok|corrupt"
@@ -71,27 +103,13 @@ net::awaitable<error_code> write_pattern_body(tls_stream& stream, http::message<
 ///   otherwise         200, body = the request's X-Forwarded-* and Via headers
 class test_upstream {
  public:
-  explicit test_upstream(net::io_context& ioc)
-      : tls_(make_tls_context(tls_profile::exchange2007,
-                              {.identity = {.cert_file = test_pki().exchange_cert.string(),
-                                            .key_file = test_pki().exchange_key.string()}})),
-        acceptor_(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)) {
-    net::co_spawn(ioc, accept_loop(), net::detached);
-  }
-  unsigned short port() const { return acceptor_.local_endpoint().port(); }
-  int connections() const { return connections_.load(); }
+  explicit test_upstream(net::io_context& ioc) : listener_(ioc, [this](tls_stream s) { return serve(std::move(s)); }) {}
+  unsigned short port() const { return listener_.port(); }
+  int connections() const { return listener_.connections(); }
   /// Request headers read so far (a request smuggled past the bridge would be counted here).
   int requests() const { return requests_.load(); }
 
  private:
-  net::awaitable<void> accept_loop() {
-    for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
-      if (ec) co_return;
-      ++connections_;
-      net::co_spawn(acceptor_.get_executor(), serve(tls_stream(std::move(socket), tls_)), net::detached);
-    }
-  }
 
   /// Holds the connection open, reading and discarding, until the peer gives up.
   static net::awaitable<void> hold(tls_stream& stream, std::vector<char>& chunk) {
@@ -191,10 +209,8 @@ class test_upstream {
     }
   }
 
-  ssl::context tls_;
-  tcp::acceptor acceptor_;
-  std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  tls10_listener listener_;  // last: it starts accepting at once, and serve() uses the members above
 };
 
 /// The Exchange Online side: a keep-alive TLS 1.2+ client that checks the bridge's lab certificate.
