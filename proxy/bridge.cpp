@@ -95,11 +95,19 @@ bridge::bridge(net::io_context& ioc, bridge_options options)
       shared_(std::make_shared<bridge_shared>()),
       context_(std::make_shared<bridge_context>(std::move(options), shared_)),
       certs_(std::make_shared<downstream_certs>(context_->options)),
-      acceptor_(bind_listener(ioc, context_->options.listen, "exbridge --listen")),
       strand_(net::make_strand(ioc)),
-      gate_(strand_),
       watcher_(strand_) {
+  listeners_.push_back(std::make_unique<listener>(bind_listener(ioc, context_->options.listen, "exbridge --listen"), strand_));
+  for (const auto& where : context_->options.also_listen) {
+    listeners_.push_back(std::make_unique<listener>(bind_listener(ioc, where, "exbridge listen.address"), strand_));
+  }
   warn_about(*context_);
+}
+
+std::vector<tcp::endpoint> bridge::local_endpoints() const {
+  std::vector<tcp::endpoint> out;
+  for (const auto& l : listeners_) out.push_back(l->acceptor.local_endpoint());
+  return out;
 }
 
 bridge::~bridge() { stop(); }
@@ -116,7 +124,7 @@ std::shared_ptr<const downstream_certs> bridge::certificates() const {
 
 void bridge::start() {
   for (const auto& pool : context()->pools) pool->start_health_checks(ioc_);
-  net::co_spawn(strand_, accept_loop(), net::detached);
+  for (auto& l : listeners_) net::co_spawn(strand_, accept_loop(*l), net::detached);
   watch_certificates();
 }
 
@@ -124,38 +132,42 @@ void bridge::stop() {
   if (stopped_.exchange(true)) return;
   net::post(strand_, [this] {
     error_code ignored;
-    acceptor_.close(ignored);
-    gate_.cancel();
+    for (auto& l : listeners_) {
+      l->acceptor.close(ignored);
+      l->gate.cancel();
+    }
     watcher_.cancel();
   });
   for (const auto& pool : context()->pools) pool->stop();
 }
 
-net::awaitable<void> bridge::accept_loop() {
+net::awaitable<void> bridge::accept_loop(listener& l) {
   while (!stopped_) {
     const std::int64_t limit = context()->options.max_connections;
-    if (limit > 0 && shared_->stats.get(counter::downstream_cx_active) >= limit) {
+    if (limit > 0 && l.open >= limit) {
       // At the limit: further clients wait in the kernel's backlog. A closing connection wakes this; the
       // timer only bounds a missed wake-up.
-      gate_.expires_after(std::chrono::seconds(1));
-      co_await gate_.async_wait(use_tuple);
+      l.gate.expires_after(std::chrono::seconds(1));
+      co_await l.gate.async_wait(use_tuple);
       continue;
     }
     auto conn_strand = net::make_strand(ioc_);
-    auto [ec, socket] = co_await acceptor_.async_accept(conn_strand, use_tuple);
-    if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+    auto [ec, socket] = co_await l.acceptor.async_accept(conn_strand, use_tuple);
+    if (ec == net::error::operation_aborted || !l.acceptor.is_open()) co_return;
     if (ec) {
       // EMFILE and friends: say so, pause briefly (the condition clears as connections close), keep accepting.
       log_warn(cat("accept failed: ", ec.message(), " (raise the file-descriptor limit, or lower listen.max_connections)"));
-      gate_.expires_after(std::chrono::milliseconds(100));
-      co_await gate_.async_wait(use_tuple);
+      l.gate.expires_after(std::chrono::milliseconds(100));
+      co_await l.gate.async_wait(use_tuple);
       continue;
     }
+    ++l.open;
     shared_->stats.add(counter::downstream_cx_active);
     net::co_spawn(conn_strand, run_downstream_session(context(), certificates(), std::move(socket)),
-                  [this, shared = shared_](std::exception_ptr e) {
+                  [this, &l, shared = shared_](std::exception_ptr e) {
                     shared->stats.add(counter::downstream_cx_active, -1);
-                    if (!stopped_) net::post(strand_, [this] { gate_.cancel(); });
+                    --l.open;
+                    if (!stopped_) net::post(strand_, [&l] { l.gate.cancel(); });
                     log_connection_failure(e);
                   });
   }
@@ -180,10 +192,15 @@ std::optional<std::string> bridge::reload_certificates() {
 
 void bridge::reload(bridge_options options) {
   const auto old = context();
-  if (options.listen.to_string() != old->options.listen.to_string()) {
-    log_warn(cat("reload: the listen address stays ", old->options.listen.to_string(),
-                 " (a new address needs a restart)"));
+  const auto addresses = [](const bridge_options& o) {
+    std::string text = o.listen.to_string();
+    for (const auto& a : o.also_listen) text += " " + a.to_string();
+    return text;
+  };
+  if (addresses(options) != addresses(old->options)) {
+    log_warn(cat("reload: the listen addresses stay ", addresses(old->options), " (new addresses need a restart)"));
     options.listen = old->options.listen;
+    options.also_listen = old->options.also_listen;
   }
   auto fresh = std::make_shared<bridge_context>(std::move(options), shared_);  // throws: nothing changed
   auto certs = std::make_shared<const downstream_certs>(fresh->options);

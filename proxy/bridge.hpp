@@ -66,7 +66,9 @@ class bridge {
   /// Builds the contexts and binds the listener. Throws config_error with the cause and the fix.
   bridge(net::io_context& ioc, bridge_options options);
   ~bridge();
-  tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+  /// The first listener's address (listen.address); local_endpoints() has every listener's.
+  tcp::endpoint local_endpoint() const { return listeners_.front()->acceptor.local_endpoint(); }
+  std::vector<tcp::endpoint> local_endpoints() const;
   void start();
   /// Stops accepting and the health checks; open connections continue (see drain).
   void stop();
@@ -88,16 +90,23 @@ class bridge {
   void drain(std::chrono::seconds limit, std::function<void(std::int64_t)> done);
 
  private:
-  net::awaitable<void> accept_loop();
+  /// One listening address: its socket, its open-connection count and the timer its accept loop waits on
+  /// while max_connections are open (more clients wait in the kernel's backlog).
+  struct listener {
+    listener(tcp::acceptor a, net::strand<net::io_context::executor_type>& strand) : acceptor(std::move(a)), gate(strand) {}
+    tcp::acceptor acceptor;
+    exbridge::timer gate;
+    std::atomic<std::int64_t> open{0};
+  };
+  net::awaitable<void> accept_loop(listener& l);
   net::awaitable<void> watch_loop();
   net::io_context& ioc_;
   std::shared_ptr<bridge_shared> shared_;
   mutable std::mutex mutex_;
   std::shared_ptr<bridge_context> context_;
   std::shared_ptr<const downstream_certs> certs_;
-  tcp::acceptor acceptor_;
   net::strand<net::io_context::executor_type> strand_;
-  exbridge::timer gate_;     ///< the accept loop waits on it while max_connections are open
+  std::vector<std::unique_ptr<listener>> listeners_;
   net::steady_timer watcher_;  ///< certificate file watch (real time: renewals are not scenario time)
   std::atomic<bool> stopped_{false};
 };

@@ -339,7 +339,8 @@ int run_check(invocation& inv, std::ostream& out) {
   if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
     // exbridge raises its soft limit to the hard one at start: the hard limit is what counts.
     if (auto f = lint_fd_limit(limit.rlim_max)) findings.push_back(std::move(*f));
-    if (auto f = lint_connection_limit(options.max_connections, limit.rlim_max, inv.origins)) {
+    const auto listeners = static_cast<unsigned>(1 + options.also_listen.size());
+    if (auto f = lint_connection_limit(options.max_connections * listeners, limit.rlim_max, inv.origins)) {
       findings.push_back(std::move(*f));
     }
   }

@@ -95,8 +95,22 @@ class reader {
                              {"address", "certificate", "response_headers", "max_connections", "certificate_watch"},
                              "[listen]");
     auto& o = out_.options;
-    const std::string address = required(*t, "address", "listen.address", "address = \"0.0.0.0:443\"");
-    o.listen = checked(*t->get("address"), [&] { return parse_host_port(address, "listen.address"); });
+    // One address, or a list of them ("0.0.0.0:443" plus "[::]:443", say): one listener each, same settings.
+    const toml::node* addresses = t->get("address");
+    if (addresses != nullptr && addresses->is_array()) {
+      if (addresses->as_array()->empty()) toml_fail_at(file_, *addresses, "'listen.address' lists no address");
+      for (const auto& entry : *addresses->as_array()) {
+        if (!entry.is_string()) toml_fail_at(file_, entry, "'listen.address' entries must be \"host:port\" strings");
+        const std::string text = entry.as_string()->get();
+        const auto where = checked(entry, [&] { return parse_host_port(text, "listen.address"); });
+        if (&entry == &addresses->as_array()->front()) o.listen = where;
+        else o.also_listen.push_back(where);
+      }
+      note("listen.address", *addresses);
+    } else {
+      const std::string address = required(*t, "address", "listen.address", "address = \"0.0.0.0:443\"");
+      o.listen = checked(*t->get("address"), [&] { return parse_host_port(address, "listen.address"); });
+    }
     if (const auto* n = t->get("max_connections")) {
       o.max_connections = static_cast<unsigned>(toml_whole_number(file_, *n, "listen.max_connections", 0, 10'000'000));
       note("listen.max_connections", *n);
@@ -293,8 +307,11 @@ class reader {
   void read_admin(const toml::table& t) {
     toml_reject_unknown_keys(file_, t, {"address", "user", "password", "password_file", "cert", "key"}, "[admin]");
     auto& a = out_.options.admin;
-    const std::string address = required(t, "address", "admin.address", "address = \"127.0.0.1:8404\"");
-    a.address = checked(*t.get("address"), [&] { return parse_host_port(address, "admin.address"); });
+    a.address = host_port{"127.0.0.1", 8404};  // loopback unless the file says otherwise
+    if (t.get("address") != nullptr) {
+      const std::string address = string(t, "address", "admin.address");
+      a.address = checked(*t.get("address"), [&] { return parse_host_port(address, "admin.address"); });
+    }
     a.user = required(t, "user", "admin.user", "user = \"admin\"");
     if (t.get("password") != nullptr && t.get("password_file") != nullptr) {
       toml_fail_at(file_, *t.get("password"), "'admin.password' and 'admin.password_file' together; keep one");

@@ -30,6 +30,7 @@ void on_reload(proxy::bridge& bridge, proxy::invocation& invocation) {
     proxy::fit_fd_limit(options);
     bridge.reload(std::move(options));
   } catch (const config_error& e) {
+    bridge.shared()->stats.add(proxy::counter::config_reload_failures);
     log_error(cat("reload refused: ", e.what(), "; the running configuration stays in use"));
   }
 }
@@ -69,7 +70,9 @@ int main(int argc, char** argv) {
                  options.upstream.min_tls, "-", options.upstream.max_tls, "), ", threads, " thread(s), at most ",
                  options.max_connections, " connections"));
     // The data listener's readiness line comes first: supervisors (rehearse, tests) take the first one.
-    announce_listening("https", ep.address().to_string(), ep.port());
+    for (const auto& listening : bridge.local_endpoints()) {
+      announce_listening("https", listening.address().to_string(), listening.port());
+    }
     if (admin) {
       log_info(cat("admin listener on ", admin->scheme(), "://", options.admin.address->host, ':', admin->port(),
                    "/ (stats page), /stats.json, /metrics"));

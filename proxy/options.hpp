@@ -108,7 +108,8 @@ struct bridge_options {
   upstream_settings upstream;              ///< the default pool
   std::vector<upstream_settings> pools;    ///< further named pools ([[pool]])
   std::vector<route_settings> routes;      ///< path prefixes to pools ([[route]])
-  unsigned max_connections = 0;            ///< downstream connections at once; 0 = no limit (then the fd limit)
+  std::vector<host_port> also_listen;      ///< further listening addresses, same certificates and settings
+  unsigned max_connections = 0;            ///< downstream connections at once per listener; 0 = no limit
   admin_settings admin;
   /// Certificate files are checked for changes this often (Let's Encrypt renewals); 0 = only on SIGHUP.
   std::chrono::seconds certificate_watch = std::chrono::seconds(10);

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -28,14 +29,16 @@ void fit_fd_limit(bridge_options& options) {
     ::getrlimit(RLIMIT_NOFILE, &limit);
   }
   const std::uint64_t fds = limit.rlim_cur == RLIM_INFINITY ? UINT32_MAX : limit.rlim_cur;
-  const std::uint64_t carries = fds > reserve_fds ? (fds - reserve_fds) / 2 : 1;
+  const std::uint64_t listeners = 1 + options.also_listen.size();
+  const std::uint64_t carries = fds > reserve_fds ? std::max<std::uint64_t>((fds - reserve_fds) / 2 / listeners, 1) : 1;
   if (options.max_connections == 0) {
     options.max_connections = static_cast<unsigned>(std::min<std::uint64_t>(carries, UINT32_MAX));
     return;
   }
   if (options.max_connections > carries) {
-    throw config_error("listen.max_connections = " + std::to_string(options.max_connections) + " needs " +
-                       std::to_string(2 * std::uint64_t{options.max_connections} + reserve_fds) +
+    throw config_error("listen.max_connections = " + std::to_string(options.max_connections) + " on " +
+                       std::to_string(listeners) + " listener(s) needs " +
+                       std::to_string(2 * std::uint64_t{options.max_connections} * listeners + reserve_fds) +
                        " file descriptors, but this process may open only " + std::to_string(fds) +
                        "; raise the limit (LimitNOFILE= in the systemd unit, or 'ulimit -Hn') or lower max_connections");
   }

@@ -6,9 +6,9 @@
 
 namespace exbridge::proxy {
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit. With max_connections = 0, sets it to what the limit
-/// allows (two descriptors per client: its socket and its upstream's, plus a reserve); a max_connections the
-/// limit cannot carry is a config_error naming both numbers and the fix.
+/// Raises the soft RLIMIT_NOFILE to the hard limit. With max_connections = 0, sets it (per listener) to what
+/// the limit allows (two descriptors per client: its socket and its upstream's, plus a reserve); a
+/// max_connections the limit cannot carry is a config_error naming both numbers and the fix.
 void fit_fd_limit(bridge_options& options);
 
 /// chroot (if set), then setgid/initgroups and setuid (if set). Throws config_error naming the cause.

@@ -208,7 +208,10 @@ class downstream_session {
     }
     co_await shut_upstream();
     if (down_.next_layer().is_open()) {
-      down_write_dog_.arm(std::chrono::seconds(5), timeout_kind::client_write);
+      // close_notify, and a short wait for the client's; shorter while draining, so that shutdown is not held
+      // up by clients that never answer it.
+      const auto bound = ctx_->shared->draining ? std::chrono::milliseconds(500) : std::chrono::milliseconds(5000);
+      down_write_dog_.arm(bound, timeout_kind::client_write);
       co_await down_.async_shutdown(use_tuple);
     }
   }

@@ -30,7 +30,8 @@ namespace exbridge::proxy {
   X(upstream_no_server)              \
   X(certificate_reloads)             \
   X(certificate_reload_failures)     \
-  X(config_reloads)
+  X(config_reloads)                  \
+  X(config_reload_failures)
 
 enum class counter : std::size_t {
 #define EXBRIDGE_X(name) name,

@@ -235,6 +235,19 @@ std::filesystem::path find_on_path(const std::string& name) {
   return {};
 }
 
+void process_supervisor::signal(const std::string& name, int sig) {
+  const int id = pid(name);
+  if (id <= 0) throw config_error("cannot signal process '" + name + "': it is not running");
+  ::kill(id, sig);
+}
+
+int process_supervisor::pid(const std::string& name) const {
+  for (const auto& c : children_) {
+    if (c->name == name && c->proc && !c->exited) return c->proc->id();
+  }
+  return -1;
+}
+
 net::awaitable<void> process_supervisor::stop_all() {
   for (auto it = children_.rbegin(); it != children_.rend(); ++it) co_await stop_child(**it);
 }

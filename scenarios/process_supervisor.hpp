@@ -52,6 +52,11 @@ class process_supervisor {
   /// when no running process has that name.
   net::awaitable<int> stop(const std::string& name);
 
+  /// Sends `signal` to a running process (SIGHUP: reload). Throws config_error when none has that name.
+  void signal(const std::string& name, int signal);
+  /// The process id of a running process, or -1.
+  int pid(const std::string& name) const;
+
   /// SIGKILLs every process still running (Ctrl-C path; no waiting).
   void kill_all();
 

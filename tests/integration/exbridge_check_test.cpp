@@ -4,7 +4,16 @@
 // and the started bridge is waited for on its readiness line.
 #include <gtest/gtest.h>
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <boost/json.hpp>
+
+#include <csignal>
 #include <fstream>
+#include <thread>
 
 #include "common/lab_pki.hpp"
 #include "common/tls_context.hpp"
@@ -180,6 +189,113 @@ TEST(ExbridgeConfigCommand, StartsFromAConfigFileAndServes) {
   EXPECT_EQ(response["X-Frame-Options"], "SAMEORIGIN");
   EXPECT_EQ(lab.wait_for_request(1).target, "/EWS/Exchange.asmx");
   lab.io().run(supervisor.stop_all());
+}
+
+/// A free loopback port (bound, then released) for a listener whose readiness line the supervisor does not read.
+unsigned short free_port() {
+  net::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  return a.local_endpoint().port();
+}
+
+/// The admin's /stats.json counter `name`, or -1 when the admin does not answer.
+std::int64_t admin_counter(unsigned short port, const std::string& name) {
+  httplib::Client admin("127.0.0.1", port);
+  admin.set_basic_auth("ops", "admin-secret");
+  const auto r = admin.Get("/stats.json");
+  if (!r || r->status != 200) return -1;
+  return boost::json::parse(r->body).at("counters").at(name).as_int64();
+}
+
+/// Waits (bounded) until the running exbridge has counted `name` `value` times: it handles signals
+/// asynchronously, and this is the state change that says a reload was processed.
+bool wait_for_counter(unsigned short port, const std::string& name, std::int64_t value) {
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < limit) {
+    if (admin_counter(port, name) >= value) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(ExbridgeConfigCommand, SighupReloadsTheFileRefusesABrokenOneAndSigtermDrainsAfterDroppingPrivileges) {
+  test::exchange_lab lab;
+  const auto& pki = test::test_pki();
+  // The certificate is read again on SIGHUP, after privileges are dropped: copies everyone may read.
+  const std::filesystem::path dir = temp_file("-certs");
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::all);
+  std::filesystem::copy_file(pki.bridge_cert, dir / "cert.pem", std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(pki.bridge_key, dir / "key.pem", std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(pki.ca_cert, dir / "ca.pem", std::filesystem::copy_options::overwrite_existing);
+  for (const char* f : {"cert.pem", "key.pem", "ca.pem"}) {
+    std::filesystem::permissions(dir / f, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                              std::filesystem::perms::others_read);
+  }
+  const bool root = ::geteuid() == 0;
+  const unsigned short admin_port = free_port();
+  const auto config = [&](const std::string& frame_options, const std::string& extra) {
+    std::string text = lab_config(lab.server().local_endpoint().port(), "", (dir / "cert.pem").string(),
+                                  (dir / "key.pem").string());
+    text = text.substr(0, text.find("[listen.response_headers]")) + "[listen.response_headers]\n\"X-Frame-Options\" = \"" +
+           frame_options + "\"\n" + text.substr(text.find("[upstream]"));
+    const std::string ca = pki.ca_cert.string();
+    text.replace(text.find(ca), ca.size(), (dir / "ca.pem").string());
+    const std::string top = root ? "user = \"nobody\"\n" : "";
+    return top + text + "[admin]\naddress = \"127.0.0.1:" + std::to_string(admin_port) +
+           "\"\nuser = \"ops\"\npassword = \"admin-secret\"\n" + extra;
+  };
+  const std::string file = write(config("SAMEORIGIN", ""));
+  scenario::process_supervisor supervisor(lab.io().context().get_executor());
+  const auto started = lab.io().run(supervisor.start("exbridge", program_path("exbridge"), {"--config", file},
+                                                     temp_file(".log"), std::chrono::seconds(30)));
+  if (root) {
+    std::ifstream status("/proc/" + std::to_string(supervisor.pid("exbridge")) + "/status");
+    std::string line;
+    while (std::getline(status, line) && line.rfind("Uid:", 0) != 0) {
+    }
+    const passwd* nobody = ::getpwnam("nobody");
+    ASSERT_NE(nobody, nullptr);
+    EXPECT_EQ(line.substr(0, line.find('\t', 5)), "Uid:\t" + std::to_string(nobody->pw_uid)) << line;
+  }
+
+  ssl::context client = make_tls_context(tls_profile::exchange_online_client,
+                                         {.verify = tls_verify::ca_file, .ca_file = pki.ca_cert.string()});
+  test::tls_stream idle(lab.io().context(), client);  // stays open, idle, until the drain closes it
+  const auto frame_options = [&](bool keep_open) {
+    return lab.io().run([&]() -> net::awaitable<std::string> {
+      test::tls_stream fresh(co_await net::this_coro::executor, client);
+      test::tls_stream& stream = keep_open ? idle : fresh;
+      const tcp::endpoint ep(net::ip::make_address(started.address.host), started.address.port);
+      co_await stream.next_layer().async_connect(ep, net::use_awaitable);
+      prepare_client_tls(stream.native_handle(), "mail.contoso.example", true);
+      co_await stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
+      const std::string request = "GET /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail.contoso.example\r\n\r\n";
+      co_await test::send_text(stream, request);
+      beast::flat_buffer buffer;
+      const auto response = co_await test::read_response(stream, buffer);
+      co_return std::string(response["X-Frame-Options"]);
+    }());
+  };
+  EXPECT_EQ(frame_options(true), "SAMEORIGIN");
+
+  std::ofstream(file) << config("DENY", "");
+  supervisor.signal("exbridge", SIGHUP);
+  ASSERT_TRUE(wait_for_counter(admin_port, "config_reloads", 1));
+  EXPECT_EQ(frame_options(false), "DENY");
+
+  std::ofstream(file) << config("SAMEORIGIN", "[timeouts]\nclient_dat = \"20m\"\n");  // unknown key
+  supervisor.signal("exbridge", SIGHUP);
+  ASSERT_TRUE(wait_for_counter(admin_port, "config_reload_failures", 1));
+  EXPECT_EQ(frame_options(false), "DENY") << "a refused reload changed the running configuration";
+  EXPECT_EQ(admin_counter(admin_port, "config_reloads"), 1);
+
+  // SIGTERM with an idle keep-alive connection open: the drain closes it, and exbridge exits 0 on its own
+  // (stop() would log a kill after 5 s otherwise; the exit status says which).
+  const auto stopping = std::chrono::steady_clock::now();
+  EXPECT_EQ(lab.io().run(supervisor.stop("exbridge")), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(5));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

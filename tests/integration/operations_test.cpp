@@ -508,6 +508,23 @@ TEST_F(BridgeTest, CertificateReloadsUnderLoadDropNoChannelAndNewHandshakesSeeTh
 
 // --- configuration reloads and draining ------------------------------------------------------------------
 
+TEST_F(BridgeTest, EveryListenAddressServes) {
+  bridge_options o = options_for_upstream();
+  o.also_listen = {{"127.0.0.1", 0}, {"127.0.0.1", 0}};
+  start_bridge(o);
+  const auto endpoints = bridge_->local_endpoints();
+  ASSERT_EQ(endpoints.size(), 3u);
+  for (const auto& ep : endpoints) {
+    const auto r = io_.run([&]() -> net::awaitable<client::reply> {
+      client c(io_.context());
+      if (auto ec = co_await c.connect(ep.port())) co_return client::reply{ec};
+      co_return co_await c.request("/");
+    }());
+    EXPECT_EQ(r.status, 200u) << ep;
+  }
+  EXPECT_EQ(bridge_->stats().get(counter::downstream_rq_total), 3);
+}
+
 TEST_F(BridgeTest, ReloadAppliesToNewConnectionsWhileOpenOnesFinishOnTheirSettings) {
   start_bridge(options_for_upstream());
   test_upstream second(io_.context());

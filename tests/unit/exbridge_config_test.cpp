@@ -444,6 +444,17 @@ password_file = ")" + password + "\"\n"));
   EXPECT_EQ(o.admin.address->port, 8404);
 }
 
+TEST(ExbridgeConfig, ListenTakesOneAddressOrSeveral) {
+  const auto loaded = load_config_file(write_config(
+      "[listen]\naddress = [\"0.0.0.0:443\", \"[::]:443\"]\n[[listen.certificate]]\ncert = \"c.pem\"\nkey = \"k.pem\"\n" +
+      minimal_upstream));
+  EXPECT_EQ(loaded.options.listen.to_string(), "0.0.0.0:443");
+  ASSERT_EQ(loaded.options.also_listen.size(), 1u);
+  EXPECT_EQ(loaded.options.also_listen[0].host, "::");
+  EXPECT_NE(load_error("[listen]\naddress = []\n" + minimal_upstream).find("lists no address"), std::string::npos);
+  EXPECT_NE(load_error("[listen]\naddress = [443]\n" + minimal_upstream).find("entries must be"), std::string::npos);
+}
+
 TEST(ExbridgeConfig, PoolAndRouteMistakesNameTheLine) {
   std::string file;
   const std::string unknown_pool =
