@@ -93,7 +93,15 @@ net::awaitable<std::variant<response_t, failure>> exo_connection::exchange_strea
   if (!rec) std::tie(rec, std::ignore) = co_await http::async_read_header(*stream_, buffer_, parser, use_tuple);
   std::string kept;
   std::vector<char> chunk(64 * 1024);
+  const auto request_deadline = scaled_clock::now() + settings_.request_timeout;
   while (!rec && !parser.is_done()) {
+    // Stall detection: each read waits at most the read/write timeout, and never past the request's limit.
+    const auto left = request_deadline - scaled_clock::now();
+    if (settings_.read_write_timeout < left) {
+      dog_.arm(settings_.read_write_timeout, client_timeout::read_write);
+    } else {
+      dog_.arm(std::max(left, scaled_clock::duration::zero()), client_timeout::request);
+    }
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
     std::tie(rec, std::ignore) = co_await http::async_read(*stream_, buffer_, parser, use_tuple);
@@ -120,6 +128,13 @@ net::awaitable<std::variant<response_t, failure>> exo_connection::exchange_strea
                                               "retry; the server or a proxy took longer than that: find which in "
                                               "the proxy's access log (exbridge's timers show the server's think "
                                               "time)"});
+    }
+    if (dog_.fired() == client_timeout::read_write) {
+      co_return record(failure{"client-timeout", "no data for " + format_duration(settings_.read_write_timeout) +
+                                                     " in the middle of the response (the client's read/write "
+                                                     "timeout, .NET ReadWriteTimeout): the server or a proxy "
+                                                     "stalled mid-body; the client gives up on the connection and "
+                                                     "retries"});
     }
     co_return record(
         failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"});

@@ -23,12 +23,7 @@ struct time_scale_guard {
 };
 
 std::string get_folder_request(const std::string& auth) {
-  const std::string body =
-      "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
-      "xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" "
-      "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\"><soap:Body><m:GetFolder>"
-      "<m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>"
-      "<t:DistinguishedFolderId Id=\"inbox\"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>";
+  const std::string body = test::get_inbox_soap();
   std::string r = "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail.contoso.example\r\nContent-Type: text/xml\r\n";
   if (!auth.empty()) r += "Authorization: " + auth + "\r\n";
   return r + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;

@@ -46,6 +46,7 @@ class bridge_lab {
 
   io_thread& io() { return io_; }
   proxy::bridge& bridge() { return *bridge_; }
+  fake_exchange::server& exchange() { return *exchange_; }
   unsigned short exchange_port() const { return exchange_->local_endpoint().port(); }
   const fake_exchange::server_options& exchange_options() const { return options_; }
 

@@ -81,4 +81,14 @@ std::uint64_t env_knob(const char* name, std::uint64_t fallback);
 /// Absolute path of a built program (build/bin/NAME).
 std::string program_path(const std::string& name);
 
+/// An EWS GetFolder(inbox) SOAP request body, as the migration service sends it.
+inline std::string get_inbox_soap() {
+  return "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+         "xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" "
+         "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\"><soap:Body><m:GetFolder>"
+         "<m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds>"
+         "<t:DistinguishedFolderId Id=\"inbox\"/></m:FolderIds></m:GetFolder></soap:Body></soap:Envelope>";
+}
+
+
 }  // namespace exbridge::test
