@@ -86,6 +86,11 @@ bool is_interim(const http::response_header<>& res) {
   return res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols;
 }
 
+bool response_has_no_body(const http::response_header<>& res, bool head) {
+  const unsigned status = res.result_int();
+  return head || status / 100 == 1 || status == 204 || status == 304;
+}
+
 bool offers_connection_auth(const http::response_header<>& res) {
   if (res.result() != http::status::unauthorized) return false;
   for (const auto& field : res) {

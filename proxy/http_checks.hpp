@@ -60,6 +60,12 @@ std::optional<std::string> check_response_header(const http::response_header<>& 
 /// An interim (1xx) response, passed on before the final one.
 bool is_interim(const http::response_header<>& res);
 
+/// A response that has no body whatever its headers say (RFC 9112 section 6.3): the answer to a HEAD, a 1xx,
+/// 204 or 304. Its header is the whole message: nothing may follow it -- not even the last chunk a
+/// serializer would add for "Transfer-Encoding: chunked", which the client would read as the start of the
+/// next response.
+bool response_has_no_body(const http::response_header<>& res, bool head);
+
 /// A 401 offering a connection-bound scheme: from here on the upstream connection belongs to this client.
 bool offers_connection_auth(const http::response_header<>& res);
 

@@ -395,6 +395,16 @@ class downstream_session {
         }
       }
       if (interim) continue;
+      if (response_has_no_body(res, head)) {
+        // The header (written above: the parser is done) is the whole response. Relaying an empty body
+        // through the serializer would add "0\r\n\r\n" after a HEAD/204/304 response that says chunked,
+        // and the client would read those bytes as the next response.
+        out.at = response_outcome::done;
+        out.keep_alive = parser.keep_alive();
+        x.response_done = true;
+        stop_upload(x);
+        co_return out;
+      }
 
       const leg in{up_read_dog_, timeout_kind::upstream_read, rpc ? t_->rpc_idle : t_->upstream_data,
                    &live_->bytes_down, &live_->last_down_ms};

@@ -59,6 +59,11 @@ outcome relay(std::string_view data, std::size_t piece, bool head) {
     }
     out.statuses.push_back(res.result_int());
     if (interim) continue;
+    if (proxy::response_has_no_body(res, head)) {  // as the session: the header is the whole response
+      out.completed = true;
+      out.client_bytes = std::move(down.bytes);
+      return out;
+    }
     ec = relay_body(up, up_buf, parser, sr, down, out.body);
     out.completed = !ec;
     (void)proxy::is_malformed(ec);
