@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
   # TMPDIR: the config targets write each input to a temporary file.
   TMPDIR="$dir/tmp" "build-fuzz/bin/$t" "${args[@]}" "$dir/corpus" >"$dir/log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
-  done_line=$(grep -E '^#[0-9]+ +(DONE|INITED)' "$dir/log" | tail -1 || true)
+  done_line=$(grep -E '^#[0-9]+[[:space:]].*cov: ' "$dir/log" | tail -1 || true)  # DONE, or the last progress line
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
   corpus=$(ls "$dir/corpus" | wc -l)

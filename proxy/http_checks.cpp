@@ -79,8 +79,13 @@ std::optional<std::string> check_response_header(const http::response_header<>& 
   if (res.result() == http::status::switching_protocols) {
     return std::string("the upstream switched protocols (101); exbridge relays HTTP/1.1 only");
   }
+  if (res.count(http::field::transfer_encoding) > 1) {
+    return std::string("the upstream sent more than one Transfer-Encoding header");
+  }
   return std::nullopt;
 }
+
+bool header_goes_first(bool chunked) { return chunked; }
 
 bool is_interim(const http::response_header<>& res) {
   return res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols;

@@ -54,11 +54,19 @@ bool is_rpc_target(std::string_view target);
 void add_forwarding_headers(http::request_header<>& req, std::string_view client, unsigned short listen_port);
 
 /// Why an upstream response header is refused (nullopt: relay it). A 101 is refused: after it both sides
-/// would speak another protocol through a proxy that relays HTTP/1.1 only.
+/// would speak another protocol through a proxy that relays HTTP/1.1 only. More than one Transfer-Encoding
+/// line is refused: Beast's parser joins them ("gzip" + "chunked" = chunked) but its serializer reads only
+/// the first, so the client would get the body unframed under a header that says chunked.
 std::optional<std::string> check_response_header(const http::response_header<>& res);
 
 /// An interim (1xx) response, passed on before the final one.
 bool is_interim(const http::response_header<>& res);
+
+/// Whether a message's header must be sent before any of its body is parsed: for a chunked body, Beast adds
+/// the trailer fields to the message's header when it parses them, and a header still waiting to go out
+/// with the first body piece would carry them (a second Host, a Content-Length beside chunked) past
+/// check_request_header. Other bodies have no trailers, so their header may wait and share the first write.
+bool header_goes_first(bool chunked);
 
 /// A response that has no body whatever its headers say (RFC 9112 section 6.3): the answer to a HEAD, a 1xx,
 /// 204 or 304. Its header is the whole message: nothing may follow it -- not even the last chunk a

@@ -283,8 +283,9 @@ class downstream_session {
     if (pinned_) ctx_->stats.add(counter::upstream_rq_pinned);
 
     http::request_serializer<http::buffer_body> request_sr{req};
-    // Headers go at once unless body bytes are already here: then they leave together (one record).
-    if (parser.is_done() || down_buf_.size() == 0) {
+    // Headers go at once unless body bytes are already here: then they leave together (one record) --
+    // except before a chunked body, whose trailer fields Beast would add to the waiting header.
+    if (parser.is_done() || down_buf_.size() == 0 || header_goes_first(parser.chunked())) {
       up_write_dog_.arm(rpc ? t_->rpc_idle : t_->upstream_data, timeout_kind::upstream_write);
       auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
       if (!wec && parser.is_done() && !request_sr.is_done()) {  // the (empty) end of a bodiless request
@@ -380,8 +381,9 @@ class downstream_session {
       }
       http::response_serializer<http::buffer_body> sr{res};
       // Headers go at once (a client may wait on them: 100 Continue, an RPC OUT channel's 200) unless body
-      // bytes are already here: then the relay's first write carries both (one TLS record).
-      if (interim || parser.is_done() || up_buf_.size() == 0) {
+      // bytes are already here: then the relay's first write carries both (one TLS record). Not before a
+      // chunked body: Beast would add its trailer fields to the waiting header.
+      if (interim || parser.is_done() || up_buf_.size() == 0 || header_goes_first(parser.chunked())) {
         down_write_dog_.arm(rpc ? t_->rpc_idle : t_->client_data, timeout_kind::client_write);
         auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
         down_write_dog_.disarm();

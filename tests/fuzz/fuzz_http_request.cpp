@@ -70,7 +70,7 @@ outcome serve(std::string_view data, std::size_t piece) {
     proxy::add_forwarding_headers(req, client, 443);
 
     http::request_serializer<http::buffer_body> sr{req};
-    if (parser.is_done() || down_buf.size() == 0) {
+    if (parser.is_done() || down_buf.size() == 0 || proxy::header_goes_first(parser.chunked())) {
       http::write_header(up, sr, ec);
       if (!ec && parser.is_done() && !sr.is_done()) {
         req.body().data = nullptr;

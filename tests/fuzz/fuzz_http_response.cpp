@@ -53,7 +53,7 @@ outcome relay(std::string_view data, std::size_t piece, bool head) {
       out.pinned = proxy::offers_connection_auth(res);
     }
     http::response_serializer<http::buffer_body> sr{res};
-    if (interim || parser.is_done() || up_buf.size() == 0) {
+    if (interim || parser.is_done() || up_buf.size() == 0 || proxy::header_goes_first(parser.chunked())) {
       http::write_header(down, sr, ec);
       if (ec) invariant_failed("writing a response header to a string failed:", ec.message());
     }
