@@ -8,6 +8,8 @@ packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libssl-dev libpugixml-dev libtomlplusplus-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev
+  # libFuzzer targets (ci/fuzz.sh): clang 14 and its sanitizer/fuzzer runtimes
+  clang libclang-rt-14-dev
   # peers and tools used by tests, benchmarks and rehearsals
   openssl curl haproxy stunnel4 nginx-light wrk sslscan
   # renders rehearse's HTML report in a test (headless)

@@ -148,8 +148,9 @@ void append_json(toml::array& out, const boost::json::value& v, const std::strin
 
 toml::table json_to_toml(const boost::json::object& object, const std::string& source) {
   toml::table t;
-  for (const auto& [key, value] : object) {
-    convert(value, source, [&](auto&& x) { t.insert_or_assign(std::string(key), std::forward<decltype(x)>(x)); });
+  for (const auto& entry : object) {  // not a structured binding: clang < 16 cannot capture one (fuzz build)
+    const std::string key(entry.key());
+    convert(entry.value(), source, [&](auto&& x) { t.insert_or_assign(key, std::forward<decltype(x)>(x)); });
   }
   return t;
 }

@@ -145,7 +145,10 @@ class reader {
       std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
         return a.second->source().begin < b.second->source().begin;
       });
-      for (const auto& [key, value] : entries) {
+      // Not structured bindings: clang before 16 cannot capture those in the lambda below (the fuzz build).
+      for (const auto& entry : entries) {
+        const std::string& key = entry.first;
+        const toml::node* value = entry.second;
         const std::string qualified = "listen.response_headers." + key;
         if (!value->is_string()) toml_fail_at(file_, *value, "'" + qualified + "' must be a string");
         const std::string text = value->as_string()->get();
@@ -184,7 +187,9 @@ class reader {
       u.address = checked(*t.get("address"), [&] { return parse_host_port(address, at + "address", false); });
     }
     if (t.get("sni") != nullptr) u.sni = string(t, "sni", at + "sni");
-    for (auto [key, field] : {std::pair{"tls_min", &u.min_tls}, std::pair{"tls_max", &u.max_tls}}) {
+    for (const auto& tls_key : {std::pair{"tls_min", &u.min_tls}, std::pair{"tls_max", &u.max_tls}}) {
+      const char* key = tls_key.first;  // not a structured binding: clang < 16 cannot capture one (fuzz build)
+      std::string* field = tls_key.second;
       if (t.get(key) == nullptr) continue;
       const std::string qualified = at + key;
       *field = string(t, key, qualified);

@@ -16,7 +16,6 @@
 // server` firing during slow uploads (issues #949, #1681) blames the server for a slow client.
 #include <sys/socket.h>
 
-#include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -30,6 +29,7 @@
 #include "common/watchdog.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/bridge.hpp"
+#include "proxy/http_checks.hpp"
 #include "proxy/termination.hpp"
 #include "proxy/pool.hpp"
 #include "proxy/upstream_tls.hpp"
@@ -40,8 +40,6 @@ namespace {
 using namespace net::experimental::awaitable_operators;
 
 constexpr std::size_t chunk_size = 64 * 1024;
-constexpr std::size_t max_header_bytes = 64 * 1024;
-constexpr std::ptrdiff_t max_header_fields = 100;  // as HAProxy's tune.http.maxhdr (101 with the request line)
 constexpr std::size_t read_size = 16 * 1024;
 
 // Beast's ssl_stream linearises buffer sequences before SSL_write: a response's header and the start of its
@@ -59,52 +57,6 @@ bool is_peer_close(const error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof || ec == ssl::error::stream_truncated ||
          ec == net::error::connection_reset || ec == net::error::broken_pipe || ec == net::error::operation_aborted ||
          ec == net::error::bad_descriptor;
-}
-
-/// A parse error in a message (not the peer going away mid-message): the sender broke HTTP's framing.
-bool is_malformed(const error_code& ec) {
-  return ec.category() == make_error_code(http::error::bad_version).category() && ec != http::error::partial_message &&
-         ec != http::error::end_of_stream && ec != http::error::need_buffer;
-}
-
-// Framing rules Beast's parser leaves to the application. Anything here could make exbridge and the
-// upstream (IIS) disagree about where a request ends -- request smuggling -- so it is refused outright.
-std::optional<std::string> framing_problem(const http::request<http::buffer_body>& req) {
-  int transfer_encodings = 0;
-  int hosts = 0;
-  for (const auto& field : req) {
-    const std::string_view value = field.value();
-    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-      return "header " + std::string(field.name_string()) + " contains a line break or NUL (obsolete line folding)";
-    }
-    if (field.name() == http::field::transfer_encoding) ++transfer_encodings;
-    if (field.name() == http::field::host) ++hosts;
-  }
-  if (hosts > 1) return std::string("more than one Host header");
-  if (transfer_encodings == 0) return std::nullopt;
-  if (req.version() < 11) return std::string("Transfer-Encoding in an HTTP/1.0 request");
-  const std::string_view te = req[http::field::transfer_encoding];
-  if (transfer_encodings > 1 || !boost::algorithm::iequals(te, "chunked")) {
-    return "Transfer-Encoding '" + std::string(te) + "' is not exactly 'chunked'";
-  }
-  return std::nullopt;
-}
-
-std::string auth_scheme_of(const http::request<http::buffer_body>& req) {
-  const std::string_view v = req[http::field::authorization];
-  if (v.empty()) return "-";
-  return std::string(v.substr(0, v.find(' ')));
-}
-
-/// A 401 offering a connection-bound scheme: from here on the upstream connection belongs to this client.
-bool offers_connection_auth(const http::response<http::buffer_body>& res) {
-  if (res.result() != http::status::unauthorized) return false;
-  for (const auto& field : res) {
-    if (field.name() != http::field::www_authenticate) continue;
-    const std::string_view v = field.value();
-    if (boost::algorithm::istarts_with(v, "NTLM") || boost::algorithm::istarts_with(v, "Negotiate")) return true;
-  }
-  return false;
 }
 
 /// One side of a body relay: the stream, its watchdog, and which timer runs for how long.
@@ -251,21 +203,15 @@ class downstream_session {
   // folded header is a classic way to make two HTTP parsers disagree.
   net::awaitable<error_code> buffer_header_block() {
     for (;;) {
-      const std::string_view data(static_cast<const char*>(down_buf_.data().data()), down_buf_.size());
-      if (data.find("\r\n\r\n") != std::string_view::npos || data.find("\n\n") != std::string_view::npos ||
-          down_buf_.size() >= max_header_bytes) {
-        co_return error_code{};
-      }
+      if (header_block_complete(buffered())) co_return error_code{};
       auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(read_size), use_tuple);
       if (ec) co_return ec;
       down_buf_.commit(n);
     }
   }
 
-  bool has_obs_fold() const {
-    std::string_view data(static_cast<const char*>(down_buf_.data().data()), down_buf_.size());
-    data = data.substr(0, std::min(data.find("\r\n\r\n"), data.find("\n\n")));
-    return data.find("\n ") != std::string_view::npos || data.find("\n\t") != std::string_view::npos;
+  std::string_view buffered() const {
+    return {static_cast<const char*>(down_buf_.data().data()), down_buf_.size()};
   }
 
   request_record new_record() const {
@@ -286,7 +232,7 @@ class downstream_session {
     parser.header_limit(max_header_bytes);
     down_read_dog_.arm(t_->request_headers, timeout_kind::request_headers);
     error_code ec = co_await buffer_header_block();
-    const bool folded = !ec && has_obs_fold();
+    const bool folded = !ec && has_obs_fold(buffered());
     if (!ec && !folded) std::tie(ec, std::ignore) = co_await http::async_read_header(down_, down_buf_, parser, use_tuple);
     down_read_dog_.disarm();
     if (folded) {
@@ -313,22 +259,16 @@ class downstream_session {
       }
       co_return false;
     }
-    if (const auto problem = framing_problem(req)) {
+    if (const auto rejected = check_request_header(req)) {
       ctx_->stats.add(counter::downstream_rq_rejected);
-      co_await send_error(rec, http::status::bad_request, termination::bad_request, *problem);
-      co_return false;
-    }
-    if (std::distance(req.begin(), req.end()) > max_header_fields) {
-      ctx_->stats.add(counter::downstream_rq_rejected);
-      const std::string detail = "more than " + std::to_string(max_header_fields) + " header fields";
-      co_await send_error(rec, http::status::request_header_fields_too_large, termination::bad_request, detail);
+      co_await send_error(rec, rejected->status, termination::bad_request, rejected->detail);
       co_return false;
     }
     rec.t_request = rec.elapsed_ms();
     rec.auth_scheme = auth_scheme_of(req);
     const auto route = ctx_->route_for(rec.target);
     t_ = route.timeouts;
-    const bool rpc = boost::algorithm::istarts_with(rec.target, "/rpc/");
+    const bool rpc = is_rpc_target(rec.target);
     // Pinning is the only model here; the flag records that this pair must never be shared.
     if (rec.auth_scheme == "NTLM" || rec.auth_scheme == "Negotiate" || rpc) pinned_ = true;
     rec.pinned = pinned_;
@@ -337,14 +277,15 @@ class downstream_session {
     live_->pinned = pinned_;
     if (!co_await ensure_upstream(rec, route)) co_return false;
     live_->set_server(rec.server, rec.method + " " + rec.target);
-    add_forwarding_headers(req);
+    add_forwarding_headers(req, client_, listen_port_);
     rec.upstream_requests = ++upstream_requests_;
     ctx_->stats.add(counter::upstream_rq_total);
     if (pinned_) ctx_->stats.add(counter::upstream_rq_pinned);
 
     http::request_serializer<http::buffer_body> request_sr{req};
-    // Headers go at once unless body bytes are already here: then they leave together (one record).
-    if (parser.is_done() || down_buf_.size() == 0) {
+    // Headers go at once unless body bytes are already here: then they leave together (one record) --
+    // except before a chunked body, whose trailer fields Beast would add to the waiting header.
+    if (parser.is_done() || down_buf_.size() == 0 || header_goes_first(parser.chunked())) {
       up_write_dog_.arm(rpc ? t_->rpc_idle : t_->upstream_data, timeout_kind::upstream_write);
       auto [wec, wn] = co_await http::async_write_header(*up_, request_sr, use_tuple);
       if (!wec && parser.is_done() && !request_sr.is_done()) {  // the (empty) end of a bodiless request
@@ -424,25 +365,25 @@ class downstream_session {
       auto& res = parser.get();
       if (rec.t_response < 0) rec.t_response = rec.elapsed_ms();
       rec.status = res.result_int();
-      if (res.result() == http::status::switching_protocols) {
-        // exbridge relays HTTP/1.1 only: after a 101 both sides would speak another protocol through it.
+      if (auto refused = check_response_header(res)) {
         out.at = response_outcome::headers;
-        out.detail = "the upstream switched protocols (101); exbridge relays HTTP/1.1 only";
+        out.detail = std::move(*refused);
         stop_upload(x);
         close_upstream();
         co_return out;
       }
-      const bool interim = res.result_int() / 100 == 1 && res.result() != http::status::switching_protocols;
+      const bool interim = is_interim(res);
       if (!interim) {
         x.response_started = true;
-        for (const auto& [name, value] : options_.response_headers) res.set(name, value);
+        apply_response_headers(res, options_.response_headers);
         if (offers_connection_auth(res)) rec.pinned = pinned_ = true;
         live_->pinned = pinned_;
       }
       http::response_serializer<http::buffer_body> sr{res};
       // Headers go at once (a client may wait on them: 100 Continue, an RPC OUT channel's 200) unless body
-      // bytes are already here: then the relay's first write carries both (one TLS record).
-      if (interim || parser.is_done() || up_buf_.size() == 0) {
+      // bytes are already here: then the relay's first write carries both (one TLS record). Not before a
+      // chunked body: Beast would add its trailer fields to the waiting header.
+      if (interim || parser.is_done() || up_buf_.size() == 0 || header_goes_first(parser.chunked())) {
         down_write_dog_.arm(rpc ? t_->rpc_idle : t_->client_data, timeout_kind::client_write);
         auto [wec, wn] = co_await http::async_write_header(down_, sr, use_tuple);
         down_write_dog_.disarm();
@@ -456,6 +397,16 @@ class downstream_session {
         }
       }
       if (interim) continue;
+      if (response_has_no_body(res, head)) {
+        // The header (written above: the parser is done) is the whole response. Relaying an empty body
+        // through the serializer would add "0\r\n\r\n" after a HEAD/204/304 response that says chunked,
+        // and the client would read those bytes as the next response.
+        out.at = response_outcome::done;
+        out.keep_alive = parser.keep_alive();
+        x.response_done = true;
+        stop_upload(x);
+        co_return out;
+      }
 
       const leg in{up_read_dog_, timeout_kind::upstream_read, rpc ? t_->rpc_idle : t_->upstream_data,
                    &live_->bytes_down, &live_->last_down_ms};
@@ -782,15 +733,6 @@ class downstream_session {
       f.status = http::status::gateway_timeout;
     }
     co_return f;
-  }
-
-  void add_forwarding_headers(http::request<http::buffer_body>& req) const {
-    const std::string ip = client_.substr(0, client_.rfind(':'));
-    const std::string_view existing = req["X-Forwarded-For"];
-    if (existing.empty()) req.set("X-Forwarded-For", ip);
-    else req.set("X-Forwarded-For", std::string(existing) + ", " + ip);
-    req.set("X-Forwarded-Proto", "https");
-    req.set("X-Forwarded-Port", std::to_string(listen_port_));
   }
 
   // Answers the client with a short explanation (if nothing of the response was sent yet) and closes.

@@ -290,6 +290,15 @@ std::vector<response_case> response_cases() {
       {"interim_with_body", "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", then::keep, "502", true, bad, false},
       {"head_response_with_body", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", then::keep, "200", true, normal, true, true},
       {"status_204_with_body", "HTTP/1.1 204 No Content\r\n\r\nhello", then::keep, "204", true, normal, true},
+      // Found by fuzz_http_response: a bodiless response that says chunked must reach the client without the
+      // "0\r\n\r\n" a serializer adds, which the client would read as the start of the next response.
+      {"head_response_chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", then::keep, "200", true, normal, true, true},
+      {"status_204_chunked", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", then::keep, "204", true, normal, true},
+      // Found by fuzz_http_response: Beast joins Transfer-Encoding lines, its serializer reads only the first.
+      {"te_twice_gzip_chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", then::keep, "502", true, bad, false},
+      // Found by fuzz_http_request: trailer fields must not join a header still waiting for its first body piece.
+      {"chunked_trailer_content_length", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", then::keep, "200", true, normal, true},
+      {"status_304_chunked", "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", then::keep, "304", true, normal, true},
       // Beast unfolds it ("a b"): the client gets one clean header line.
       {"obs_fold_header", "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 5\r\n\r\nhello", then::keep, "200", true, normal, true},
       {"bare_lf_headers", "HTTP/1.1 200 OK\nContent-Length: 5\n\nhello", then::keep, "502", true, bad, false},

@@ -1,0 +1,119 @@
+// Writes the seed inputs that are binary or need live ids (not a fuzz target): NTLM Type 1/2/3 messages as
+// common/ntlm.cpp builds them, and fake-exchange requests carrying real folder and item ids from
+// route_request's own answers. Run once, output committed: build-fuzz/bin/fuzz_make_seeds tests/fuzz/corpus
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "common/base64.hpp"
+#include "common/ntlm.hpp"
+#include "fake_exchange/router.hpp"
+
+namespace {
+
+std::filesystem::path out_dir;
+
+void write(const std::string& target, const std::string& name, const std::string& bytes) {
+  const auto dir = out_dir / target;
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / name, std::ios::binary) << bytes;
+}
+
+std::string envelope(const std::string& body) {
+  return "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+         "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" "
+         "xmlns:t=\"http://schemas.microsoft.com/exchange/services/2006/types\" "
+         "xmlns:m=\"http://schemas.microsoft.com/exchange/services/2006/messages\">"
+         "<soap:Header><t:RequestServerVersion Version=\"Exchange2007_SP1\" /></soap:Header><soap:Body>" +
+         body + "</soap:Body></soap:Envelope>";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace exbridge;
+  using namespace exbridge::fake_exchange;
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: fuzz_make_seeds CORPUS_DIR\n");
+    return 2;
+  }
+  out_dir = argv[1];
+
+  // NTLM: a Windows-like exchange, and a Type 1 with OEM domain and workstation supplied.
+  const std::array<std::uint8_t, 8> server_challenge{1, 2, 3, 4, 5, 6, 7, 8};
+  const std::array<std::uint8_t, 8> client_challenge{9, 10, 11, 12, 13, 14, 15, 16};
+  const std::string type1 = make_negotiate();
+  const std::string type2 = make_challenge(*parse_negotiate(type1), server_challenge, ntlm_server_names{}, 133'000'000'000'000'000ULL);
+  const std::string type3 = make_authenticate(type2, "alex.wilber", "CONTOSO", std::string(demo_password), "EXO-MRS",
+                                              client_challenge, 133'000'000'000'000'000ULL);
+  write("fuzz_ntlm", "type1", type1);
+  write("fuzz_ntlm", "type2", type2);
+  write("fuzz_ntlm", "type3", type3);
+  write("fuzz_ntlm", "type1_http", http_token("NTLM", type1));
+  write("fuzz_ntlm", "type2_http", http_token("Negotiate", type2));
+  write("fuzz_ntlm", "type3_http", http_token("NTLM", type3));
+  std::string oem = type1;
+  oem[13] = static_cast<char>(oem[13] | 0x30);  // oem_domain_supplied | oem_workstation_supplied
+  oem += "CONTOSOWS01";
+  oem[16] = 7; oem[18] = 7; oem[20] = 40;   // DomainNameFields: 7 bytes at 40
+  oem[24] = 4; oem[26] = 4; oem[28] = 47;   // WorkstationFields: 4 bytes at 47
+  write("fuzz_ntlm", "type1_oem_names", oem);
+
+  // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.
+  exchange_config config;
+  config.public_host = "mail.contoso.example";
+  config.mailboxes.inbox_items = 12;
+  config.mailboxes.small_min = 256;
+  config.mailboxes.small_max = 4096;
+  const std::string auth = "Basic " + base64_encode(std::string(demo_email) + ":" + std::string(demo_password));
+  auto ask = [&](const std::string& body) {
+    http::request<http::string_body> req{http::verb::post, "/EWS/Exchange.asmx", 11};
+    req.set(http::field::host, "mail.contoso.example");
+    req.set(http::field::authorization, auth);
+    req.body() = body;
+    req.prepare_payload();
+    connection_auth conn;
+    return route_request(req, config, conn).response.body();
+  };
+  auto first_id = [](const std::string& xml, const std::string& element) {
+    std::smatch m;
+    std::regex_search(xml, m, std::regex("<t:" + element + " Id=\"([^\"]+)\""));
+    return m.size() > 1 ? m[1].str() : std::string();
+  };
+  auto ews = [&](const std::string& name, const std::string& body) { write("fuzz_ews_request", name, "\x01" + envelope(body)); };
+  write("fuzz_ews_request", "autodiscover",
+        std::string("\x00", 1) + "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+        "<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\">"
+        "<Request><EMailAddress>alex.wilber@contoso.example</EMailAddress>"
+        "<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+        "</AcceptableResponseSchema></Request></Autodiscover>");
+  const std::string get_folder = "<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape>"
+                                 "<m:FolderIds><t:DistinguishedFolderId Id=\"inbox\" /></m:FolderIds></m:GetFolder>";
+  ews("get_folder", get_folder);
+  const std::string folder_id = first_id(ask(envelope(get_folder)), "FolderId");
+  const std::string find_item = "<m:FindItem Traversal=\"Shallow\"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>"
+                                "<t:AdditionalProperties><t:FieldURI FieldURI=\"item:Size\" /></t:AdditionalProperties>"
+                                "</m:ItemShape><m:IndexedPageItemView MaxEntriesReturned=\"5\" Offset=\"2\" BasePoint=\"Beginning\" />"
+                                "<m:ParentFolderIds><t:FolderId Id=\"" + folder_id + "\" /></m:ParentFolderIds></m:FindItem>";
+  ews("find_item", find_item);
+  const std::string item_id = first_id(ask(envelope(find_item)), "ItemId");
+  ews("get_item_mime", "<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent>"
+                       "</m:ItemShape><m:ItemIds><t:ItemId Id=\"" + item_id + "\" /></m:ItemIds></m:GetItem>");
+  ews("find_folder", "<m:FindFolder Traversal=\"Deep\"><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>"
+                     "<m:ParentFolderIds><t:DistinguishedFolderId Id=\"msgfolderroot\" /></m:ParentFolderIds></m:FindFolder>");
+  ews("sync_folder_items", "<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId>"
+                           "<t:DistinguishedFolderId Id=\"inbox\" /></m:SyncFolderId><m:MaxChangesReturned>4</m:MaxChangesReturned>"
+                           "</m:SyncFolderItems>");
+  ews("sync_folder_hierarchy", "<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape>"
+                               "</m:SyncFolderHierarchy>");
+  ews("resolve_names", "<m:ResolveNames ReturnFullContactData=\"true\"><m:UnresolvedEntry>alex</m:UnresolvedEntry></m:ResolveNames>");
+  ews("expand_dl", "<m:ExpandDL><m:Mailbox><t:EmailAddress>allusers@contoso.example</t:EmailAddress></m:Mailbox></m:ExpandDL>");
+  ews("convert_id", "<m:ConvertId DestinationFormat=\"EwsLegacyId\"><m:SourceIds><t:AlternateId Format=\"EwsId\" Id=\"" +
+                        item_id + "\" Mailbox=\"alex.wilber@contoso.example\" /></m:SourceIds></m:ConvertId>");
+  ews("get_attachment", "<m:GetAttachment><m:AttachmentIds><t:AttachmentId Id=\"" + item_id +
+                            "\" /></m:AttachmentIds></m:GetAttachment>");
+  std::printf("seeds written to %s (folder %s, item %s)\n", argv[1], folder_id.c_str(), item_id.c_str());
+  return 0;
+}
