@@ -40,6 +40,20 @@ std::string error_document(int code, const std::string& message) {
          "</Message>\r\n      <DebugData />\r\n    </Error>\r\n  </Response>\r\n</Autodiscover>\r\n";
 }
 
+/// Action redirectAddr / redirectUrl: the whole answer is the Account with its Action and target.
+std::string redirect_document(const autodiscover_redirect& r) {
+  const bool to_address = !r.address.empty();
+  std::string x = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n"
+                  "<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006\">\r\n"
+                  "  <Response xmlns=\"";
+  x += response_schema_2006a;
+  x += "\">\r\n    <Account>\r\n      <AccountType>email</AccountType>\r\n";
+  x += to_address ? "      <Action>redirectAddr</Action>\r\n      <RedirectAddr>" + xml_escape(r.address) + "</RedirectAddr>\r\n"
+                  : "      <Action>redirectUrl</Action>\r\n      <RedirectUrl>" + xml_escape(r.url) + "</RedirectUrl>\r\n";
+  x += "    </Account>\r\n  </Response>\r\n</Autodiscover>\r\n";
+  return x;
+}
+
 }  // namespace
 
 const version_profile* find_version_profile(std::string_view name) {
@@ -61,7 +75,8 @@ std::string server_version_hex(const version_profile& v) {
 }
 
 autodiscover_result answer_autodiscover(std::string_view request_body, const organisation& org,
-                                        const version_profile& version, const std::string& public_host) {
+                                        const version_profile& version, const std::string& public_host,
+                                        std::string_view host) {
   pugi::xml_document doc;
   if (!doc.load_buffer(request_body.data(), request_body.size())) {
     return {error_document(600, "Invalid Request"), 600};
@@ -73,6 +88,7 @@ autodiscover_result answer_autodiscover(std::string_view request_body, const org
   if (schema != response_schema_2006a) {
     return {error_document(601, "The requested schema version is not supported"), 601};
   }
+  if (const auto* redirect = org.find_redirect(email, host)) return {redirect_document(*redirect), 0};
   const user* u = org.find_email(email);
   if (u == nullptr) return {error_document(500, "The email address can't be found."), 500};
 

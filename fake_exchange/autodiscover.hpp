@@ -27,8 +27,10 @@ struct autodiscover_result {
   int error_code = 0;  ///< 0, or the Autodiscover error code (500, 600, 601, ...)
 };
 
-/// Answers one POX request. `public_host` is the host name clients reach (Outlook Anywhere/EWS URLs).
+/// Answers one POX request that arrived for `host` (the Host header; it selects redirects).
+/// `public_host` is the host name clients reach (Outlook Anywhere/EWS URLs).
 autodiscover_result answer_autodiscover(std::string_view request_body, const organisation& org,
-                                        const version_profile& version, const std::string& public_host);
+                                        const version_profile& version, const std::string& public_host,
+                                        std::string_view host = {});
 
 }  // namespace exbridge::fake_exchange

@@ -73,6 +73,29 @@ std::vector<distribution_list> read_lists(const std::string& file, const toml::n
   return lists;
 }
 
+/// [[redirect]]: Autodiscover answers redirectAddr or redirectUrl for these addresses.
+std::vector<autodiscover_redirect> read_redirects(const std::string& file, const toml::node& node) {
+  if (!node.is_array_of_tables()) toml_fail_at(file, node, "'redirect' must be [[redirect]] tables");
+  std::vector<autodiscover_redirect> redirects;
+  for (const auto& entry : *node.as_array()) {
+    const toml::table& t = *entry.as_table();
+    toml_reject_unknown_keys(file, t, {"email", "host", "address", "url"}, "[[redirect]]");
+    const std::string email = toml_get_string(file, t, "email", true, "", "[[redirect]]");
+    const std::string host = toml_get_string(file, t, "host", false, "", "[[redirect]] " + email);
+    const std::string address = toml_get_string(file, t, "address", false, "", "[[redirect]] " + email);
+    const std::string url = toml_get_string(file, t, "url", false, "", "[[redirect]] " + email);
+    if (address.empty() == url.empty()) {
+      toml_fail_at(file, t, "[[redirect]] " + email + " needs exactly one of 'address' (redirectAddr) or 'url' (redirectUrl)");
+    }
+    try {
+      redirects.push_back(make_redirect(email, host, address.empty() ? url : address, "[[redirect]]"));
+    } catch (const config_error& e) {
+      toml_fail_at(file, t, e.what());
+    }
+  }
+  return redirects;
+}
+
 void read_mailboxes(const std::string& file, const toml::node& node, mailbox_spec& mb) {
   if (!node.is_table()) toml_fail_at(file, node, "'mailboxes' must be a table: [mailboxes]");
   const toml::table& t = *node.as_table();
@@ -90,11 +113,32 @@ void read_mailboxes(const std::string& file, const toml::node& node, mailbox_spe
 
 }  // namespace
 
+autodiscover_redirect make_redirect(const std::string& email, const std::string& host, const std::string& target,
+                                    const std::string& where) {
+  const auto is_address = [](const std::string& a) {
+    const auto at = a.find('@');
+    return at != 0 && at != std::string::npos && at + 1 < a.size() && a.find_first_of(" /:") == std::string::npos;
+  };
+  if (!is_address(email)) throw config_error(where + ": '" + email + "' is not an e-mail address (user@domain)");
+  if (host.find_first_of("/@ ") != std::string::npos) throw config_error(where + ": host '" + host + "' is not a host name");
+  autodiscover_redirect r{email, host, "", ""};
+  if (target.rfind("https://", 0) == 0 && target.size() > 8) {
+    r.url = target;
+  } else if (is_address(target)) {
+    r.address = target;
+  } else {
+    // Clients follow only https:// redirect URLs (MS-OXDSCLI; exchangelib and the Managed API refuse others).
+    throw config_error(where + ": the target of " + email + " must be an e-mail address (redirectAddr) or an https:// "
+                       "URL (redirectUrl), not '" + target + "'");
+  }
+  return r;
+}
+
 void apply_config_file(const std::string& file, server_options& options) {
   const toml::table root = toml_parse_file(file, "check the --config path");
   toml_reject_unknown_keys(file, root,
                            {"version", "windows", "public_host", "rpc_ping_interval", "organisation", "user", "list",
-                            "mailboxes", "fault"},
+                            "redirect", "mailboxes", "fault"},
                            "the configuration");
   auto& ex = options.exchange;
   if (const auto* n = root.get("version")) {
@@ -121,6 +165,7 @@ void apply_config_file(const std::string& file, server_options& options) {
   if (const auto* n = root.get("organisation")) read_organisation(file, *n, ex.org);
   if (const auto* n = root.get("user")) ex.org.users = read_users(file, *n);
   if (const auto* n = root.get("list")) ex.org.lists = read_lists(file, *n, ex.org);  // after the users it names
+  if (const auto* n = root.get("redirect")) ex.org.redirects = read_redirects(file, *n);
   if (const auto* n = root.get("mailboxes")) read_mailboxes(file, *n, ex.mailboxes);
   if (root.get("fault") != nullptr) options.faults = parse_fault_rules(root, file);
 }

@@ -8,6 +8,7 @@
 //   [organisation]                   # name, domain, netbios_domain, server_name
 //   [[user]]                         # email, password, display_name (optional)
 //   [[list]]                         # email, display_name (optional), members = [user e-mail addresses]
+//   [[redirect]]                     # email, host (optional), and address (redirectAddr) or url (redirectUrl)
 //   [mailboxes]                      # items, seed, large_every, large_size, small_max
 //   [[fault]]                        # see faults.hpp
 //
@@ -19,6 +20,11 @@
 #include "fake_exchange/server.hpp"
 
 namespace exbridge::fake_exchange {
+
+/// An Autodiscover redirect from `email` to `target`: an e-mail address (Action redirectAddr) or an https://
+/// URL (Action redirectUrl); `host` limits it to requests for that Host. Throws config_error naming `where`.
+autodiscover_redirect make_redirect(const std::string& email, const std::string& host, const std::string& target,
+                                    const std::string& where);
 
 /// Reads FILE and applies what it sets to `options` (absent keys keep their values). Throws config_error.
 void apply_config_file(const std::string& file, server_options& options);

@@ -44,6 +44,21 @@ int main(int argc, char** argv) {
                 [&](const std::string& v) { options.windows = parse_schannel_profile(v, "--windows"); });
     args.option("user", "EMAIL:PASSWORD[:NAME]", "a mailbox user (repeatable); replaces the demo user",
                 [&](const std::string& v) { user_specs.push_back(v); });
+    args.option("autodiscover-redirect", "[HOST/]EMAIL=TARGET",
+                "Autodiscover about EMAIL (asked through HOST, if given) answers Action redirectAddr when TARGET is an "
+                "e-mail address, redirectUrl when it is an https:// URL (repeatable)",
+                [&](const std::string& v) {
+                  const auto eq = v.find('=');
+                  const auto slash = v.find('/');
+                  if (eq == std::string::npos) {
+                    throw config_error("--autodiscover-redirect '" + v + "' needs EMAIL=TARGET, e.g. "
+                                       "old@fabrikam.example=alex.wilber@contoso.example");
+                  }
+                  const bool has_host = slash != std::string::npos && slash < eq;
+                  options.exchange.org.redirects.push_back(make_redirect(
+                      v.substr(has_host ? slash + 1 : 0, eq - (has_host ? slash + 1 : 0)),
+                      has_host ? v.substr(0, slash) : std::string(), v.substr(eq + 1), "--autodiscover-redirect"));
+                });
     unsigned user_count = 0;
     args.option("user-count", "N",
                 "expand every --user containing {n} into N numbered users, e.g. --user "

@@ -26,6 +26,17 @@ const user* organisation::find_email(std::string_view email) const {
   return nullptr;
 }
 
+const autodiscover_redirect* organisation::find_redirect(std::string_view email, std::string_view host) const {
+  // The Host header may carry a port; the rule names the host only.
+  const std::string_view name = host.substr(0, host.rfind(':') == std::string_view::npos || host.back() == ']'
+                                                   ? host.size()
+                                                   : host.rfind(':'));
+  for (const auto& r : redirects) {
+    if (iequals(r.email, email) && (r.host.empty() || iequals(r.host, name))) return &r;
+  }
+  return nullptr;
+}
+
 const user* organisation::find_logon(std::string_view logon) const {
   if (const user* u = find_email(logon)) return u;
   std::string_view alias = logon;

@@ -23,6 +23,16 @@ struct distribution_list {
   std::vector<std::string> members;
 };
 
+/// An Autodiscover redirect (MS-OXDSCLI Action redirectAddr or redirectUrl): asked about `email` (through
+/// `host`, when set), the server points the client elsewhere instead of answering with settings, as
+/// Exchange does for a mailbox moved to another forest or a namespace served elsewhere.
+struct autodiscover_redirect {
+  std::string email;
+  std::string host;     ///< the Host header it applies to (empty: any)
+  std::string address;  ///< redirectAddr: ask again about this address, or
+  std::string url;      ///< redirectUrl: ask again at this https:// URL
+};
+
 struct organisation {
   std::string name = "Contoso";
   std::string domain = "contoso.example";
@@ -30,10 +40,13 @@ struct organisation {
   std::string server_name = "EX2007";  ///< the mailbox/CAS server's NetBIOS name
   std::vector<user> users;
   std::vector<distribution_list> lists;  ///< configured lists (distribution_lists() adds "All Users")
+  std::vector<autodiscover_redirect> redirects;
 
   /// Finds a user by e-mail address, UPN, "DOMAIN\alias" or bare alias (case-insensitive).
   const user* find_logon(std::string_view logon) const;
   const user* find_email(std::string_view email) const;
+  /// The redirect for an Autodiscover request about `email` arriving for `host`, or nullptr.
+  const autodiscover_redirect* find_redirect(std::string_view email, std::string_view host) const;
   std::string legacy_dn(const user& u) const;
   /// The configured lists plus a synthetic "All Users" <allusers@domain> holding every user, so that
   /// every organisation has a list to expand (unless one is configured with that address).

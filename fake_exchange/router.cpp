@@ -194,7 +194,7 @@ routed_response route_request(const http::request<http::string_body>& req, const
   if (u == nullptr) return {unauthorized(v, host), "", is_ews ? "" : "autodiscover"};
 
   if (is_autodiscover) {
-    auto result = answer_autodiscover(req.body(), config.org, *config.version, public_host);
+    auto result = answer_autodiscover(req.body(), config.org, *config.version, public_host, host);
     return {xml_response(v, http::status::ok, std::move(result.body)), u->email, "autodiscover"};
   }
   if (req.method() != http::verb::post) {

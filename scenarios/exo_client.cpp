@@ -66,6 +66,15 @@ std::string find_item_request(const std::string& folder, unsigned page, unsigned
                       "\" /></m:ParentFolderIds></m:FindItem>");
 }
 
+/// SyncFolderItems (2007 schema order: ItemShape, SyncFolderId, SyncState, MaxChangesReturned); an empty
+/// state asks for every item as a Create.
+std::string sync_folder_items_request(const std::string& folder, unsigned max_changes, const std::string& state) {
+  return ews_envelope("<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>"
+                      "<m:SyncFolderId><t:DistinguishedFolderId Id=\"" + folder + "\" /></m:SyncFolderId>" +
+                      (state.empty() ? std::string() : "<m:SyncState>" + xml_escape(state) + "</m:SyncState>") +
+                      "<m:MaxChangesReturned>" + std::to_string(max_changes) + "</m:MaxChangesReturned></m:SyncFolderItems>");
+}
+
 std::string get_item_request(const std::vector<std::string>& ids) {
   std::string list;
   for (const auto& id : ids) list += "<t:ItemId Id=\"" + xml_escape(id) + "\" />";
@@ -130,7 +139,13 @@ struct discovery {
   std::string server_version;
 };
 
-std::variant<discovery, failure> parse_autodiscover(const std::string& xml) {
+/// Action redirectAddr (ask again about another address) or redirectUrl (ask again at another URL).
+struct ad_redirect {
+  bool to_address = false;
+  std::string target;
+};
+
+std::variant<discovery, ad_redirect, failure> parse_autodiscover(const std::string& xml) {
   pugi::xml_document doc;
   if (!doc.load_string(xml.c_str())) return failure{"bad-response", "Autodiscover answered with a document that is not XML"};
   const auto response = child_local(doc.document_element(), "Response");
@@ -139,6 +154,13 @@ std::variant<discovery, failure> parse_autodiscover(const std::string& xml) {
                                        ": " + child_local(error, "Message").text().get()};
   }
   const auto account = child_local(response, "Account");
+  const std::string action = child_local(account, "Action").text().get();
+  if (action == "redirectAddr" || action == "redirectUrl") {
+    const bool to_address = action == "redirectAddr";
+    const std::string target = child_local(account, to_address ? "RedirectAddr" : "RedirectUrl").text().get();
+    if (target.empty()) return failure{"bad-response", "Autodiscover answered Action " + action + " without a target"};
+    return ad_redirect{to_address, target};
+  }
   std::optional<discovery> exch, expr;
   for (const auto& protocol : account.children()) {
     if (local_name(protocol) != "Protocol") continue;
@@ -155,6 +177,54 @@ std::variant<discovery, failure> parse_autodiscover(const std::string& xml) {
   if (d.server_version.empty() && exch) d.server_version = exch->server_version;
   return d;
 }
+
+/// http(s)://host[:port]/path, as Autodiscover URLs are written.
+struct url_parts {
+  bool https = true;
+  std::string host;
+  unsigned short port = 443;
+  std::string path = "/";
+};
+
+std::optional<url_parts> parse_url(const std::string& url) {
+  url_parts u;
+  std::string rest;
+  if (boost::algorithm::istarts_with(url, "https://")) {
+    rest = url.substr(8);
+  } else if (boost::algorithm::istarts_with(url, "http://")) {
+    rest = url.substr(7);
+    u.https = false;
+    u.port = 80;
+  } else {
+    return std::nullopt;
+  }
+  const auto slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  if (slash != std::string::npos) u.path = rest.substr(slash);
+  if (const auto colon = authority.rfind(':'); colon != std::string::npos && authority.back() != ']') {
+    const std::string port = authority.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(port) == 0 || std::stoul(port) > 65535) {
+      return std::nullopt;
+    }
+    u.port = static_cast<unsigned short>(std::stoul(port));
+    authority.resize(colon);
+  }
+  if (authority.empty()) return std::nullopt;
+  u.host = authority;
+  return u;
+}
+
+/// Where the migration service looks for Autodiscover about `email` (MS-OXDSCLI 3.1.5; no AD SCP from the
+/// cloud, and the DNS SRV lookup is left out: a rehearsal has no DNS of its own).
+std::vector<std::string> domain_candidates(const std::string& email) {
+  const std::string domain = email.substr(email.find('@') + 1);
+  return {"https://" + domain + "/autodiscover/autodiscover.xml",
+          "https://autodiscover." + domain + "/autodiscover/autodiscover.xml",
+          "http://autodiscover." + domain + "/autodiscover/autodiscover.xml"};
+}
+
+constexpr unsigned max_autodiscover_redirects = 10;  // the Managed API's and exchangelib's limit
 
 std::string decode_server_version(const std::string& hex) {
   if (hex.size() != 8 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return hex;
@@ -183,34 +253,16 @@ bool transient(const failure& f) {
 class migration_probe {
  public:
   migration_probe(net::any_io_executor ex, ssl::context& tls, const client_settings& s)
-      : s_(s), conn_(std::move(ex), tls, s) {}
+      : s_(s), executor_(ex), tls_(tls), conn_(std::move(ex), tls, s) {}
 
   net::awaitable<probe_result> run() {
+    auto discovered = co_await discover();
+    if (auto* r = std::get_if<probe_result>(&discovered)) co_return *r;
+    const discovery disc = std::get<discovery>(discovered);
+    // EWS goes to the public name, on the step's own connection.
+    cur_ = &conn_;
+    other_.reset();
     if (auto f = co_await conn_.ensure_connected()) co_return fail(*f);
-
-    // 1. Unauthenticated probe: learn the offered schemes from WWW-Authenticate, as the service does.
-    auto probe = co_await conn_.exchange(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), ""));
-    if (auto* f = std::get_if<failure>(&probe)) co_return fail(*f);
-    const auto& challenge = std::get<response_t>(probe);
-    if (challenge.result() != http::status::unauthorized) {
-      co_return fail(http_failure(challenge, "Autodiscover probe (expected 401)"));
-    }
-    offered_ = offered_schemes(challenge);
-    const bool ntlm = s_.auth == "ntlm";
-    if (!offers(ntlm ? "NTLM" : "Basic")) {
-      co_return probe_result{"auth-refused", std::string("Autodiscover does not offer ") + (ntlm ? "NTLM" : "Basic") +
-                                                 " authentication; enable it on the Autodiscover and EWS virtual "
-                                                 "directories (the migration endpoint is set to use it)"};
-    }
-
-    // 2. Autodiscover with credentials.
-    auto answer = co_await authenticated(soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), ""));
-    if (auto* f = std::get_if<failure>(&answer)) co_return fail(*f);
-    const auto& ad = std::get<response_t>(answer);
-    if (ad.result() != http::status::ok) co_return fail(http_failure(ad, "Autodiscover"));
-    const auto found = parse_autodiscover(ad.body());
-    if (auto* f = std::get_if<failure>(&found)) co_return fail(*f);
-    const auto& disc = std::get<discovery>(found);
 
     // 3. The EwsUrl must point at the public name, or Exchange Online could not follow it.
     const std::string prefix = "https://" + s_.server_name;
@@ -223,7 +275,7 @@ class migration_probe {
     std::string path = disc.ews_url.substr(prefix.size());
     path = path.substr(path.find('/'));
     const std::string preamble = conn_.tls_description() + " to " + s_.server_name + ", " + s_.auth +
-                                 " auth, Exchange " + decode_server_version(disc.server_version) + "; ";
+                                 " auth, Exchange " + decode_server_version(disc.server_version) + route_ + "; ";
     if (s_.action == "migrate-mailbox") co_return co_await migrate(path, preamble);
 
     // 4. EWS: read the inbox folder, as often as asked, checking whose mailbox answered each time.
@@ -256,10 +308,171 @@ class migration_probe {
     if (s_.ews_requests > 1) summary += " (" + std::to_string(s_.ews_requests) + " requests, all from the right mailbox)";
     co_return probe_result{"ok", conn_.tls_description() + " to " + s_.server_name + ", " + s_.auth +
                                      " auth; Autodiscover: EwsUrl " + disc.ews_url + " (Exchange " +
-                                     decode_server_version(disc.server_version) + "); " + summary};
+                                     decode_server_version(disc.server_version) + ")" + route_ + "; " + summary};
   }
 
  private:
+  /// Autodiscover as the migration service runs it: the candidate URLs in order (one URL, the public name,
+  /// unless autodiscover = "domain"), redirectAddr, redirectUrl and HTTP redirects followed, at most 10.
+  /// Returns the settings found, or the step's result when none were.
+  net::awaitable<std::variant<discovery, probe_result>> discover() {
+    std::string email = s_.autodiscover_email.empty() ? s_.email : s_.autodiscover_email;
+    const auto candidates_for = [this](const std::string& address) {
+      return s_.autodiscover == "domain"
+                 ? domain_candidates(address)
+                 : std::vector<std::string>{"https://" + s_.server_name + "/autodiscover/autodiscover.xml"};
+    };
+    std::vector<std::string> candidates = candidates_for(email);
+    std::vector<std::string> trail;  // what each URL answered, for the explanation
+    std::optional<failure> telling;  // the most specific failure seen
+    unsigned redirects = 0;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      const std::string url = candidates[i];
+      auto answer = co_await ask(url, email);
+      if (auto* d = std::get_if<discovery>(&answer)) {
+        if (!trail.empty()) {
+          trail.push_back(url + ": settings");
+          route_ = " (Autodiscover for " + email + " via " + join(trail, ", ") + ")";
+        }
+        co_return *d;
+      }
+      if (auto* f = std::get_if<failure>(&answer)) {
+        // With a single URL and no redirect, its failure is the answer (TLS refused, wrong certificate, ...).
+        if (candidates.size() == 1 && redirects == 0) co_return fail(*f);
+        trail.push_back(url + ": " + f->outcome + " (" + f->explanation + ")");
+        if (f->outcome != "connect-failed" || !telling) telling = *f;
+        continue;
+      }
+      const auto& r = std::get<ad_redirect>(answer);
+      trail.push_back(url + ": " + (r.to_address ? "redirectAddr " : "redirect to ") + r.target);
+      if (++redirects > max_autodiscover_redirects) {
+        co_return probe_result{"autodiscover-failed",
+                               "Autodiscover for " + email + " was redirected more than " +
+                                   std::to_string(max_autodiscover_redirects) + " times (last: " + trail.back() +
+                                   "); the migration service gives up there: fix the redirect loop in the "
+                                   "Autodiscover configuration (redirectAddr/redirectUrl or the HTTP redirect)"};
+      }
+      if (r.to_address) {
+        email = r.target;
+        candidates = candidates_for(email);
+      } else if (!boost::algorithm::istarts_with(r.target, "https://")) {
+        // MS-OXDSCLI: a redirect is followed only to https; anything else could hand credentials to anyone.
+        trail.back() += " (not followed: not https)";
+        continue;
+      } else {
+        candidates = {r.target};
+      }
+      i = static_cast<std::size_t>(-1);  // start over with the new list
+    }
+    co_return probe_result{telling ? telling->outcome : "autodiscover-failed",
+                           "Autodiscover found no settings for " + email + ": " + join(trail, "; ") +
+                               "; fix: publish https://autodiscover." + email.substr(email.find('@') + 1) +
+                               "/autodiscover/autodiscover.xml through the bridge (its certificate must name that "
+                               "host), or give the migration endpoint the server names by hand"};
+  }
+
+  static std::string join(const std::vector<std::string>& parts, const char* separator) {
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+    return out;
+  }
+
+  /// One Autodiscover POST at `url` about `email`: unauthenticated probe (learns the schemes offered), then
+  /// with the step's credentials.
+  net::awaitable<std::variant<discovery, ad_redirect, failure>> ask(const std::string& url, const std::string& email) {
+    const auto u = parse_url(url);
+    if (!u) co_return failure{"bad-response", "'" + url + "' is not an http:// or https:// URL"};
+    if (!u->https) co_return co_await ask_http_redirect(*u);
+    use_for(*u);
+    if (auto f = co_await cur_->ensure_connected()) co_return *f;
+
+    auto probe = co_await cur_->exchange(soap_post(u->path, autodiscover_request(email), ""));
+    if (auto* f = std::get_if<failure>(&probe)) co_return *f;
+    const auto& challenge = std::get<response_t>(probe);
+    if (challenge.result() != http::status::unauthorized) {
+      co_return http_failure(challenge, "Autodiscover probe (expected 401)");
+    }
+    offered_ = offered_schemes(challenge);
+    const bool ntlm = s_.auth == "ntlm";
+    if (!offers(ntlm ? "NTLM" : "Basic")) {
+      co_return failure{"auth-refused", std::string("Autodiscover does not offer ") + (ntlm ? "NTLM" : "Basic") +
+                                            " authentication; enable it on the Autodiscover and EWS virtual "
+                                            "directories (the migration endpoint is set to use it)"};
+    }
+    auto answer = co_await authenticated(soap_post(u->path, autodiscover_request(email), ""));
+    if (auto* f = std::get_if<failure>(&answer)) co_return *f;
+    const auto& ad = std::get<response_t>(answer);
+    if (ad.result() != http::status::ok) co_return http_failure(ad, "Autodiscover");
+    auto found = parse_autodiscover(ad.body());
+    if (auto* f = std::get_if<failure>(&found)) co_return *f;
+    if (auto* r = std::get_if<ad_redirect>(&found)) co_return *r;
+    co_return std::get<discovery>(found);
+  }
+
+  /// The plain-HTTP candidate: an unauthenticated GET whose only useful answer is a redirect to https.
+  net::awaitable<std::variant<discovery, ad_redirect, failure>> ask_http_redirect(const url_parts& u) {
+    const std::string where = "http://" + u.host + (u.port == 80 ? "" : ":" + std::to_string(u.port));
+    const auto it = s_.resolve.find(u.host + ":" + std::to_string(u.port));
+    if (it == s_.resolve.end()) {
+      co_return failure{"connect-failed", "nothing answers " + where + " in this rehearsal (the step's resolve table has no \"" +
+                                              u.host + ":" + std::to_string(u.port) + "\")"};
+    }
+    const host_port to = parse_host_port(it->second, "resolve", false);
+    beast::tcp_stream stream(executor_);
+    tcp::resolver resolver(executor_);
+    stream.expires_after(scaled_clock::to_real(s_.connect_timeout));
+    auto [rec, endpoints] = co_await resolver.async_resolve(to.host, std::to_string(to.port), use_tuple);
+    if (rec) co_return failure{"connect-failed", "cannot resolve " + to.host + ": " + rec.message()};
+    auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
+    if (cec) co_return failure{"connect-failed", "cannot connect to " + where + ": " + cec.message()};
+    http::request<http::empty_body> req{http::verb::get, u.path, 11};
+    req.set(http::field::host, u.host);
+    req.set(http::field::user_agent, "MSRPC");
+    stream.expires_after(scaled_clock::to_real(s_.request_timeout));
+    auto [wec, written] = co_await http::async_write(stream, req, use_tuple);
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024);
+    error_code read_ec = wec;
+    if (!wec) std::tie(read_ec, std::ignore) = co_await http::async_read(stream, buffer, parser, use_tuple);
+    if (read_ec) co_return failure{"connection-lost", where + " did not answer the redirect probe: " + read_ec.message()};
+    const auto& res = parser.get();
+    const unsigned code = res.result_int();
+    if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
+      co_return failure{"http-error", where + " answered HTTP " + std::to_string(code) + "; only a redirect helps there"};
+    }
+    const std::string location(res[http::field::location]);
+    if (!boost::algorithm::istarts_with(location, "https://")) {
+      co_return failure{"bad-response", where + " redirected to '" + location +
+                                            "', which is not https://; Autodiscover follows only https redirects"};
+    }
+    co_return ad_redirect{false, location};
+  }
+
+  /// Points cur_ at a connection for https://u.host: the step's own when that is the public name, else
+  /// one of its own, to where the resolve table (or the step's connect address) says the name points.
+  void use_for(const url_parts& u) {
+    const auto it = s_.resolve.find(u.host);
+    if (it == s_.resolve.end() && boost::algorithm::iequals(u.host, s_.server_name)) {
+      cur_ = &conn_;
+      return;
+    }
+    if (other_ && boost::algorithm::iequals(other_settings_.server_name, u.host)) {
+      cur_ = &*other_;
+      return;
+    }
+    other_.reset();
+    other_settings_ = s_;
+    other_settings_.server_name = u.host;
+    if (it != s_.resolve.end()) {
+      const host_port to = parse_host_port(it->second, "resolve", false);
+      other_settings_.host = to.host;
+      other_settings_.port = to.port;
+    }
+    other_.emplace(executor_, tls_, other_settings_);
+    cur_ = &*other_;
+  }
+
   /// The migration itself: page through every folder with FindItem (pages of page_size), fetch the MIME
   /// of every item with GetItem, and check each item's SHA-256 against fake-exchange's manifest.
   net::awaitable<probe_result> migrate(const std::string& path, const std::string& preamble) {
@@ -276,16 +489,42 @@ class migration_probe {
     for (const auto& [folder, expected] : manifest) {
       std::map<std::string, const expected_item*> by_id;
       for (const auto& e : expected) by_id[e.id] = &e;
-      // FindItem, page by page, as the migration service does.
+      // List the folder page by page, as the migration service does: FindItem with an indexed view, or
+      // SyncFolderItems from an empty sync state (its incremental pass).
+      const bool sync = s_.listing == "sync-folder-items";
+      const std::string op = std::string(sync ? "SyncFolderItems(" : "FindItem(") + folder + ")";
       std::vector<std::string> ids;
-      for (unsigned offset = 0;;) {
-        auto page = co_await authenticated(soap_post(path, find_item_request(folder, s_.page_size, offset), ""));
+      std::string state;
+      for (unsigned offset = 0, pages = 0;; ++pages) {
+        auto page = co_await authenticated(soap_post(path,
+                                                     sync ? sync_folder_items_request(folder, s_.page_size, state)
+                                                          : find_item_request(folder, s_.page_size, offset),
+                                                     ""));
         if (auto* f = std::get_if<failure>(&page)) co_return fail(*f);
         const auto& res = std::get<response_t>(page);
-        if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS FindItem(" + folder + ")"));
+        if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS " + op));
         pugi::xml_document doc;
-        const auto root = doc.load_string(res.body().c_str()) ? descendant_local(doc, "RootFolder") : pugi::xml_node();
-        if (!root) co_return probe_result{"bad-response", "EWS FindItem(" + folder + ") answered without a RootFolder"};
+        const bool parsed = static_cast<bool>(doc.load_string(res.body().c_str()));
+        if (sync) {
+          const auto message = parsed ? descendant_local(doc, "SyncFolderItemsResponseMessage") : pugi::xml_node();
+          if (!message || std::string(message.attribute("ResponseClass").value()) != "Success") {
+            co_return probe_result{"bad-response", "EWS " + op + " did not succeed: " +
+                                                       descendant_local(doc, "ResponseCode").text().get()};
+          }
+          for (const auto& change : child_local(message, "Changes").children()) {
+            ids.emplace_back(child_local(change.first_child(), "ItemId").attribute("Id").value());
+          }
+          const std::string next_state = child_local(message, "SyncState").text().get();
+          // A server that keeps saying "more" without moving the state would loop for ever.
+          if (child_local(message, "IncludesLastItemInRange").text().as_bool(true)) break;
+          if (next_state.empty() || next_state == state || pages > 100000) {
+            co_return probe_result{"bad-response", "EWS " + op + " says more changes follow but does not advance its sync state"};
+          }
+          state = next_state;
+          continue;
+        }
+        const auto root = parsed ? descendant_local(doc, "RootFolder") : pugi::xml_node();
+        if (!root) co_return probe_result{"bad-response", "EWS " + op + " answered without a RootFolder"};
         for (const auto& item : child_local(root, "Items").children()) {
           ids.emplace_back(child_local(item, "ItemId").attribute("Id").value());
         }
@@ -294,7 +533,8 @@ class migration_probe {
         offset = next;
       }
       if (ids.size() != expected.size()) {
-        co_return probe_result{"data-missing", "FindItem listed " + std::to_string(ids.size()) + " items in " + folder +
+        co_return probe_result{"data-missing", std::string(sync ? "SyncFolderItems" : "FindItem") + " listed " +
+                                                   std::to_string(ids.size()) + " items in " + folder +
                                                    " where the mailbox holds " + std::to_string(expected.size())};
       }
       // GetItem: small items in batches, each large one on its own.
@@ -381,21 +621,24 @@ class migration_probe {
     auto req = soap_post(path, std::move(body), "");
     if (s_.auth != "ntlm") {
       req.set(http::field::authorization, basic_authorization(s_));
-      co_return co_await conn_.exchange_streaming(std::move(req), std::move(sink));
+      co_return co_await cur_->exchange_streaming(std::move(req), std::move(sink));
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
-      if (ntlm_connection_ == 0 || ntlm_connection_ != conn_.serial()) {
+      if (!ntlm_ready()) {
         // Authenticate this connection with a small request first; the large answer then streams.
         auto warm = co_await authenticated(soap_post(path, get_inbox_request, ""));
         if (auto* f = std::get_if<failure>(&warm)) co_return *f;
       }
-      auto r = co_await conn_.exchange_streaming(req, sink);
+      auto r = co_await cur_->exchange_streaming(req, sink);
       auto* res = std::get_if<response_t>(&r);
       if (res == nullptr || res->result() != http::status::unauthorized) co_return r;
       ntlm_connection_ = 0;
     }
     co_return failure{"auth-refused", "the server keeps refusing the NTLM-authenticated connection"};
   }
+
+  /// NTLM authenticated the TCP connection requests now go to.
+  bool ntlm_ready() const { return ntlm_connection_ != 0 && ntlm_owner_ == cur_ && ntlm_connection_ == cur_->serial(); }
 
   static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
 
@@ -406,15 +649,15 @@ class migration_probe {
   net::awaitable<std::variant<response_t, failure>> authenticated(http::request<http::string_body> req) {
     if (s_.auth != "ntlm") {
       req.set(http::field::authorization, basic_authorization(s_));
-      auto r = co_await conn_.exchange(req);
+      auto r = co_await cur_->exchange(req);
       if (auto* res = std::get_if<response_t>(&r); res != nullptr && res->result() == http::status::unauthorized) {
         co_return failure{"auth-refused", "the server refused the Basic credentials of " + s_.email +
                                               "; check the migration endpoint's user name and password"};
       }
       co_return r;
     }
-    if (ntlm_connection_ != 0 && ntlm_connection_ == conn_.serial()) {
-      auto r = co_await conn_.exchange(req);
+    if (ntlm_ready()) {
+      auto r = co_await cur_->exchange(req);
       auto* res = std::get_if<response_t>(&r);
       if (res == nullptr || res->result() != http::status::unauthorized) co_return r;
       // The server no longer knows this connection (a proxy moved us to another server connection):
@@ -424,20 +667,28 @@ class migration_probe {
   }
 
   net::awaitable<std::variant<response_t, failure>> ntlm_handshake(http::request<http::string_body> req) {
-    auto r3 = co_await ntlm_exchange(conn_, std::move(req), s_);
+    auto r3 = co_await ntlm_exchange(*cur_, std::move(req), s_);
     if (auto* f = std::get_if<failure>(&r3)) co_return *f;
     const auto& final_response = std::get<response_t>(r3);
     if (final_response.result() != http::status::unauthorized) {
-      ntlm_connection_ = conn_.serial();
+      ntlm_connection_ = cur_->serial();
+      ntlm_owner_ = cur_;
       co_return r3;
     }
     auto check = soap_post("/autodiscover/autodiscover.xml", autodiscover_request(s_.email), "");
-    co_return co_await explain_ntlm_refusal(conn_, std::move(check), s_, offers("Basic"));
+    co_return co_await explain_ntlm_refusal(*cur_, std::move(check), s_, offers("Basic"));
   }
 
   const client_settings& s_;
-  exo_connection conn_;
+  net::any_io_executor executor_;
+  ssl::context& tls_;
+  exo_connection conn_;                    ///< to the public name (EWS, and Autodiscover there)
+  client_settings other_settings_;         ///< other_'s: another Autodiscover host
+  std::optional<exo_connection> other_;
+  exo_connection* cur_ = &conn_;           ///< the connection requests go to
+  std::string route_;                      ///< how Autodiscover got to the settings, when not directly
   std::vector<std::string> offered_;
+  const exo_connection* ntlm_owner_ = nullptr;  ///< the connection NTLM authenticated (with ntlm_connection_)
   unsigned ntlm_connection_ = 0;
   unsigned retries_ = 0;                   ///< GetItem batches retried after a transient failure
   std::set<std::string> retry_reasons_;

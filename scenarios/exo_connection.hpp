@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <string>
@@ -29,11 +30,20 @@ struct client_settings {
   std::string email;
   std::string password;
   std::string auth = "basic";   ///< "basic" or "ntlm"
+  /// Autodiscover: "public-name" asks https://<server_name>/autodiscover/autodiscover.xml only; "domain" tries
+  /// the candidate URLs of the address's domain in order and follows at most 10 redirects, as Exchange Online
+  /// does (https://<domain>, https://autodiscover.<domain>, then a GET to http://autodiscover.<domain>).
+  std::string autodiscover = "public-name";
+  std::string autodiscover_email;  ///< the address Autodiscover is asked about (empty: `email`)
+  /// Where host names point in this rehearsal: "name" -> "HOST:PORT" for https://name, "name:80" for
+  /// http://name. Other https names go to host:port; other http names are not reachable.
+  std::map<std::string, std::string> resolve;
   std::string ntlm_domain;      ///< NTLM: empty = log on with the e-mail address as UPN
   unsigned ews_requests = 1;    ///< how many EWS reads after discovery (identity checked on each)
   std::string action = "migration-probe";  ///< "migrate-mailbox": move every item; "outlook-anywhere": RPC channels
   std::string manifest_file;   ///< migrate-mailbox: fake-exchange's manifest (JSON)
-  unsigned page_size = 512;    ///< FindItem page size (the migration service pages at 512)
+  unsigned page_size = 512;    ///< FindItem page size / SyncFolderItems MaxChangesReturned (the service uses 512)
+  std::string listing = "find-item";  ///< migrate-mailbox: "find-item" or "sync-folder-items" lists each folder
   unsigned batch = 10;         ///< GetItem: small items per request
   std::string rpc_server = "ex2007.contoso.example";  ///< outlook-anywhere: the mailbox server behind rpcproxy.dll
   scaled_clock::duration idle = std::chrono::minutes(30);           ///< outlook-anywhere: how long channels idle

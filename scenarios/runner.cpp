@@ -149,10 +149,16 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.password = substitute(st.password, vars, st.where);
     cs.auth = st.auth;
     cs.ntlm_domain = st.ntlm_domain;
+    cs.autodiscover = st.autodiscover;
+    cs.autodiscover_email = substitute(st.autodiscover_email, vars, st.where);
+    for (const auto& [name, to] : st.resolve) {
+      cs.resolve[name] = parse_host_port(substitute(to, vars, st.where), st.where + ": resolve " + name, false).to_string();
+    }
     cs.ews_requests = st.ews_requests;
     cs.action = st.action;
     cs.manifest_file = substitute(st.manifest, vars, st.where);
     cs.page_size = st.page_size;
+    cs.listing = st.listing;
     cs.batch = st.batch;
     cs.request_timeout = st.request_timeout;
     cs.retries = st.retries;

@@ -58,7 +58,7 @@ const std::vector<std::string>& known_outcomes() {
       "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
       "connect-failed", "auth-refused", "ntlm-connection-broken", "upstream-tls-failure", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
-      "client-timeout", "connection-lost", "proxy-timeout", "proxy-idle-timeout"};
+      "client-timeout", "connection-lost", "proxy-timeout", "proxy-idle-timeout", "autodiscover-failed"};
   return outcomes;
 }
 
@@ -137,7 +137,7 @@ scenario load_scenario(const std::filesystem::path& file) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
-                         "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
+                         "autodiscover", "autodiscover_email", "resolve", "listing", "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
                          "request_timeout", "retries", "backoff", "mailboxes", "expect", "process", "expect_findings"},
                         "[[step]]");
     step_spec st;
@@ -237,6 +237,21 @@ scenario load_scenario(const std::filesystem::path& file) {
     st.auth = get_string(file, t, "auth", false, st.auth, "[[step]]");
     if (st.auth != "basic" && st.auth != "ntlm") fail_at(file, *t.get("auth"), "'auth' must be \"basic\" or \"ntlm\"");
     st.ntlm_domain = get_string(file, t, "ntlm_domain", false, "", "[[step]]");
+    st.autodiscover = get_string(file, t, "autodiscover", false, st.autodiscover, "[[step]]");
+    if (st.autodiscover != "public-name" && st.autodiscover != "domain") {
+      fail_at(file, *t.get("autodiscover"), "'autodiscover' must be \"public-name\" (ask the server name given) or "
+                                            "\"domain\" (the candidate URLs of the address's domain, as Exchange Online)");
+    }
+    st.autodiscover_email = get_string(file, t, "autodiscover_email", false, "", "[[step]]");
+    if (const toml::node* n = t.get("resolve")) {
+      if (!n->is_table()) fail_at(file, *n, "'resolve' must be a table of host name = \"HOST:PORT\", e.g. "
+                                           "resolve = { \"autodiscover.contoso.example\" = \"${bridge.addr}\" }");
+      for (const auto& [name, value] : *n->as_table()) {
+        const auto text = value.value<std::string>();
+        if (!text || text->empty()) fail_at(file, value, "resolve: '" + std::string(name.str()) + "' must map to \"HOST:PORT\"");
+        st.resolve[std::string(name.str())] = *text;
+      }
+    }
     const auto whole_number = [&](const char* key, unsigned& field, std::int64_t max) {
       const toml::node* n = t.get(key);
       if (n == nullptr) return;
@@ -249,6 +264,17 @@ scenario load_scenario(const std::filesystem::path& file) {
     whole_number("ews_requests", st.ews_requests, 100000);
     whole_number("page_size", st.page_size, 1000);
     whole_number("batch", st.batch, 100);
+    st.listing = get_string(file, t, "listing", false, st.listing, "[[step]]");
+    if (st.listing != "find-item" && st.listing != "sync-folder-items") {
+      fail_at(file, *t.get("listing"), "'listing' must be \"find-item\" or \"sync-folder-items\"");
+    }
+    if (const toml::node* n = t.get("listing"); n != nullptr && st.action != "migrate-mailbox") {
+      fail_at(file, *n, "'listing' applies only to action = \"migrate-mailbox\"");
+    }
+    if (st.listing == "sync-folder-items" && st.page_size > 512) {
+      fail_at(file, *t.get("page_size"), "SyncFolderItems returns at most 512 changes per call (MaxChangesReturned "
+                                         "1-512): set page_size to 512 or less");
+    }
     st.manifest = get_string(file, t, "manifest", false, "", "[[step]]");
     if (st.action == "migrate-mailbox" && st.manifest.empty()) {
       fail_at(file, t, "step '" + st.name + "': migrate-mailbox needs 'manifest' (fake-exchange's --manifest file)");

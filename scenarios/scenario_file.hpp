@@ -37,9 +37,13 @@ struct step_spec {
   std::string password;
   std::string auth = "basic";  ///< "basic" or "ntlm"
   std::string ntlm_domain;     ///< NTLM: the NetBIOS domain; empty = the e-mail address as UPN
+  std::string autodiscover = "public-name";  ///< or "domain": candidate URLs of the address's domain, redirects
+  std::string autodiscover_email;            ///< the address Autodiscover is asked about (empty: email)
+  std::map<std::string, std::string> resolve;  ///< host name (or name:80) -> HOST:PORT (variables allowed)
   unsigned ews_requests = 1;
   std::string manifest;        ///< migrate-mailbox: path of fake-exchange's manifest (variables allowed)
   unsigned page_size = 512;
+  std::string listing = "find-item";  ///< migrate-mailbox: "find-item" or "sync-folder-items"
   unsigned batch = 10;
   std::string rpc_server = "ex2007.contoso.example";  ///< outlook-anywhere: the mailbox server behind rpcproxy.dll
   scaled_clock::duration idle = std::chrono::minutes(30);           ///< outlook-anywhere: channels held idle

@@ -117,6 +117,26 @@ TEST(ConfigFile, MistakesNameTheLineAndTheProblem) {
 namespace exbridge::fake_exchange {
 namespace {
 
+TEST(ConfigFile, AutodiscoverRedirectsNeedOneHttpsUrlOrAddress) {
+  server_options o;
+  apply_config_file(write_temp("[[redirect]]\nemail = \"old@fabrikam.example\"\naddress = \"a@contoso.example\"\n"
+                               "[[redirect]]\nemail = \"x@contoso.example\"\nhost = \"autodiscover.contoso.example\"\n"
+                               "url = \"https://mail.contoso.example/autodiscover/autodiscover.xml\"\n"),
+                    o);
+  const auto& r = o.exchange.org.redirects;
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].address, "a@contoso.example");
+  EXPECT_EQ(r[1].url, "https://mail.contoso.example/autodiscover/autodiscover.xml");
+  EXPECT_EQ(o.exchange.org.find_redirect("OLD@fabrikam.example", "anything:443"), &r[0]);
+  EXPECT_EQ(o.exchange.org.find_redirect("x@contoso.example", "autodiscover.contoso.example:8443"), &r[1]);
+  EXPECT_EQ(o.exchange.org.find_redirect("x@contoso.example", "mail.contoso.example"), nullptr);
+  const std::string both = config_error_of("[[redirect]]\nemail = \"o@f.example\"\naddress = \"a@c.example\"\n"
+                                           "url = \"https://h/\"\n");
+  EXPECT_NE(both.find(":1:1: [[redirect]] o@f.example needs exactly one of 'address'"), std::string::npos) << both;
+  const std::string plain = config_error_of("[[redirect]]\nemail = \"o@f.example\"\nurl = \"http://h/\"\n");
+  EXPECT_NE(plain.find("must be an e-mail address (redirectAddr) or an https:// URL"), std::string::npos) << plain;
+}
+
 TEST(ConfigFile, WindowsProfileIsReadAndLegacyIsRefusedAtItsLine) {
   server_options o;
   apply_config_file(write_temp("windows = \"win2003-aes\"\n"), o);

@@ -64,6 +64,30 @@ TEST(Autodiscover, AnswersWith2007ShapeAndPublicUrls) {
   EXPECT_EQ(protocols, 3);  // EXCH, EXPR, WEB
 }
 
+TEST(Autodiscover, RedirectsAnswerWithActionAndTarget) {
+  auto org = demo_organisation();
+  org.redirects = {{"old@fabrikam.example", "", "alex.wilber@contoso.example", ""},
+                   {"moved@contoso.example", "autodiscover.contoso.example", "",
+                    "https://mail.contoso.example/autodiscover/autodiscover.xml"}};
+  const auto account = [&](const std::string& email, const std::string& host) {
+    const auto r = answer_autodiscover(autodiscover_request(email), org, default_version_profile(), "h", host);
+    pugi::xml_document doc;
+    doc.load_string(r.body.c_str());
+    const auto a = child_local(child_local(doc.document_element(), "Response"), "Account");
+    return std::string(child_local(a, "Action").text().get()) + " " + child_local(a, "RedirectAddr").text().get() +
+           child_local(a, "RedirectUrl").text().get();
+  };
+  EXPECT_EQ(account("old@fabrikam.example", "autodiscover.fabrikam.example"), "redirectAddr alex.wilber@contoso.example");
+  EXPECT_EQ(account("moved@contoso.example", "autodiscover.contoso.example:443"),
+            "redirectUrl https://mail.contoso.example/autodiscover/autodiscover.xml");
+  // Asked through another host, the address has no redirect and no mailbox: error 500.
+  EXPECT_EQ(answer_autodiscover(autodiscover_request("moved@contoso.example"), org, default_version_profile(), "h",
+                                "mail.contoso.example")
+                .error_code,
+            500);
+  EXPECT_EQ(account(std::string(demo_email), "mail.contoso.example"), "settings ");
+}
+
 TEST(Autodiscover, ErrorsComeAsDocuments) {
   const auto org = demo_organisation();
   EXPECT_EQ(answer_autodiscover(autodiscover_request("nobody@contoso.example"), org, default_version_profile(), "h")

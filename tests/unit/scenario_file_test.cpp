@@ -125,6 +125,45 @@ TEST(ScenarioFile, TheShippedOutlookAnywhereScenariosLoad) {
   EXPECT_EQ(cut.steps[0].expect, "proxy-idle-timeout");
 }
 
+TEST(ScenarioFile, AutodiscoverKeysAreCheckedAtTheirLine) {
+  std::string text = valid;
+  text += "autodiscover = \"domain\"\nautodiscover_email = \"x@fabrikam.example\"\n"
+          "resolve = { \"fabrikam.example\" = \"127.0.0.1:1\", \"autodiscover.fabrikam.example:80\" = \"${exchange.addr}\" }\n";
+  const auto s = load_scenario(write_temp("ad.toml", text));
+  EXPECT_EQ(s.steps[0].autodiscover, "domain");
+  EXPECT_EQ(s.steps[0].autodiscover_email, "x@fabrikam.example");
+  EXPECT_EQ(s.steps[0].resolve.at("autodiscover.fabrikam.example:80"), "${exchange.addr}");
+  std::string bad_mode = valid;
+  bad_mode += "autodiscover = \"dns\"\n";
+  const std::string e = load_error(bad_mode);
+  EXPECT_NE(e.find("bad.toml:12:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'autodiscover' must be \"public-name\""), std::string::npos) << e;
+  std::string bad_resolve = valid;
+  bad_resolve += "resolve = { \"contoso.example\" = 443 }\n";
+  const std::string r = load_error(bad_resolve);
+  EXPECT_NE(r.find("bad.toml:12:"), std::string::npos) << r;
+  EXPECT_NE(r.find("must map to \"HOST:PORT\""), std::string::npos) << r;
+  const auto shipped = load_scenario(EXBRIDGE_SOURCE_DIR "/scenarios/autodiscover-redirects.toml");
+  ASSERT_EQ(shipped.steps.size(), 2u);
+  EXPECT_EQ(shipped.steps[1].expect, "autodiscover-failed");
+}
+
+TEST(ScenarioFile, ListingIsForMigrationsAndSyncPagesAreAtMost512) {
+  std::string migrate = valid;
+  migrate += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nlisting = \"sync-folder-items\"\n";
+  EXPECT_EQ(load_scenario(write_temp("l.toml", migrate)).steps[0].listing, "sync-folder-items");
+  const std::string big = load_error(migrate + "page_size = 1000\n");
+  EXPECT_NE(big.find("bad.toml:15:"), std::string::npos) << big;
+  EXPECT_NE(big.find("at most 512 changes"), std::string::npos) << big;
+  std::string probe = valid;
+  probe += "listing = \"sync-folder-items\"\n";
+  const std::string e = load_error(probe);
+  EXPECT_NE(e.find("'listing' applies only to action = \"migrate-mailbox\""), std::string::npos) << e;
+  std::string unknown = valid;
+  unknown += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nlisting = \"find-folder\"\n";
+  EXPECT_NE(load_error(unknown).find("'listing' must be"), std::string::npos);
+}
+
 TEST(ScenarioFile, RequestTimeoutIsADurationOnAnyAction) {
   std::string text = valid;
   EXPECT_EQ(load_scenario(write_temp("rt.toml", text)).steps[0].request_timeout, std::chrono::seconds(100));
