@@ -52,6 +52,13 @@ std::string lab_config(unsigned short upstream_port, const std::string& extra = 
          "verify = \"ca:" + pki.ca_cert.string() + "\"\n" + extra;
 }
 
+/// exbridge's arguments to serve `file`: at least two event-loop threads, whatever the machine's core count,
+/// so that its cross-thread paths (SIGHUP reload, admin thread, drain) run as in production
+/// (EXBRIDGE_TEST_THREADS raises the number).
+std::vector<std::string> serve_args(const std::string& file) {
+  return {"--config", file, "--threads", std::to_string(std::max(2u, test::bridge_test_threads()))};
+}
+
 std::string write(const std::string& text) {
   const std::string file = temp_file(".toml");
   std::ofstream(file) << text;
@@ -170,7 +177,7 @@ TEST(ExbridgeConfigCommand, StartsFromAConfigFileAndServes) {
   test::exchange_lab lab;
   const std::string file = write(lab_config(lab.server().local_endpoint().port()));
   scenario::process_supervisor supervisor(lab.io().context().get_executor());
-  const auto started = lab.io().run(supervisor.start("exbridge", program_path("exbridge"), {"--config", file},
+  const auto started = lab.io().run(supervisor.start("exbridge", program_path("exbridge"), serve_args(file),
                                                      temp_file(".log"), std::chrono::seconds(30)));
   // One request through it: the file's response header proves the file was applied end to end.
   ssl::context client = make_tls_context(tls_profile::exchange_online_client,
@@ -247,7 +254,7 @@ TEST(ExbridgeConfigCommand, SighupReloadsTheFileRefusesABrokenOneAndSigtermDrain
   };
   const std::string file = write(config("SAMEORIGIN", ""));
   scenario::process_supervisor supervisor(lab.io().context().get_executor());
-  const auto started = lab.io().run(supervisor.start("exbridge", program_path("exbridge"), {"--config", file},
+  const auto started = lab.io().run(supervisor.start("exbridge", program_path("exbridge"), serve_args(file),
                                                      temp_file(".log"), std::chrono::seconds(30)));
   if (root) {
     std::ifstream status("/proc/" + std::to_string(supervisor.pid("exbridge")) + "/status");

@@ -445,7 +445,7 @@ TEST_F(BridgeTest, CertificateReloadsUnderLoadDropNoChannelAndNewHandshakesSeeTh
   const auto cert = dir / "fullchain.pem", key = dir / "privkey.pem";
   install(pki.bridge_cert, pki.bridge_key, cert, key);
   bridge_options o = options_for_upstream();
-  bridge_.emplace(io_.context(), [&] {
+  bridge_.emplace(bridge_loop(), [&] {
     o.listen = {"127.0.0.1", 0};
     o.identity = {.cert_file = cert.string(), .key_file = key.string()};
     o.certificate_watch = std::chrono::seconds(0);  // reloads come from the test, like SIGHUP
@@ -575,10 +575,14 @@ TEST_F(BridgeTest, DrainLetsAnOpenTransferFinishClosesIdleConnectionsAndAcceptsN
                   net::detached);
     net::steady_timer drained(ex, std::chrono::minutes(1));
     const auto started = std::chrono::steady_clock::now();
-    bridge_->drain(std::chrono::seconds(30), [&](std::int64_t open) {
-      left = open;
-      took = std::chrono::steady_clock::now() - started;
-      drained.cancel();
+    // `done` runs on the bridge's loop, which may be other threads (EXBRIDGE_TEST_THREADS): back to this one.
+    bridge_->drain(std::chrono::seconds(30), [&, ex](std::int64_t open) {
+      const auto elapsed = std::chrono::steady_clock::now() - started;
+      net::post(ex, [&, open, elapsed] {
+        left = open;
+        took = elapsed;
+        drained.cancel();
+      });
     });
     co_await drained.async_wait(use_tuple);
     client late(io_.context());

@@ -33,6 +33,10 @@ inline long rss_kib() {
 #if defined(__SANITIZE_ADDRESS__)
 // AddressSanitizer keeps freed memory in quarantine (256 MB by default): RSS says nothing about buffering.
 inline constexpr bool rss_is_meaningful = false;
+#elif defined(__SANITIZE_THREAD__)
+// ThreadSanitizer's shadow memory and per-thread access histories grow with every access, not with what
+// the program keeps: RSS says nothing about buffering either.
+inline constexpr bool rss_is_meaningful = false;
 #else
 inline constexpr bool rss_is_meaningful = true;
 #endif
@@ -332,8 +336,18 @@ class client {
 
 class BridgeTest : public ::testing::Test {
  protected:
-  // The loop stops before the bridge and the upstream fixture are destroyed: their coroutines refer to them.
-  void TearDown() override { io_.stop(); }
+  /// Under EXBRIDGE_TEST_THREADS=N the bridge runs on its own loop with N threads (see bridge_test_threads);
+  /// the clients and scripted upstreams stay on io_, single-threaded.
+  BridgeTest() {
+    if (const unsigned n = bridge_test_threads(); n > 0) bridge_io_.emplace(n);
+  }
+  // The loops stop before the bridge and the upstream fixture are destroyed: their coroutines refer to them.
+  void TearDown() override {
+    io_.stop();
+    if (bridge_io_) bridge_io_->stop();
+  }
+  /// The loop the bridge runs on: io_, or its own.
+  net::io_context& bridge_loop() { return bridge_io_ ? bridge_io_->context() : io_.context(); }
 
   void start_bridge(bridge_options o) {
     o.listen = {"127.0.0.1", 0};
@@ -342,7 +356,7 @@ class BridgeTest : public ::testing::Test {
       std::lock_guard lock(ends_mutex_);
       ends_signal_.notify_all();
     };
-    bridge_.emplace(io_.context(), o);
+    bridge_.emplace(bridge_loop(), o);
     bridge_->start();
   }
   bridge_options options_for_upstream() {
@@ -383,6 +397,7 @@ class BridgeTest : public ::testing::Test {
   }
 
   io_thread io_;
+  std::optional<io_thread> bridge_io_;
   test_upstream upstream_{io_.context()};
   std::optional<bridge> bridge_;
   std::mutex ends_mutex_;

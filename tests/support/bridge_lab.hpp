@@ -1,5 +1,6 @@
 // An in-process lab for integration tests: fake-exchange (TLS 1.0) and exbridge in front of it, both on
 // one test io_context at port 0, with the lab PKI; plus the settings for a client playing Exchange Online.
+// With EXBRIDGE_TEST_THREADS=N the bridge gets its own loop on N threads instead (see bridge_test_threads).
 #pragma once
 
 #include <optional>
@@ -15,6 +16,7 @@ class bridge_lab {
  public:
   /// Starts fake-exchange with `exchange` (certificate filled in) and exbridge towards it.
   explicit bridge_lab(fake_exchange::server_options exchange = {}) {
+    if (const unsigned n = bridge_test_threads(); n > 0) bridge_io_.emplace(n);
     const auto& pki = test_pki();
     exchange.identity = {.cert_file = pki.exchange_cert.string(), .key_file = pki.exchange_key.string()};
     options_ = exchange;
@@ -27,10 +29,13 @@ class bridge_lab {
     bo.upstream.verify = tls_verify::ca_file;
     bo.upstream.ca_file = pki.ca_cert.string();
     bo.upstream.sni = "ex2007.contoso.example";
-    bridge_.emplace(io_.context(), bo);
+    bridge_.emplace(bridge_io().context(), bo);
     bridge_->start();
   }
-  ~bridge_lab() { io_.stop(); }  // before the servers: their coroutines refer to them
+  ~bridge_lab() {  // the loops stop before the servers: their coroutines refer to them
+    io_.stop();
+    if (bridge_io_) bridge_io_->stop();
+  }
 
   /// A client that reaches the bridge as mail.contoso.example and trusts the lab CA.
   scenario::client_settings client(const fake_exchange::user& u) const {
@@ -44,7 +49,10 @@ class bridge_lab {
     return cs;
   }
 
+  /// The loop of the clients and fake-exchange.
   io_thread& io() { return io_; }
+  /// The bridge's loop: io(), or its own multi-threaded one under EXBRIDGE_TEST_THREADS.
+  io_thread& bridge_io() { return bridge_io_ ? *bridge_io_ : io_; }
   proxy::bridge& bridge() { return *bridge_; }
   fake_exchange::server& exchange() { return *exchange_; }
   unsigned short exchange_port() const { return exchange_->local_endpoint().port(); }
@@ -52,6 +60,7 @@ class bridge_lab {
 
  private:
   io_thread io_;
+  std::optional<io_thread> bridge_io_;
   fake_exchange::server_options options_;
   std::optional<fake_exchange::server> exchange_;
   std::optional<proxy::bridge> bridge_;

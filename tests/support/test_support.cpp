@@ -93,4 +93,6 @@ std::uint64_t env_knob(const char* name, std::uint64_t fallback) {
   return v != nullptr && *v != 0 ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
+unsigned bridge_test_threads() { return static_cast<unsigned>(std::min<std::uint64_t>(env_knob("EXBRIDGE_TEST_THREADS", 0), 64)); }
+
 }  // namespace exbridge::test

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <future>
+#include <vector>
 #include <thread>
 
 #include "common/lab_pki.hpp"
@@ -17,16 +19,21 @@ namespace exbridge::test {
 /// The lab PKI for this test binary (generated on first use in a temporary folder).
 const lab_pki& test_pki();
 
-/// An io_context running on its own thread for the lifetime of the object.
+/// An io_context running on its own thread (or `threads` threads, as exbridge runs its loop) for the
+/// lifetime of the object.
 class io_thread {
  public:
-  io_thread() : guard_(net::make_work_guard(ioc_)), thread_([this] { ioc_.run(); }) {}
+  explicit io_thread(unsigned threads = 1) : guard_(net::make_work_guard(ioc_)) {
+    for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+  }
   ~io_thread() { stop(); }
-  /// Stops the loop and joins the thread; objects the loop's coroutines refer to may be destroyed after.
+  /// Stops the loop and joins the threads; objects the loop's coroutines refer to may be destroyed after.
   void stop() {
     guard_.reset();
     ioc_.stop();
-    if (thread_.joinable()) thread_.join();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
   }
   net::io_context& context() { return ioc_; }
 
@@ -44,8 +51,14 @@ class io_thread {
  private:
   net::io_context ioc_;
   net::executor_work_guard<net::io_context::executor_type> guard_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
+
+/// EXBRIDGE_TEST_THREADS: when set to N >= 1, the in-process exbridge of the integration tests (bridge_lab,
+/// BridgeTest) runs on its own io_context with N threads, as exbridge's main runs it, instead of sharing the
+/// test's single-threaded loop with the clients and upstreams. The tsan preset sets it (a race needs two
+/// threads to be seen); 0 or unset keeps the shared loop.
+unsigned bridge_test_threads();
 
 /// Outcome of a TLS handshake between two contexts over loopback.
 struct handshake_outcome {
