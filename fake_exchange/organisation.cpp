@@ -28,11 +28,11 @@ const user* organisation::find_email(std::string_view email) const {
 
 const autodiscover_redirect* organisation::find_redirect(std::string_view email, std::string_view host) const {
   // The Host header may carry a port; the rule names the host only.
-  const std::string_view name = host.substr(0, host.rfind(':') == std::string_view::npos || host.back() == ']'
+  const std::string_view host_name = host.substr(0, host.rfind(':') == std::string_view::npos || host.back() == ']'
                                                    ? host.size()
                                                    : host.rfind(':'));
   for (const auto& r : redirects) {
-    if (iequals(r.email, email) && (r.host.empty() || iequals(r.host, name))) return &r;
+    if (iequals(r.email, email) && (r.host.empty() || iequals(r.host, host_name))) return &r;
   }
   return nullptr;
 }

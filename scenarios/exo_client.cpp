@@ -364,11 +364,13 @@ class migration_probe {
       }
       i = static_cast<std::size_t>(-1);  // start over with the new list
     }
-    co_return probe_result{telling ? telling->outcome : "autodiscover-failed",
-                           "Autodiscover found no settings for " + email + ": " + join(trail, "; ") +
-                               "; fix: publish https://autodiscover." + email.substr(email.find('@') + 1) +
-                               "/autodiscover/autodiscover.xml through the bridge (its certificate must name that "
-                               "host), or give the migration endpoint the server names by hand"};
+    probe_result none;
+    none.outcome = telling ? telling->outcome : "autodiscover-failed";
+    none.explanation = "Autodiscover found no settings for " + email + ": " + join(trail, "; ") +
+                       "; fix: publish https://autodiscover." + email.substr(email.find('@') + 1) +
+                       "/autodiscover/autodiscover.xml through the bridge (its certificate must name that host), or "
+                       "give the migration endpoint the server names by hand";
+    co_return none;
   }
 
   static std::string join(const std::vector<std::string>& parts, const char* separator) {
@@ -496,10 +498,10 @@ class migration_probe {
       std::vector<std::string> ids;
       std::string state;
       for (unsigned offset = 0, pages = 0;; ++pages) {
-        auto page = co_await authenticated(soap_post(path,
-                                                     sync ? sync_folder_items_request(folder, s_.page_size, state)
-                                                          : find_item_request(folder, s_.page_size, offset),
-                                                     ""));
+        // A named body: GCC 12 double-frees a string temporary chosen by ?: inside a co_await expression.
+        std::string body = sync ? sync_folder_items_request(folder, s_.page_size, state)
+                                : find_item_request(folder, s_.page_size, offset);
+        auto page = co_await authenticated(soap_post(path, std::move(body), ""));
         if (auto* f = std::get_if<failure>(&page)) co_return fail(*f);
         const auto& res = std::get<response_t>(page);
         if (res.result() != http::status::ok) co_return fail(http_failure(res, "EWS " + op));

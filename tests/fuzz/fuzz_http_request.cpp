@@ -99,19 +99,9 @@ void check_upstream_view(const outcome& o) {
   std::string_view rest = o.upstream_bytes;
   std::size_t index = 0;
   while (!rest.empty()) {
-    // dynamic_body, not string_body: string_body reserves a declared Content-Length (up to 2^63) up front.
     http::request_parser<http::dynamic_body> p;
-    p.body_limit(boost::none);
     p.header_limit(4 * max_header_bytes);  // the forwarding headers may take it past the client's limit
-    p.eager(true);
-    error_code ec;
-    while (!p.is_done()) {
-      const std::size_t n = p.put(net::buffer(rest.data(), rest.size()), ec);
-      rest.remove_prefix(n);
-      if (ec == http::error::need_more && n > 0 && !rest.empty()) continue;
-      if (ec == http::error::need_more || (!ec && rest.empty() && !p.is_done())) p.put_eof(ec);
-      if (ec) break;
-    }
+    const error_code ec = parse_next(p, rest);
     if (ec || !p.is_done()) {
       // The last request's body may have been cut off by the client going away; anything else is a bug.
       if (o.body_failed && index == o.accepted.size()) return;

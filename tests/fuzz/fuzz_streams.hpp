@@ -110,6 +110,25 @@ error_code relay_body(input_stream& in, beast::flat_buffer& in_buffer, http::par
   return {};
 }
 
+/// Parses the next message from `rest` into `p` (set up by the caller) as the receiving side would, eating
+/// what it used; an end of input ends a message that runs until close. Returns the error, if any.
+/// `p` should have a dynamic_body: string_body reserves a declared Content-Length (up to 2^63) up front.
+template <class Parser>
+error_code parse_next(Parser& p, std::string_view& rest) {
+  p.body_limit(boost::none);
+  p.eager(true);
+  error_code ec;
+  while (!p.is_done()) {
+    const std::size_t n = p.put(net::buffer(rest.data(), rest.size()), ec);
+    rest.remove_prefix(n);
+    if (ec == http::error::need_more && n > 0 && !rest.empty()) continue;
+    if (ec == http::error::need_more || (!ec && rest.empty() && !p.is_done())) p.put_eof(ec);
+    if (ec) break;
+  }
+  if (!ec && !p.is_done()) ec = http::error::partial_message;
+  return ec;
+}
+
 /// A broken invariant: print it and abort, so that libFuzzer keeps the input as a crash reproducer.
 [[noreturn]] inline void invariant_failed(const char* what, std::string_view detail = {}) {
   std::fprintf(stderr, "fuzz invariant broken: %s %.*s\n", what, static_cast<int>(std::min<std::size_t>(detail.size(), 400)),
