@@ -2,8 +2,8 @@
 # Builds the libFuzzer targets (tests/fuzz/, preset "fuzz": clang, ASan + UBSan) and runs each for a while
 # on a copy of its seed corpus. Fails on any crash, UB report, leak, timeout or out-of-memory, and leaves
 # the reproducer (crash-*, leak-*, timeout-*, oom-*) in build-fuzz/fuzz-run/TARGET/ with the log beside it.
-# Usage: ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 30 s, every target; CI uses 20 s, the
-# README's longer run 600 s). Replay a reproducer: build-fuzz/bin/TARGET FILE
+# Usage: ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 30 s, every target; 0 = replay the seeds only,
+# as CI does; the README's longer run 600 s). Replay a reproducer: build-fuzz/bin/TARGET FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
@@ -27,7 +27,9 @@ for t in "${targets[@]}"; do
   mkdir -p "$dir/corpus" "$dir/tmp"
   cp tests/fuzz/corpus/"$t"/* "$dir/corpus/"
   seeds=$(ls "$dir/corpus" | wc -l)
-  args=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+  # 0 seconds: replay the seed corpus once (every regression seed), deterministic; CI runs that.
+  if [ "$seconds" -eq 0 ]; then budget=(-runs=0); else budget=(-max_total_time="$seconds"); fi
+  args=("${budget[@]}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
         -artifact_prefix="$dir/")
   [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
   echo "fuzz: $t for $seconds s on $seeds seeds"
