@@ -47,7 +47,7 @@ scaled_clock::duration parse_duration(const std::string& text, const std::string
   }
   const std::string unit = text.substr(pos);
   double seconds = -1;
-  if (pos > 0 && value >= 0) {
+  if (pos > 0 && value >= 0 && std::isfinite(value)) {
     if (unit.empty() || unit == "s") seconds = value;
     else if (unit == "ms") seconds = value / 1000.0;
     else if (unit == "m" || unit == "min") seconds = value * 60.0;
@@ -56,6 +56,8 @@ scaled_clock::duration parse_duration(const std::string& text, const std::string
   if (seconds < 0) {
     throw config_error(what + ": '" + text + "' is not a duration; write e.g. 250ms, 30s, 15m or 1h");
   }
+  // Found by fuzz_config_exbridge: "inf" or 1e300 would overflow the nanosecond count (undefined behaviour).
+  if (seconds > 360'000'000.0) throw config_error(what + ": '" + text + "' is too long; at most 100000h");
   return std::chrono::duration_cast<scaled_clock::duration>(std::chrono::duration<double>(seconds));
 }
 

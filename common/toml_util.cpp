@@ -67,6 +67,8 @@ scaled_clock::duration toml_duration(const std::string& source, const toml::node
     }
   }
   if (const auto seconds = node.value<double>(); seconds && *seconds >= 0 && !node.is_boolean()) {
+    // Found by fuzz_config_exbridge: 1e308 or inf would overflow the nanosecond count (undefined behaviour).
+    if (!(*seconds <= 360'000'000.0)) toml_fail_at(source, node, "'" + key + "' is too long; at most 360000000 seconds");
     return std::chrono::duration_cast<scaled_clock::duration>(std::chrono::duration<double>(*seconds));
   }
   toml_fail_at(source, node, "'" + key + "' must be a duration such as \"250ms\", \"30s\" or \"2m\" (or seconds)");
