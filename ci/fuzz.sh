@@ -3,7 +3,9 @@
 # on a copy of its seed corpus. Fails on any crash, UB report, leak, timeout or out-of-memory, and leaves
 # the reproducer (crash-*, leak-*, timeout-*, oom-*) in build-fuzz/fuzz-run/TARGET/ with the log beside it.
 # Usage: ci/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 30 s, every target; 0 = replay the seeds only,
-# as CI does; the README's longer run 600 s). Replay a reproducer: build-fuzz/bin/TARGET FILE
+# the README's longer run 600 s). EXBRIDGE_FUZZ_SEED=N fixes libFuzzer's random seed, so a run explores the
+# same inputs in the same order every time (CI: 20 s per target with seed 1, so that a CI failure is a code
+# change, not luck; checked beforehand with the same seed for longer). Replay a reproducer: build-fuzz/bin/TARGET FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
@@ -27,12 +29,13 @@ for t in "${targets[@]}"; do
   mkdir -p "$dir/corpus" "$dir/tmp"
   cp tests/fuzz/corpus/"$t"/* "$dir/corpus/"
   seeds=$(ls "$dir/corpus" | wc -l)
-  # 0 seconds: replay the seed corpus once (every regression seed), deterministic; CI runs that.
+  # 0 seconds: replay the seed corpus once (every regression seed), deterministic.
   if [ "$seconds" -eq 0 ]; then budget=(-runs=0); else budget=(-max_total_time="$seconds"); fi
   args=("${budget[@]}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
         -artifact_prefix="$dir/")
   [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
-  echo "fuzz: $t for $seconds s on $seeds seeds"
+  if [ -n "${EXBRIDGE_FUZZ_SEED:-}" ]; then args+=(-seed="$EXBRIDGE_FUZZ_SEED"); fi
+  echo "fuzz: $t for $seconds s on $seeds seeds${EXBRIDGE_FUZZ_SEED:+, random seed $EXBRIDGE_FUZZ_SEED}"
   status=0
   # TMPDIR: the config targets write each input to a temporary file.
   TMPDIR="$dir/tmp" "build-fuzz/bin/$t" "${args[@]}" "$dir/corpus" >"$dir/log" 2>&1 || status=$?
