@@ -596,6 +596,7 @@ class migration_probe {
           ++items;
           bytes += have.bytes;
           if (progress) progress->update(items, bytes);
+          if (s_.shared_progress) s_.shared_progress->advance(1, have.bytes);
         }
       }
     }
@@ -705,11 +706,31 @@ net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailbo
   std::vector<probe_result> results(mailboxes);
   unsigned remaining = mailboxes;
   net::steady_timer all_done(executor, net::steady_timer::time_point::max());
+  // One progress line for the whole batch: every mailbox's items and bytes from the manifest. A manifest that
+  // cannot be read leaves the batch without a meter; each mailbox's migration then reports the problem.
+  std::shared_ptr<progress_meter> meter;
+  if (base.action == "migrate-mailbox" && base.show_progress) {
+    try {
+      std::uint64_t total_items = 0, total_bytes = 0;
+      for (unsigned i = 0; i < mailboxes; ++i) {
+        const auto manifest = load_manifest(base.manifest_file, expand_index(base.email, i + 1, mailboxes));
+        for (const auto& [folder, expected] : manifest) {
+          total_items += expected.size();
+          for (const auto& e : expected) total_bytes += e.size;
+        }
+      }
+      meter = std::make_shared<progress_meter>("migrating " + std::to_string(mailboxes) + " mailboxes", total_items,
+                                               total_bytes);
+    } catch (const std::exception&) {
+      meter.reset();
+    }
+  }
   for (unsigned i = 0; i < mailboxes; ++i) {
     client_settings one = base;
     one.email = expand_index(base.email, i + 1, mailboxes);
     one.password = expand_index(base.password, i + 1, mailboxes);
     one.show_progress = false;
+    one.shared_progress = meter;
     net::co_spawn(executor, run_migration_probe(std::move(one)),
                   [&results, &remaining, &all_done, i](std::exception_ptr e, probe_result r) {
                     results[i] = e ? probe_result{"bad-response", "the client failed unexpectedly"} : std::move(r);
@@ -717,6 +738,7 @@ net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailbo
                   });
   }
   co_await all_done.async_wait(use_tuple);
+  meter.reset();  // ends a redrawn terminal line before the summary
   const double seconds = std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
   std::uint64_t items = 0, bytes = 0;
   unsigned failed = 0;

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <string>
@@ -20,6 +21,8 @@
 #include "common/watchdog.hpp"
 
 namespace exbridge::scenario {
+
+class progress_meter;
 
 struct client_settings {
   std::string host;             ///< where the public name resolves to in this rehearsal
@@ -55,6 +58,8 @@ struct client_settings {
   /// new connection, after back-off_base, then twice that, ... (0 = report the first failure)
   unsigned retries = 0;
   bool show_progress = true;   ///< migrate-mailbox: the progress line (off when several mailboxes run at once)
+  /// Several mailboxes at once: the one meter they all advance (items and bytes of every mailbox together).
+  std::shared_ptr<progress_meter> shared_progress;
   scaled_clock::duration backoff_base = std::chrono::seconds(30);
 };
 

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/config_finding.hpp"
+
 namespace exbridge::scenario {
 
 /// One meaningful config line (comments and blank lines dropped).
@@ -40,13 +42,7 @@ haproxy_config parse_haproxy_config(const std::string& text, const std::string& 
 /// Reads and parses a file; config_error naming the file if it is unreadable.
 haproxy_config load_haproxy_config(const std::filesystem::path& file);
 
-struct haproxy_finding {
-  int line = 0;          ///< 0 = whole file
-  std::string code;      ///< stable id, e.g. "log-invalid", "tls10-needs-seclevel0"
-  std::string severity;  ///< "error" (breaks the migration or HAProxy refuses it) or "warning"
-  std::string message;   ///< what is wrong and why it matters for Exchange 2007 -> Exchange Online
-  std::string fix;       ///< the exact change
-};
+using haproxy_finding = config_finding;
 
 struct haproxy_lint_options {
   std::uint64_t fd_limit = 0;  ///< 0 = the hard RLIMIT_NOFILE of this process

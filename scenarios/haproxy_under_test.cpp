@@ -19,25 +19,6 @@
 namespace exbridge::scenario {
 namespace {
 
-/// A free loopback port for HAProxy's bind line. HAProxy cannot report a port it picked itself, so the
-/// port is taken here and released just before HAProxy binds it (a short window; loopback only).
-unsigned short free_loopback_port() {
-  net::io_context ioc;
-  tcp::acceptor probe(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  return probe.local_endpoint().port();
-}
-
-const haproxy_finding* find_code(const prepared_haproxy& h, const std::string& code) {
-  for (const auto& f : h.findings) {
-    if (f.code == code) return &f;
-  }
-  return nullptr;
-}
-
-std::string at_line(const prepared_haproxy& h, int line) {
-  return h.user_config.filename().string() + (line > 0 ? " line " + std::to_string(line) : std::string());
-}
-
 /// `timeout NAME` as the user wrote it (a backend's or listen's own value first, then defaults), with its line.
 std::pair<std::string, int> user_timeout(const prepared_haproxy& h, const std::string& name) {
   std::pair<std::string, int> from_defaults{"", 0};
@@ -54,7 +35,7 @@ std::pair<std::string, int> user_timeout(const prepared_haproxy& h, const std::s
 std::string describe_timeout(const prepared_haproxy& h, const std::string& name) {
   const auto [value, line] = user_timeout(h, name);
   if (value.empty()) return "'timeout " + name + "' (not set)";
-  return "'timeout " + name + " " + value + "' (" + at_line(h, line) + ")";
+  return "'timeout " + name + " " + value + "' (" + at_line(h.user_config, line) + ")";
 }
 
 struct httplog_entry {
@@ -105,12 +86,7 @@ prepared_haproxy prepare_haproxy(const process_spec& process, const std::vector<
                                  const std::string& upstream_name, const lab_pki& pki,
                                  const std::filesystem::path& run_dir, double time_scale) {
   prepared_haproxy out;
-  out.program = std::filesystem::path(process.program).is_absolute() ? std::filesystem::path(process.program)
-                                                                      : find_on_path(process.program);
-  if (out.program.empty() || ::access(out.program.c_str(), X_OK) != 0) {
-    throw skip_scenario("process '" + process.name + "' needs " + process.program +
-                        ", which is not installed; install it (apt-get install haproxy) to rehearse this scenario");
-  }
+  out.program = find_peer_program(process.name, process.program, "haproxy");
   out.user_config = process.config;
   out.config = load_haproxy_config(process.config);
   out.findings = lint_haproxy_config(out.config);
@@ -144,39 +120,6 @@ prepared_haproxy prepare_haproxy(const process_spec& process, const std::vector<
   return out;
 }
 
-lint_report summarize_lint(const prepared_haproxy& haproxy, const std::vector<std::string>& expected_codes,
-                           bool has_expected) {
-  lint_report r;
-  std::size_t errors = 0, warnings = 0;
-  std::string lines;
-  std::set<std::string> found;
-  for (const auto& f : haproxy.findings) {
-    (f.severity == "error" ? errors : warnings) += 1;
-    found.insert(f.code);
-    lines += "\n          " + f.severity + (f.severity == "error" ? "   " : " ") + at_line(haproxy, f.line) + ": " +
-             f.code + ": " + f.message + "; fix: " + f.fix;
-  }
-  r.outcome = errors > 0 ? "config-errors" : warnings > 0 ? "config-warnings" : "ok";
-  r.explanation = haproxy.user_config.string() + ": " + std::to_string(errors) + " error(s), " +
-                  std::to_string(warnings) + " warning(s)" + lines;
-  if (has_expected) {
-    const std::set<std::string> want(expected_codes.begin(), expected_codes.end());
-    r.codes_match = want == found;
-    if (!r.codes_match) {
-      std::string missing, extra;
-      for (const auto& c : want) {
-        if (found.count(c) == 0) missing += " " + c;
-      }
-      for (const auto& c : found) {
-        if (want.count(c) == 0) extra += " " + c;
-      }
-      r.explanation += "\n          expected findings differ:" + (missing.empty() ? "" : " missing" + missing) +
-                       (extra.empty() ? "" : " unexpected" + extra);
-    }
-  }
-  return r;
-}
-
 probe_result diagnose_through_haproxy(probe_result result, const std::string& step_log, const std::string& whole_log,
                                       const prepared_haproxy& haproxy) {
   if (result.outcome == "ok") return result;
@@ -198,7 +141,7 @@ probe_result diagnose_through_haproxy(probe_result result, const std::string& st
     // SC covers refused connections and failed TLS handshakes alike; the health check's reason and the
     // config tell them apart (the default httplog line carries no TLS error).
     const std::string down = last_line_containing(whole_log, " is DOWN, reason: ");
-    const auto* seclevel = find_code(haproxy, "tls10-needs-seclevel0");
+    const auto* seclevel = find_code(haproxy.findings, "tls10-needs-seclevel0");
     const bool layer4 = down.find("Layer4") != std::string::npos;
     const bool tls = !culprit->tls_error.empty() || down.find("Layer6") != std::string::npos;
     if (tls || (!layer4 && seclevel != nullptr)) {
@@ -209,7 +152,7 @@ probe_result diagnose_through_haproxy(probe_result result, const std::string& st
                                                      : " (health check: " + check.substr(0, check.find(", check duration")) + ")") +
                         where;
       if (seclevel != nullptr && culprit->tls_error.find("certificate") == std::string::npos) {
-        why += "; " + at_line(haproxy, seclevel->line) +
+        why += "; " + at_line(haproxy.user_config, seclevel->line) +
                " forces TLS 1.0 without security level 0: OpenSSL 3 refuses the MD5+SHA-1 signed ECDHE key exchange "
                "a TLS 1.0 server sends; fix: " + seclevel->fix;
       }
@@ -236,10 +179,10 @@ probe_result diagnose_through_haproxy(probe_result result, const std::string& st
   }
   // A client-side classification stands; point at the config line that explains it, if any.
   if (result.outcome == "ntlm-connection-broken") {
-    if (const auto* f = find_code(haproxy, "http-server-close-breaks-ntlm")) {
-      result.explanation += "; the cause is " + at_line(haproxy, f->line) + ": " + f->fix;
-    } else if (const auto* r = find_code(haproxy, "http-reuse-shares-ntlm")) {
-      result.explanation += "; the cause is " + at_line(haproxy, r->line) + ": " + r->fix;
+    if (const auto* f = find_code(haproxy.findings, "http-server-close-breaks-ntlm")) {
+      result.explanation += "; the cause is " + at_line(haproxy.user_config, f->line) + ": " + f->fix;
+    } else if (const auto* r = find_code(haproxy.findings, "http-reuse-shares-ntlm")) {
+      result.explanation += "; the cause is " + at_line(haproxy.user_config, r->line) + ": " + r->fix;
     }
   }
   if (!where.empty() && result.explanation.find("HAProxy logged") == std::string::npos) result.explanation += where;

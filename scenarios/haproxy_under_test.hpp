@@ -4,7 +4,6 @@
 #pragma once
 
 #include <filesystem>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,16 +11,11 @@
 #include "common/lab_pki.hpp"
 #include "scenarios/exo_client.hpp"
 #include "scenarios/haproxy_config.hpp"
+#include "scenarios/peer_under_test.hpp"
 #include "scenarios/process_supervisor.hpp"
 #include "scenarios/scenario_file.hpp"
 
 namespace exbridge::scenario {
-
-/// A peer program the scenario needs is not installed: the scenario is skipped, with this reason.
-class skip_scenario : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct prepared_haproxy {
   std::filesystem::path program;
@@ -41,16 +35,6 @@ struct prepared_haproxy {
 prepared_haproxy prepare_haproxy(const process_spec& process, const std::vector<std::string>& upstreams,
                                  const std::string& upstream_name, const lab_pki& pki,
                                  const std::filesystem::path& run_dir, double time_scale);
-
-/// The result of a lint step: "ok", "config-warnings" or "config-errors", every finding on its own line.
-/// With `expected_codes` (has_expected), the step also fails unless the codes found are exactly those.
-struct lint_report {
-  std::string outcome;
-  std::string explanation;
-  bool codes_match = true;
-};
-lint_report summarize_lint(const prepared_haproxy& haproxy, const std::vector<std::string>& expected_codes,
-                           bool has_expected);
 
 /// Whether a log excerpt holds at least one request line (HAProxy writes it when the stream ends, a
 /// moment after the client has its answer).

@@ -14,6 +14,7 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "common/errors.hpp"
 #include "common/log.hpp"
@@ -103,6 +104,26 @@ net::local::datagram_protocol::endpoint notify_endpoint(const std::string& name)
   return {name.front() == '@' ? std::string(1, '\0') + name.substr(1) : name};
 }
 
+/// Whether a TCP socket listens on `port` (any address), from the kernel's tables: lines of
+/// "sl local_address(hex IP:hex port) rem_address st(0A = LISTEN) ...".
+bool port_listens(unsigned short port) {
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string sl, local, remote, state;
+      fields >> sl >> local >> remote >> state;
+      const auto colon = local.rfind(':');
+      if (state == "0A" && colon != std::string::npos && std::stoul(local.substr(colon + 1), nullptr, 16) == port) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 net::awaitable<started_process> process_supervisor::start(std::string name, std::filesystem::path program,
@@ -156,7 +177,19 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
     else c->out->close(ignored);
   });
   std::string ready_line;
-  if (by_notify) {
+  if (ready.listen_probe) {
+    auto exited = std::make_shared<bool>(false);
+    net::co_spawn(executor_, drain(c, *c->out, c->log, [exited] { *exited = true; }), net::detached);
+    net::steady_timer poll(executor_);  // real time: a readiness poll of a program that cannot signal
+    while (!state->timed_out && !*exited) {
+      if (port_listens(ready.address.port)) {
+        ready_line = "listening on port " + std::to_string(ready.address.port);
+        break;
+      }
+      poll.expires_after(std::chrono::milliseconds(20));
+      co_await poll.async_wait(use_tuple);
+    }
+  } else if (by_notify) {
     // The child's output goes to its log as it comes; its exit (stdout closed) ends the wait.
     net::co_spawn(executor_, drain(c, *c->out, c->log, [notify] {
                     error_code ignored;
@@ -190,9 +223,10 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
   const bool timed_out = state->timed_out;
 
   if (ready_line.empty()) {
-    std::string why = timed_out ? (by_notify ? "sent no READY=1 within " : "printed no readiness line within ") +
-                                      std::to_string(ready_timeout.count()) + " ms"
-                                : "exited before it was ready";
+    const std::string silent = ready.listen_probe ? "did not listen on port " + std::to_string(ready.address.port) + " within "
+                               : by_notify        ? "sent no READY=1 within "
+                                                  : "printed no readiness line within ";
+    std::string why = timed_out ? silent + std::to_string(ready_timeout.count()) + " ms" : "exited before it was ready";
     if (!timed_out) {
       error_code ignored;
       c->proc->wait(ignored);
@@ -203,6 +237,7 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
     throw config_error("process '" + name + "' " + why + "; last lines of " + log_file.string() + ":\n" +
                        tail(log_file, 8));
   }
+  if (ready.listen_probe) co_return started_process{name, log_file, ready.address};
   if (by_notify) {
     error_code ignored;
     notify->close(ignored);

@@ -1,6 +1,7 @@
 // Starts the programs a scenario names (Boost.Process v2, on the runner's io_context), waits for each
-// one's readiness -- the line "listening <name> <host>:<port>" (our programs), or systemd's READY=1 on
-// an sd_notify socket (HAProxy in -Ws mode, which prints nothing when ready) -- keeps every byte they
+// one's readiness -- the line "listening <name> <host>:<port>" (our programs), systemd's READY=1 on
+// an sd_notify socket (HAProxy in -Ws mode, which prints nothing when ready), or its port listening (stunnel,
+// any command) -- keeps every byte they
 // print in a log file, and always stops them: SIGTERM, a bounded wait, then SIGKILL. Children also die
 // if rehearse itself dies.
 #pragma once
@@ -30,6 +31,10 @@ struct readiness {
   /// socket name when it starts with '@'), on which it sends READY=1; `address` is then where it listens.
   std::string notify_socket;
   host_port address;
+  /// The child prints nothing that says it listens (stunnel logs success before it binds; any command): it
+  /// is ready once `address`'s port is in the kernel's LISTEN state (/proc/net/tcp, tcp6), checked every
+  /// 20 ms. No probe connection is made, so the child logs nothing spurious.
+  bool listen_probe = false;
 };
 
 class process_supervisor {

@@ -46,4 +46,10 @@ void progress_meter::update(std::uint64_t items, std::uint64_t bytes) {
   std::fflush(out_);
 }
 
+void progress_meter::advance(std::uint64_t items, std::uint64_t bytes) {
+  items_ += items;
+  bytes_ += bytes;
+  update(items_, bytes_);
+}
+
 }  // namespace exbridge::scenario

@@ -18,6 +18,8 @@ class progress_meter {
   progress_meter& operator=(const progress_meter&) = delete;
 
   void update(std::uint64_t items, std::uint64_t bytes);
+  /// Adds to the running totals and redraws (several mailboxes migrating at once share one meter).
+  void advance(std::uint64_t items, std::uint64_t bytes);
   /// The line as it would be printed now (for tests).
   std::string line(std::uint64_t items, std::uint64_t bytes) const;
 
@@ -30,6 +32,7 @@ class progress_meter {
   clock::time_point begin_ = clock::now();
   clock::time_point last_ = begin_;
   bool drawn_ = false;
+  std::uint64_t items_ = 0, bytes_ = 0;  ///< advance()'s running totals
 };
 
 }  // namespace exbridge::scenario

@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 #include <map>
+#include <tuple>
 #include <ostream>
 
 #include "common/errors.hpp"
@@ -13,6 +14,7 @@
 #include "scenarios/haproxy_under_test.hpp"
 #include "scenarios/outlook_anywhere.hpp"
 #include "scenarios/process_supervisor.hpp"
+#include "scenarios/stunnel_under_test.hpp"
 
 namespace exbridge::scenario {
 
@@ -30,6 +32,36 @@ std::string format_scale(double scale) {
   std::ostringstream out;
   out << scale;
   return out.str();
+}
+
+/// Whether something accepts TCP connections at `address` within `limit` (real time): "" if so, else why not.
+net::awaitable<std::string> check_reachable(host_port address, std::chrono::milliseconds limit) {
+  auto executor = co_await net::this_coro::executor;
+  tcp::resolver resolver(executor);
+  auto [rec, endpoints] = co_await resolver.async_resolve(address.host, std::to_string(address.port), use_tuple);
+  if (rec) co_return "cannot be resolved (" + rec.message() + ")";
+  tcp::socket socket(executor);
+  net::steady_timer bound(executor, limit);
+  bool timed_out = false;
+  bound.async_wait([&](error_code ec) {
+    if (ec) return;
+    timed_out = true;
+    error_code ignored;
+    socket.close(ignored);
+  });
+  auto [cec, endpoint] = co_await net::async_connect(socket, endpoints, use_tuple);
+  bound.cancel();
+  if (timed_out) co_return "did not accept a connection within " + std::to_string(limit.count()) + " ms";
+  if (cec) co_return "refused the connection (" + cec.message() + ")";
+  co_return "";
+}
+
+/// A command's program: ours (next to rehearse) by name, else on PATH; missing means the scenario is skipped.
+std::filesystem::path find_command(const process_spec& p) {
+  const auto ours = resolve_program(p.program);
+  std::error_code ec;
+  if (std::filesystem::exists(ours, ec)) return ours;
+  return find_peer_program(p.name, p.program, "the package that provides " + p.program);
 }
 
 net::awaitable<void> run_steps(const scenario& s, const run_options& options, scenario_report& report,
@@ -50,31 +82,64 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
   vars["scenario.dir"] = std::filesystem::absolute(s.file).parent_path().string();  // files shipped beside it
   vars["time_scale"] = format_scale(scale);
 
-  std::map<std::string, prepared_haproxy> haproxies;   // by process name
-  std::map<std::string, std::string> haproxy_at;        // listening address -> process name
+  std::map<std::string, prepared_haproxy> haproxies;  // by process name
+  std::map<std::string, prepared_stunnel> stunnels;    // by process name
+  std::map<std::string, std::string> peer_at;          // a peer's listening address -> its process name
   const auto start_process = [&](const process_spec& p) -> net::awaitable<void> {
+    if (p.kind == "external") {
+      // Nothing to start: the proxy under test already runs (the user's own VM, a container); check it listens.
+      const host_port address = parse_host_port(substitute(p.address, vars, p.where), p.where + ": address", false);
+      const std::string refusal = co_await check_reachable(address, p.ready_timeout);
+      if (!refusal.empty()) {
+        throw config_error(p.where + ": external process '" + p.name + "' at " + address.to_string() + " " + refusal +
+                           "; start it, or fix 'address'");
+      }
+      vars[p.name + ".addr"] = address.to_string();
+      vars[p.name + ".host"] = address.host;
+      vars[p.name + ".port"] = std::to_string(address.port);
+      timeline::current().instant(timeline_event::kind::process, "external " + p.name + " at " + address.to_string());
+      out << "  using external " << p.name << " at " << address.to_string() << '\n' << std::flush;
+      co_return;
+    }
+    readiness ready;
+    if (p.kind == "command") {
+      // The command is told its port through ${NAME.port} (a free one) unless the scenario names `address`.
+      const std::string port = std::to_string(free_loopback_port());
+      vars[p.name + ".port"] = port;
+      vars[p.name + ".host"] = "127.0.0.1";
+      vars[p.name + ".addr"] = "127.0.0.1:" + port;
+      ready.listen_probe = true;
+      ready.address = parse_host_port(p.address.empty() ? vars[p.name + ".addr"] : substitute(p.address, vars, p.where),
+                                      p.where + ": address", false);
+    }
     std::vector<std::string> args;
     for (const auto& a : p.args) args.push_back(substitute(a, vars, p.where));
-    auto program = resolve_program(p.program);
-    readiness ready;
-    if (p.kind == "haproxy") {
+    auto program = p.kind == "command" ? find_command(p) : resolve_program(p.program);
+    if (p.kind == "haproxy" || p.kind == "stunnel") {
       std::vector<std::string> upstreams;
       for (const auto& u : p.upstreams) upstreams.push_back(substitute(u, vars, p.where));
       process_spec resolved = p;
       resolved.cert = substitute(p.cert, vars, p.where);
       resolved.key = substitute(p.key, vars, p.where);
-      auto prepared = prepare_haproxy(resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale);
-      program = prepared.program;
-      args = prepared.args;
-      ready = prepared.ready;
-      out << "  " << p.name << ": " << p.config.string() << " rewritten for the lab into "
-          << prepared.lab_config.string() << '\n';
-      for (const auto& change : prepared.changes) out << "        " << change << '\n';
-      haproxies[p.name] = std::move(prepared);
+      std::filesystem::path lab_config;
+      std::vector<std::string> changes;
+      if (p.kind == "haproxy") {
+        auto prepared = prepare_haproxy(resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale);
+        std::tie(program, args, ready, lab_config, changes) =
+            std::tie(prepared.program, prepared.args, prepared.ready, prepared.lab_config, prepared.changes);
+        haproxies[p.name] = std::move(prepared);
+      } else {
+        auto prepared = prepare_stunnel(resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale);
+        std::tie(program, args, ready, lab_config, changes) =
+            std::tie(prepared.program, prepared.args, prepared.ready, prepared.lab_config, prepared.changes);
+        stunnels[p.name] = std::move(prepared);
+      }
+      out << "  " << p.name << ": " << p.config.string() << " rewritten for the lab into " << lab_config.string() << '\n';
+      for (const auto& change : changes) out << "        " << change << '\n';
     }
     const auto started = co_await supervisor.start(p.name, program, args, report.run_dir / (p.name + ".log"),
                                                    p.ready_timeout, ready);
-    if (p.kind == "haproxy") haproxy_at[started.address.to_string()] = p.name;
+    if (p.kind == "haproxy" || p.kind == "stunnel") peer_at[started.address.to_string()] = p.name;
     timeline::current().instant(timeline_event::kind::process, "started " + p.name + " on " + started.address.to_string());
     vars[p.name + ".addr"] = started.address.to_string();
     vars[p.name + ".host"] = started.address.host;
@@ -128,10 +193,14 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
       continue;
     }
     if (st.action == "lint") {
-      if (haproxies.count(st.process) == 0) {
+      const auto h = haproxies.find(st.process);
+      const auto t = stunnels.find(st.process);
+      if (h == haproxies.end() && t == stunnels.end()) {
         throw config_error(st.where + ": step '" + st.name + "' lints " + st.process + ", which has not been started yet");
       }
-      const auto lint = summarize_lint(haproxies.at(st.process), st.expect_findings, st.has_expect_findings);
+      const auto lint = h != haproxies.end()
+                            ? summarize_lint(h->second.user_config, h->second.findings, st.expect_findings, st.has_expect_findings)
+                            : summarize_lint(t->second.user_config, t->second.findings, st.expect_findings, st.has_expect_findings);
       r.outcome = lint.outcome;
       r.explanation = lint.explanation;
       r.passed = r.outcome == r.expected && lint.codes_match;
@@ -166,9 +235,9 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.rpc_server = st.rpc_server;
     cs.idle = st.idle;
     cs.ping_interval = st.ping_interval;
-    // Through HAProxy, its log explains what the client saw; note where this step's part of it begins.
-    const auto via = haproxy_at.find(target.to_string());
-    const auto log_file = via == haproxy_at.end() ? std::filesystem::path() : report.run_dir / (via->second + ".log");
+    // Through HAProxy or stunnel, its log explains what the client saw; note where this step's part of it begins.
+    const auto via = peer_at.find(target.to_string());
+    const auto log_file = via == peer_at.end() ? std::filesystem::path() : report.run_dir / (via->second + ".log");
     std::error_code size_ec;
     const auto log_start = log_file.empty() ? 0 : std::filesystem::file_size(log_file, size_ec);
     probe_result result;
@@ -177,7 +246,9 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     } else {
       result = co_await run_mailboxes(cs, st.mailboxes);
     }
-    if (via != haproxy_at.end() && result.outcome != "ok") {
+    if (via != peer_at.end() && result.outcome != "ok" && stunnels.count(via->second) != 0) {
+      result = diagnose_through_stunnel(std::move(result), read_file(log_file, log_start), stunnels.at(via->second));
+    } else if (via != peer_at.end() && result.outcome != "ok") {
       // HAProxy logs a request when its stream ends, a moment after the client got the answer.
       std::string step_log;
       for (int wait = 0; wait < 10; ++wait) {

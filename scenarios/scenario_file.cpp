@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "common/errors.hpp"
@@ -93,7 +94,7 @@ scenario load_scenario(const std::filesystem::path& file) {
   for (const auto& node : get_table_array(file, root, "process")) {
     const toml::table& t = *node.as_table();
     reject_unknown_keys(file, t, {"name", "kind", "program", "args", "config", "upstream", "cert", "key", "start",
-                                  "ready_timeout"},
+                                  "ready_timeout", "address"},
                         "[[process]]");
     process_spec p;
     p.where = position(file, t.source());
@@ -101,14 +102,28 @@ scenario load_scenario(const std::filesystem::path& file) {
     if (!names.insert(p.name).second) fail_at(file, t, "process name '" + p.name + "' is used twice (or reserved)");
     const std::string what = "[[process]] '" + p.name + "'";
     p.kind = get_string(file, t, "kind", false, p.kind, what);
-    if (p.kind != "program" && p.kind != "haproxy") {
-      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, haproxy)");
+    static const std::map<std::string, std::set<std::string>> kind_keys{
+        {"program", {"program", "args"}},
+        {"haproxy", {"program", "args", "config", "upstream", "cert", "key"}},
+        {"stunnel", {"program", "args", "config", "upstream", "cert", "key"}},
+        {"command", {"program", "args", "address"}},
+        {"external", {"address"}}};
+    const auto allowed = kind_keys.find(p.kind);
+    if (allowed == kind_keys.end()) {
+      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, haproxy, stunnel, command, external)");
     }
-    const bool haproxy = p.kind == "haproxy";
-    p.program = get_string(file, t, "program", !haproxy, haproxy ? "haproxy" : "", what);
+    for (const char* key : {"program", "args", "config", "upstream", "cert", "key", "address"}) {
+      if (const toml::node* n = t.get(key); n != nullptr && allowed->second.count(key) == 0) {
+        fail_at(file, *n, std::string("'") + key + "' does not apply to kind = \"" + p.kind + "\"");
+      }
+    }
+    const bool peer = p.kind == "haproxy" || p.kind == "stunnel";
+    const std::string default_program = p.kind == "haproxy" ? "haproxy" : p.kind == "stunnel" ? "stunnel4" : "";
+    if (p.kind != "external") p.program = get_string(file, t, "program", !peer, default_program, what);
     p.args = get_strings(file, t, "args");
-    if (haproxy) {
-      const std::string config = get_string(file, t, "config", true, "", what + " (kind haproxy)");
+    p.address = get_string(file, t, "address", p.kind == "external", "", what);
+    if (peer) {
+      const std::string config = get_string(file, t, "config", true, "", what + " (kind " + p.kind + ")");
       p.config = std::filesystem::path(config).is_absolute() ? std::filesystem::path(config)
                                                               : file.parent_path() / config;
       const toml::node* upstream = t.get("upstream");
@@ -118,13 +133,12 @@ scenario load_scenario(const std::filesystem::path& file) {
       p.key = get_string(file, t, "key", false, "", what);
       if (p.cert.empty() != p.key.empty()) fail_at(file, t, what + ": 'cert' and 'key' come together");
       if (p.upstreams.empty()) {
-        fail_at(file, t, what + " (kind haproxy) needs 'upstream': the lab Exchange server(s) its server lines reach, "
+        fail_at(file, t, what + " (kind " + p.kind + ") needs 'upstream': the lab Exchange server(s) it reaches, "
                                "e.g. upstream = \"${exchange.addr}\"");
       }
-    } else {
-      for (const char* key : {"config", "upstream", "cert", "key"}) {
-        if (const toml::node* n = t.get(key)) fail_at(file, *n, std::string("'") + key + "' needs kind = \"haproxy\"");
-      }
+    }
+    if (p.kind == "external" && t.get("start") != nullptr) {
+      fail_at(file, *t.get("start"), "'start' does not apply to kind = \"external\" (nothing is started)");
     }
     const std::string start = get_string(file, t, "start", false, "setup", what);
     if (start != "setup" && start != "step") fail_at(file, *t.get("start"), "'start' must be \"setup\" or \"step\"");
@@ -161,11 +175,11 @@ scenario load_scenario(const std::filesystem::path& file) {
       st.process = get_string(file, t, "process", true, "", "[[step]] '" + st.name + "' (action " + st.action + ")");
       const auto p = std::find_if(s.processes.begin(), s.processes.end(),
                                   [&](const process_spec& ps) { return ps.name == st.process; });
-      if (p == s.processes.end() || (st.action == "lint" && p->kind != "haproxy") ||
-          (st.action == "start" && !p->deferred)) {
-        const std::string need = st.action == "lint"    ? "a [[process]] with kind = \"haproxy\""
+      if (p == s.processes.end() || (st.action == "lint" && p->kind != "haproxy" && p->kind != "stunnel") ||
+          (st.action == "start" && !p->deferred) || (st.action == "stop" && p->kind == "external")) {
+        const std::string need = st.action == "lint"    ? "a [[process]] with kind = \"haproxy\" or \"stunnel\""
                                  : st.action == "start" ? "a [[process]] with start = \"step\""
-                                                        : "a [[process]]";
+                                                        : "a [[process]] rehearse started (not kind = \"external\")";
         fail_at(file, *t.get("process"), "step '" + st.name + "': process '" + st.process + "' is not " + need);
       }
       st.has_expect_findings = t.contains("expect_findings");

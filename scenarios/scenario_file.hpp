@@ -14,14 +14,20 @@ namespace exbridge::scenario {
 struct process_spec {
   std::string name;     ///< used in variables: ${NAME.addr}, ${NAME.host}, ${NAME.port}
   /// "program": prints a readiness line "listening <what> HOST:PORT" (fake-exchange, exbridge);
-  /// "haproxy": the user's haproxy.cfg, linted, rewritten for the lab and run until it signals READY=1.
+  /// "haproxy": the user's haproxy.cfg, linted, rewritten for the lab and run until it signals READY=1;
+  /// "stunnel": the user's stunnel.conf, linted, rewritten for the lab and run until its port listens;
+  /// "command": any program, ready when `address` listens (default 127.0.0.1:${NAME.port}, a free port
+  ///            rehearse picks and offers to the args);
+  /// "external": nothing is started; a proxy already running at `address` (checked to accept connections).
   std::string kind = "program";
   std::string program;  ///< "fake-exchange", "exbridge" (next to rehearse), a name on PATH or an absolute path
   std::vector<std::string> args;
-  std::filesystem::path config;  ///< haproxy: the user's haproxy.cfg (relative paths: from the scenario file)
-  /// haproxy: HOST:PORT the `server` lines are pointed at, in order, the last repeating (variables allowed)
+  std::filesystem::path config;  ///< haproxy, stunnel: the user's file (relative paths: from the scenario file)
+  /// haproxy, stunnel: HOST:PORT the `server` lines (stunnel: `connect` lines to Exchange) are pointed at, in
+  /// order, the last repeating (variables allowed)
   std::vector<std::string> upstreams;
-  std::string cert, key;        ///< haproxy: the certificate it serves (default: the lab's bridge certificate)
+  std::string cert, key;  ///< haproxy, stunnel: the certificate it serves (default: the lab's bridge certificate)
+  std::string address;    ///< command, external: HOST:PORT where it listens (variables allowed)
   bool deferred = false;         ///< start = "step": started by a step (action "start"), not at setup
   std::chrono::milliseconds ready_timeout{20'000};  ///< real time to wait for the readiness line
   std::string where;    ///< "FILE:LINE" for messages

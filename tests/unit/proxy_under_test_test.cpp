@@ -52,7 +52,7 @@ TEST(ProxyUnderTest, HaproxyProcessNeedsConfigAndUpstream) {
             std::string::npos);
   const std::string misplaced = load_error(
       "name = \"t\"\n[[process]]\nname = \"e\"\nprogram = \"fake-exchange\"\nconfig = \"x.cfg\"\n");
-  EXPECT_NE(misplaced.find("needs kind = \"haproxy\""), std::string::npos) << misplaced;
+  EXPECT_NE(misplaced.find("does not apply to kind = \"program\""), std::string::npos) << misplaced;
 }
 
 TEST(ProxyUnderTest, LintStepNamesAHaproxyProcess) {
@@ -100,17 +100,17 @@ prepared_haproxy seed_haproxy() {
 
 TEST(ProxyUnderTest, LintSummaryChecksTheExactFindings) {
   const auto h = seed_haproxy();
-  const auto all = summarize_lint(h, {"log-invalid", "listen-without-bind", "maxconn-above-fd-limit",
+  const auto all = summarize_lint(h.user_config, h.findings, {"log-invalid", "listen-without-bind", "maxconn-above-fd-limit",
                                       "http-server-close-breaks-ntlm", "tls10-needs-seclevel0", "timeout-at-ping-edge",
                                       "verify-none"},
                                   true);
   EXPECT_EQ(all.outcome, "config-errors");
   EXPECT_TRUE(all.codes_match) << all.explanation;
   EXPECT_NE(all.explanation.find("line 48: tls10-needs-seclevel0"), std::string::npos) << all.explanation;
-  const auto partial = summarize_lint(h, {"log-invalid"}, true);
+  const auto partial = summarize_lint(h.user_config, h.findings, {"log-invalid"}, true);
   EXPECT_FALSE(partial.codes_match);
   EXPECT_NE(partial.explanation.find("unexpected"), std::string::npos);
-  EXPECT_TRUE(summarize_lint(h, {}, false).codes_match);
+  EXPECT_TRUE(summarize_lint(h.user_config, h.findings, {}, false).codes_match);
 }
 
 // Log lines as HAProxy 2.6 writes them with the lab's log format (httplog plus the upstream TLS error).

@@ -215,5 +215,38 @@ TEST(Substitute, ReplacesKnownAndNamesUnknownVariables) {
   }
 }
 
+TEST(ScenarioFile, ProcessKindsTakeOnlyTheirKeys) {
+  const std::string head = "name = \"t\"\n[[process]]\nname = \"p\"\n";
+  const std::string step = "[[step]]\nname = \"s\"\nconnect = \"${p.addr}\"\nemail = \"a@b\"\npassword = \"x\"\n";
+  auto s = load_scenario(write_temp("kinds.toml", head + "kind = \"external\"\naddress = \"127.0.0.1:443\"\n" + step));
+  EXPECT_EQ(s.processes[0].address, "127.0.0.1:443");
+  s = load_scenario(write_temp("kinds.toml", head + "kind = \"stunnel\"\nconfig = \"s.conf\"\nupstream = \"${x.addr}\"\n" + step));
+  EXPECT_EQ(s.processes[0].program, "stunnel4");
+  EXPECT_EQ(s.processes[0].upstreams.size(), 1u);
+  s = load_scenario(write_temp("kinds.toml", head + "kind = \"command\"\nprogram = \"nginx\"\nargs = [\"-c\", \"${p.port}\"]\n" + step));
+  EXPECT_EQ(s.processes[0].kind, "command");
+
+  std::string e = load_error(head + "kind = \"external\"\n" + step);
+  EXPECT_NE(e.find("address"), std::string::npos) << e;
+  e = load_error(head + "kind = \"external\"\naddress = \"h:1\"\nprogram = \"x\"\n" + step);
+  EXPECT_NE(e.find("'program' does not apply to kind = \"external\""), std::string::npos) << e;
+  EXPECT_NE(e.find(":6:"), std::string::npos) << e;
+  e = load_error(head + "kind = \"stunnel\"\nconfig = \"s.conf\"\n" + step);
+  EXPECT_NE(e.find("needs 'upstream'"), std::string::npos) << e;
+  e = load_error(head + "kind = \"program\"\nprogram = \"x\"\naddress = \"h:1\"\n" + step);
+  EXPECT_NE(e.find("'address' does not apply"), std::string::npos) << e;
+  e = load_error(head + "kind = \"nginx\"\n" + step);
+  EXPECT_NE(e.find("known: program, haproxy, stunnel, command, external"), std::string::npos) << e;
+  e = load_error(head + "kind = \"external\"\naddress = \"h:1\"\n" + step +
+                 "[[step]]\nname = \"t\"\naction = \"stop\"\nprocess = \"p\"\n");
+  EXPECT_NE(e.find("not kind = \"external\""), std::string::npos) << e;
+}
+
+TEST(ScenarioFile, TheShippedStunnelAndCommandScenariosLoad) {
+  for (const char* name : {"stunnel-first-try.toml", "stunnel-fixed.toml", "command-and-external.toml"}) {
+    EXPECT_NO_THROW(load_scenario(std::string(EXBRIDGE_SOURCE_DIR "/scenarios/") + name)) << name;
+  }
+}
+
 }  // namespace
 }  // namespace exbridge::scenario
