@@ -59,7 +59,6 @@ struct folder_info {
   std::string_view display_name;
   std::string_view folder_class;  ///< "" when the folder has none (root, Top of Information Store, ...)
   std::string_view element;       ///< Folder, CalendarFolder, ContactsFolder, TasksFolder or SearchFolder
-  int total, unread;              ///< for folders whose items the mailbox generator does not produce
   bool distinguished;
 };
 
