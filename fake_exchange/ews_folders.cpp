@@ -143,7 +143,7 @@ std::string folder_xml(const folder_info& f, const mailbox& box, const folder_sh
     out += "<t:TotalCount>" + std::to_string(total) + "</t:TotalCount>";
     out += "<t:ChildFolderCount>" + std::to_string(child_count(f)) + "</t:ChildFolderCount>";
     if (f.element != "CalendarFolder" && f.element != "ContactsFolder") {
-      const unsigned unread = std::min(total, 3u);
+      const unsigned unread = std::min(total, unread_items);
       out += "<t:UnreadCount>" + std::to_string(unread) + "</t:UnreadCount>";
     }
   }

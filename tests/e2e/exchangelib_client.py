@@ -191,9 +191,10 @@ def check_account(label, account, manifest, fetch_mime):
             check(set(ids) == set(w), f"{label}: {folder.name}: item ids differ from the manifest")
             if not fetch_mime:
                 continue
-            seen = 0
-            for item in folder.all().only("mime_content", "size", "subject"):
+            seen = unread = 0
+            for item in folder.all().only("mime_content", "size", "is_read"):
                 seen += 1
+                unread += item.is_read is False
                 m = w.get(item.id)
                 if not check(m is not None, f"{label}: {folder.name}: item {item.id} not in the manifest"):
                     continue
@@ -207,6 +208,9 @@ def check_account(label, account, manifest, fetch_mime):
                 check(item.size == m["size"], f"{label}: {folder.name}: {item.id}: Size {item.size}, "
                                               f"manifest {m['size']}")
             check(seen == len(w), f"{label}: {folder.name}: GetItem returned {seen} items of {len(w)}")
+            # The folder's UnreadCount is the number of its items whose IsRead is false.
+            check(unread == folder.unread_count,
+                  f"{label}: {folder.name}: UnreadCount {folder.unread_count} but {unread} items have IsRead false")
     stats["seconds"] = round(time.monotonic() - t0, 2)
     print(f"{label}: {stats}", flush=True)
     return stats
