@@ -14,6 +14,8 @@ packages=(
   openssl curl haproxy stunnel4 nginx-light wrk sslscan
   # renders rehearse's HTML report in a test (headless)
   chromium
+  # a real third-party EWS client against fake-exchange through exbridge (tests/e2e/exchangelib_client.py)
+  python3-exchangelib
 )
 
 missing=()

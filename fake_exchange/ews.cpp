@@ -106,7 +106,9 @@ std::string message_summary(const item_meta& m, const mailbox* attachments_from)
   }
   return out + "<t:DateTimeReceived>" + m.received + "</t:DateTimeReceived><t:Size>" +
          std::to_string(std::min<std::uint64_t>(m.size, 2147483647)) + "</t:Size><t:HasAttachments>" +
-         (m.has_attachment ? "true" : "false") + "</t:HasAttachments>";
+         (m.has_attachment ? "true" : "false") +
+         // MessageType's own elements follow ItemType's; IsRead is the one clients compare with UnreadCount.
+         "</t:HasAttachments><t:IsRead>" + (m.is_read ? "true" : "false") + "</t:IsRead>";
 }
 
 namespace {

@@ -14,40 +14,38 @@ namespace {
 // has under its root (so that root's ChildFolderCount matches what FindFolder returns). Ids added in
 // 2010+ (archive*, recoverableitems*, conversationhistory, ...) fail schema validation, as on a real 2007
 // server. The public folder root lives in the public store, outside every mailbox's tree.
-// Item counts of inbox, sentitems and deleteditems come from the mailbox generator.
+// Every folder's TotalCount is what FindItem lists in it: the mailbox generator's count (Inbox, Sent Items and
+// Deleted Items hold items; the other folders are empty). A real store counts the same items FindItem returns,
+// and clients check one against the other (exchangelib's QuerySet.count(), migration tools' item counts).
 constexpr std::array<folder_info, 24> folders{{
-    {"root", "", "", "", "Folder", 0, 0, true},
-    {"msgfolderroot", "root", "Top of Information Store", "", "Folder", 0, 0, true},
-    {"calendar", "msgfolderroot", "Calendar", "IPF.Appointment", "CalendarFolder", 6, 0, true},
-    {"contacts", "msgfolderroot", "Contacts", "IPF.Contact", "ContactsFolder", 4, 0, true},
-    {"deleteditems", "msgfolderroot", "Deleted Items", "IPF.Note", "Folder", 0, 0, true},
-    {"drafts", "msgfolderroot", "Drafts", "IPF.Note", "Folder", 1, 0, true},
-    {"inbox", "msgfolderroot", "Inbox", "IPF.Note", "Folder", 0, 0, true},
-    {"journal", "msgfolderroot", "Journal", "IPF.Journal", "Folder", 0, 0, true},
-    {"junkemail", "msgfolderroot", "Junk E-mail", "IPF.Note", "Folder", 0, 0, true},
-    {"notes", "msgfolderroot", "Notes", "IPF.StickyNote", "Folder", 0, 0, true},
-    {"outbox", "msgfolderroot", "Outbox", "IPF.Note", "Folder", 0, 0, true},
-    {"sentitems", "msgfolderroot", "Sent Items", "IPF.Note", "Folder", 0, 0, true},
-    {"tasks", "msgfolderroot", "Tasks", "IPF.Task", "TasksFolder", 1, 0, true},
-    {"searchfolders", "root", "Search Folders", "", "Folder", 0, 0, true},
-    {"voicemail", "searchfolders", "Voice Mail", "IPF.Note.Microsoft.Voicemail", "SearchFolder", 0, 0, true},
-    {"publicfoldersroot", "", "IPM_SUBTREE", "", "Folder", 0, 0, true},
-    {"commonviews", "root", "Common Views", "", "Folder", 0, 0, false},
-    {"deferredaction", "root", "Deferred Action", "", "Folder", 0, 0, false},
-    {"freebusydata", "root", "Freebusy Data", "", "Folder", 0, 0, false},
-    {"reminders", "root", "Reminders", "Outlook.Reminder", "SearchFolder", 0, 0, false},
-    {"schedule", "root", "Schedule", "", "Folder", 0, 0, false},
-    {"shortcuts", "root", "Shortcuts", "", "Folder", 0, 0, false},
-    {"spoolerqueue", "root", "Spooler Queue", "", "Folder", 0, 0, false},
-    {"views", "root", "Views", "", "Folder", 0, 0, false},
+    {"root", "", "", "", "Folder", true},
+    {"msgfolderroot", "root", "Top of Information Store", "", "Folder", true},
+    {"calendar", "msgfolderroot", "Calendar", "IPF.Appointment", "CalendarFolder", true},
+    {"contacts", "msgfolderroot", "Contacts", "IPF.Contact", "ContactsFolder", true},
+    {"deleteditems", "msgfolderroot", "Deleted Items", "IPF.Note", "Folder", true},
+    {"drafts", "msgfolderroot", "Drafts", "IPF.Note", "Folder", true},
+    {"inbox", "msgfolderroot", "Inbox", "IPF.Note", "Folder", true},
+    {"journal", "msgfolderroot", "Journal", "IPF.Journal", "Folder", true},
+    {"junkemail", "msgfolderroot", "Junk E-mail", "IPF.Note", "Folder", true},
+    {"notes", "msgfolderroot", "Notes", "IPF.StickyNote", "Folder", true},
+    {"outbox", "msgfolderroot", "Outbox", "IPF.Note", "Folder", true},
+    {"sentitems", "msgfolderroot", "Sent Items", "IPF.Note", "Folder", true},
+    {"tasks", "msgfolderroot", "Tasks", "IPF.Task", "TasksFolder", true},
+    {"searchfolders", "root", "Search Folders", "", "Folder", true},
+    {"voicemail", "searchfolders", "Voice Mail", "IPF.Note.Microsoft.Voicemail", "SearchFolder", true},
+    {"publicfoldersroot", "", "IPM_SUBTREE", "", "Folder", true},
+    {"commonviews", "root", "Common Views", "", "Folder", false},
+    {"deferredaction", "root", "Deferred Action", "", "Folder", false},
+    {"freebusydata", "root", "Freebusy Data", "", "Folder", false},
+    {"reminders", "root", "Reminders", "Outlook.Reminder", "SearchFolder", false},
+    {"schedule", "root", "Schedule", "", "Folder", false},
+    {"shortcuts", "root", "Shortcuts", "", "Folder", false},
+    {"spoolerqueue", "root", "Spooler Queue", "", "Folder", false},
+    {"views", "root", "Views", "", "Folder", false},
 }};
 
 // ChangeKeys never change: the synthetic mailbox is never modified.
 constexpr std::string_view folder_change_key = "AQAAABYAAAB8Jdcz2ZFRTJ1QfIyd+B0XAAAAAAEB";
-
-bool generated(const folder_info& f) {
-  return std::find(item_folders.begin(), item_folders.end(), f.key) != item_folders.end();
-}
 
 unsigned child_count(const folder_info& f) {
   return static_cast<unsigned>(
@@ -141,11 +139,11 @@ std::string folder_xml(const folder_info& f, const mailbox& box, const folder_sh
   }
   if (shape.display_name) out += "<t:DisplayName>" + xml_escape(f.display_name) + "</t:DisplayName>";
   if (shape.counts) {
-    const unsigned total = generated(f) ? box.count(f.key) : static_cast<unsigned>(f.total);
+    const unsigned total = box.count(f.key);
     out += "<t:TotalCount>" + std::to_string(total) + "</t:TotalCount>";
     out += "<t:ChildFolderCount>" + std::to_string(child_count(f)) + "</t:ChildFolderCount>";
     if (f.element != "CalendarFolder" && f.element != "ContactsFolder") {
-      const unsigned unread = generated(f) ? std::min(total, 3u) : static_cast<unsigned>(f.unread);
+      const unsigned unread = std::min(total, unread_items);
       out += "<t:UnreadCount>" + std::to_string(unread) + "</t:UnreadCount>";
     }
   }

@@ -43,7 +43,7 @@ std::string error_message(std::string_view operation, std::string_view response_
                           std::string_view text, std::string_view content = "");
 /// <t:ItemId Id=... ChangeKey=... /> of a generated message.
 std::string item_id_xml(const item_meta& m);
-/// ItemId, Subject, DateTimeReceived, Size and HasAttachments of a generated message, in the schema's
+/// ItemId, Subject, DateTimeReceived, Size, HasAttachments and IsRead of a generated message, in the schema's
 /// ItemType order; with `attachments_from` (GetItem) also the Attachments list.
 std::string message_summary(const item_meta& m, const mailbox* attachments_from = nullptr);
 /// ASCII lower case (addresses and names compare case-insensitively in the directory and in ids).
@@ -59,7 +59,6 @@ struct folder_info {
   std::string_view display_name;
   std::string_view folder_class;  ///< "" when the folder has none (root, Top of Information Store, ...)
   std::string_view element;       ///< Folder, CalendarFolder, ContactsFolder, TasksFolder or SearchFolder
-  int total, unread;              ///< for folders whose items the mailbox generator does not produce
   bool distinguished;
 };
 

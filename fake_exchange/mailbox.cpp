@@ -83,6 +83,7 @@ item_meta mailbox::item(std::string_view folder, unsigned index) const {
                 static_cast<unsigned long long>(r & 0xffff));
   m.subject = subject;
   m.id = make_store_id(owner_, 'I', folder, index);
+  m.is_read = index >= unread_items;
   m.has_attachment = !large && (folder == "inbox" || folder == "sentitems") && index % 4 == 1 &&
                      m.size >= attachment_min_item_size;
   // Received dates walk back from 2026-11-01 one item per hour or so.

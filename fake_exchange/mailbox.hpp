@@ -27,6 +27,10 @@ struct mailbox_spec {
 /// The mail folders that hold generated items, in manifest order.
 inline constexpr std::array<std::string_view, 3> item_folders{"inbox", "sentitems", "deleteditems"};
 
+/// The first this many items of each folder are unread: a folder's UnreadCount and its items' IsRead must
+/// agree, as they do in a real store (clients cross-check them).
+inline constexpr unsigned unread_items = 3;
+
 struct item_meta {
   std::string folder;
   unsigned index = 0;
@@ -35,6 +39,7 @@ struct item_meta {
   std::string id;          ///< the EWS ItemId
   std::string received;    ///< DateTimeReceived, xs:dateTime
   bool has_attachment = false;  ///< the MIME is multipart/mixed with one small file attachment
+  bool is_read = true;          ///< false for the first unread_items of the folder
 };
 
 /// The file attachment some items carry (GetItem lists it, GetAttachment returns it, the MIME holds it
