@@ -17,15 +17,8 @@
 
 namespace exbridge::scenario {
 
-struct prepared_haproxy {
-  std::filesystem::path program;
-  std::vector<std::string> args;
-  readiness ready;
-  std::filesystem::path user_config;  ///< the file as the user wrote it
-  std::filesystem::path lab_config;   ///< what runs in the lab
-  haproxy_config config;              ///< the user's file, parsed
-  std::vector<haproxy_finding> findings;
-  std::vector<std::string> changes;   ///< what the lab rewrite changed, one line each
+struct prepared_haproxy : prepared_peer {
+  haproxy_config config;  ///< the user's file, parsed
 };
 
 /// Lints and rewrites the process's haproxy.cfg into `run_dir`, and says how to start it. Throws

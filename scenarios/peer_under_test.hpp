@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "scenarios/config_finding.hpp"
+#include "scenarios/process_supervisor.hpp"
 
 namespace exbridge::scenario {
 
@@ -15,6 +16,18 @@ namespace exbridge::scenario {
 class skip_scenario : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// A peer ready to start: its program and arguments, how it signals readiness, the user's config and the lab
+/// copy that runs, what the lint found in the user's file and what the lab rewrite changed.
+struct prepared_peer {
+  std::filesystem::path program;
+  std::vector<std::string> args;
+  readiness ready;
+  std::filesystem::path user_config;  ///< the file as the user wrote it
+  std::filesystem::path lab_config;   ///< what runs in the lab
+  std::vector<config_finding> findings;
+  std::vector<std::string> changes;   ///< what the lab rewrite changed, one line each
 };
 
 /// The installed peer program: an absolute path as is, else found on PATH (or /usr/sbin). Throws

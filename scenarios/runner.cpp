@@ -5,7 +5,6 @@
 #include <iomanip>
 #include <sstream>
 #include <map>
-#include <tuple>
 #include <ostream>
 
 #include "common/errors.hpp"
@@ -121,21 +120,18 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
       process_spec resolved = p;
       resolved.cert = substitute(p.cert, vars, p.where);
       resolved.key = substitute(p.key, vars, p.where);
-      std::filesystem::path lab_config;
-      std::vector<std::string> changes;
-      if (p.kind == "haproxy") {
-        auto prepared = prepare_haproxy(resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale);
-        std::tie(program, args, ready, lab_config, changes) =
-            std::tie(prepared.program, prepared.args, prepared.ready, prepared.lab_config, prepared.changes);
-        haproxies[p.name] = std::move(prepared);
-      } else {
-        auto prepared = prepare_stunnel(resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale);
-        std::tie(program, args, ready, lab_config, changes) =
-            std::tie(prepared.program, prepared.args, prepared.ready, prepared.lab_config, prepared.changes);
-        stunnels[p.name] = std::move(prepared);
-      }
-      out << "  " << p.name << ": " << p.config.string() << " rewritten for the lab into " << lab_config.string() << '\n';
-      for (const auto& change : changes) out << "        " << change << '\n';
+      const prepared_peer& prepared =
+          p.kind == "haproxy"
+              ? static_cast<const prepared_peer&>(haproxies[p.name] = prepare_haproxy(
+                    resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale))
+              : static_cast<const prepared_peer&>(stunnels[p.name] = prepare_stunnel(
+                    resolved, upstreams, s.exchange_names.front(), pki, report.run_dir, scale));
+      program = prepared.program;
+      args = prepared.args;
+      ready = prepared.ready;
+      out << "  " << p.name << ": " << p.config.string() << " rewritten for the lab into " << prepared.lab_config.string()
+          << '\n';
+      for (const auto& change : prepared.changes) out << "        " << change << '\n';
     }
     const auto started = co_await supervisor.start(p.name, program, args, report.run_dir / (p.name + ".log"),
                                                    p.ready_timeout, ready);
@@ -198,9 +194,8 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
       if (h == haproxies.end() && t == stunnels.end()) {
         throw config_error(st.where + ": step '" + st.name + "' lints " + st.process + ", which has not been started yet");
       }
-      const auto lint = h != haproxies.end()
-                            ? summarize_lint(h->second.user_config, h->second.findings, st.expect_findings, st.has_expect_findings)
-                            : summarize_lint(t->second.user_config, t->second.findings, st.expect_findings, st.has_expect_findings);
+      const prepared_peer& peer = h != haproxies.end() ? static_cast<const prepared_peer&>(h->second) : t->second;
+      const auto lint = summarize_lint(peer.user_config, peer.findings, st.expect_findings, st.has_expect_findings);
       r.outcome = lint.outcome;
       r.explanation = lint.explanation;
       r.passed = r.outcome == r.expected && lint.codes_match;

@@ -16,15 +16,8 @@
 
 namespace exbridge::scenario {
 
-struct prepared_stunnel {
-  std::filesystem::path program;
-  std::vector<std::string> args;
-  readiness ready;
-  std::filesystem::path user_config;
-  std::filesystem::path lab_config;
-  stunnel_config config;
-  std::vector<config_finding> findings;
-  std::vector<std::string> changes;
+struct prepared_stunnel : prepared_peer {
+  stunnel_config config;  ///< the user's file, parsed
 };
 
 /// Lints and rewrites the process's stunnel.conf into `run_dir`, and says how to start it (ready when its
