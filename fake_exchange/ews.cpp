@@ -85,30 +85,10 @@ std::string item_id_xml(const item_meta& m) {
   return "<t:ItemId Id=\"" + m.id + "\" ChangeKey=\"CQAAABYAAAB8Jdcz2ZFRTJ1QfIyd+B0XAAAAAAEC\" />";
 }
 
-namespace {
-
-/// A FileAttachment as GetItem lists it, or with its Content as GetAttachment returns it.
 std::string file_attachment_xml(const attachment_meta& a, bool with_content) {
   return "<t:FileAttachment><t:AttachmentId Id=\"" + a.id + "\" /><t:Name>" + xml_escape(a.name) +
          "</t:Name><t:ContentType>" + a.content_type + "</t:ContentType>" +
          (with_content ? "<t:Content>" + base64_encode(a.content) + "</t:Content>" : "") + "</t:FileAttachment>";
-}
-
-}  // namespace
-
-std::string message_summary(const item_meta& m, const mailbox* attachments_from) {
-  std::string out = item_id_xml(m) + "<t:Subject>" + xml_escape(m.subject) + "</t:Subject>";
-  // ItemType order: Subject, (Sensitivity, Body,) Attachments, DateTimeReceived, Size, ..., HasAttachments.
-  if (attachments_from != nullptr) {
-    if (const auto a = attachments_from->attachment(m)) {
-      out += "<t:Attachments>" + file_attachment_xml(*a, false) + "</t:Attachments>";
-    }
-  }
-  return out + "<t:DateTimeReceived>" + m.received + "</t:DateTimeReceived><t:Size>" +
-         std::to_string(std::min<std::uint64_t>(m.size, 2147483647)) + "</t:Size><t:HasAttachments>" +
-         (m.has_attachment ? "true" : "false") +
-         // MessageType's own elements follow ItemType's; IsRead is the one clients compare with UnreadCount.
-         "</t:HasAttachments><t:IsRead>" + (m.is_read ? "true" : "false") + "</t:IsRead>";
 }
 
 namespace {
@@ -129,7 +109,17 @@ ews_result find_item(const pugi::xml_node& op, const mailbox& box, const version
   }
   if (found.folder == nullptr) return response("FindItem", error_message("FindItem", "Error", found.code, found.text), v);
   const folder_info* f = found.folder;
-  const unsigned total = box.count(f->key);
+  // Restriction and SortOrder: a path they cannot use is a per-message error (HTTP 200), as on Exchange.
+  item_query query;
+  if (const auto bad = query.parse(child_local(op, "Restriction"), child_local(op, "SortOrder"))) {
+    if (bad->schema) return schema_fault("FindItem", bad->text);
+    const std::string path = "<m:MessageXml><t:FieldURI FieldURI=\"" + xml_escape(bad->path) + "\" /></m:MessageXml>";
+    return response("FindItem", error_message("FindItem", "Error", bad->code, bad->text, path), v);
+  }
+  const item_shape shape = parse_item_shape(child_local(op, "ItemShape"));
+  // The view (TotalItemsInView, paging) is over the restricted, sorted set.
+  const std::vector<unsigned> selected = query.select(box, f->key);
+  const auto total = static_cast<unsigned>(selected.size());
   unsigned offset = 0, max_entries = total;
   bool from_end = false;
   if (const pugi::xml_node view = child_local(op, "IndexedPageItemView")) {
@@ -147,8 +137,9 @@ ews_result find_item(const pugi::xml_node& op, const mailbox& box, const version
   const unsigned count = std::min(max_entries, total - offset);
   std::string items;
   for (unsigned k = 0; k < count; ++k) {
-    const unsigned index = from_end ? total - offset - count + k : offset + k;
-    items += "<t:Message>" + message_summary(box.item(f->key, index)) + "</t:Message>";
+    const unsigned position = from_end ? total - offset - count + k : offset + k;
+    const item_properties p = message_properties(box.item(f->key, selected[position]), box, shape, true);
+    items += "<t:Message>" + p.before_body + p.after_body + "</t:Message>";
   }
   const bool last = offset + count >= total;
   const std::string root = "<m:RootFolder IndexedPagingOffset=\"" + std::to_string(offset + count) +
@@ -162,10 +153,7 @@ ews_result get_item(const pugi::xml_node& op, std::shared_ptr<const mailbox> box
   const pugi::xml_node shape = child_local(op, "ItemShape");
   const pugi::xml_node ids = child_local(op, "ItemIds");
   if (!shape || !ids) return schema_fault("GetItem", "GetItem needs ItemShape and ItemIds.");
-  bool want_mime = std::string(child_local(shape, "IncludeMimeContent").text().get()) == "true";
-  for (const auto& path : child_local(shape, "AdditionalProperties").children()) {
-    if (std::string(path.attribute("FieldURI").value()) == "item:MimeContent") want_mime = true;
-  }
+  const item_shape wanted = parse_item_shape(shape);
   auto stream = std::make_shared<streamed_body>(box);
   const std::string head = envelope(v, response_open("GetItem"));
   // envelope() closes Body and Envelope; split it around the messages.
@@ -184,12 +172,20 @@ ews_result get_item(const pugi::xml_node& op, std::shared_ptr<const mailbox> box
     }
     stream->text("<m:GetItemResponseMessage ResponseClass=\"Success\"><m:ResponseCode>NoError</m:ResponseCode><m:Items>"
                  "<t:Message>");
-    if (want_mime) {
+    if (wanted.mime) {
       stream->text("<t:MimeContent CharacterSet=\"UTF-8\">");
       stream->mime_base64(*item);
       stream->text("</t:MimeContent>");
     }
-    stream->text(message_summary(*item, box.get()) + "</t:Message></m:Items></m:GetItemResponseMessage>");
+    const item_properties p = message_properties(*item, *box, wanted, false);
+    stream->text(p.before_body);
+    if (p.body) {
+      // The Body is the MIME's text part, streamed like MimeContent (a 35 MB item's body is 35 MB).
+      stream->text(p.body_html ? "<t:Body BodyType=\"HTML\">" : "<t:Body BodyType=\"Text\">");
+      stream->body_text(*item, p.body_html);
+      stream->text("</t:Body>");
+    }
+    stream->text(p.after_body + "</t:Message></m:Items></m:GetItemResponseMessage>");
   }
   stream->text(response_close("GetItem") + head.substr(cut));
   return {200, "", "GetItem", std::move(stream)};

@@ -5,6 +5,7 @@
 
 #include <pugixml.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,9 +44,8 @@ std::string error_message(std::string_view operation, std::string_view response_
                           std::string_view text, std::string_view content = "");
 /// <t:ItemId Id=... ChangeKey=... /> of a generated message.
 std::string item_id_xml(const item_meta& m);
-/// ItemId, Subject, DateTimeReceived, Size, HasAttachments and IsRead of a generated message, in the schema's
-/// ItemType order; with `attachments_from` (GetItem) also the Attachments list.
-std::string message_summary(const item_meta& m, const mailbox* attachments_from = nullptr);
+/// A FileAttachment as GetItem lists it, or with its Content as GetAttachment returns it.
+std::string file_attachment_xml(const attachment_meta& a, bool with_content);
 /// ASCII lower case (addresses and names compare case-insensitively in the directory and in ids).
 std::string ascii_lower(std::string_view s);
 /// "true"/"false" of an xs:boolean attribute or element text (1/0 allowed).
@@ -84,6 +84,61 @@ struct folder_lookup {
 folder_lookup lookup_folder(const pugi::xml_node& id, const user& owner);
 /// The stable FolderId of `key` in `owner`'s mailbox.
 std::string folder_id(const user& owner, std::string_view key);
+
+// --- Items: shapes, properties, restrictions and sorting (ews_items.cpp) ---
+
+/// What an ItemShape asks for.
+struct item_shape {
+  enum base_shape { id_only, default_shape, all } base = id_only;
+  std::vector<std::string> additional;  ///< AdditionalProperties FieldURIs (item:MimeContent goes to `mime`)
+  bool mime = false;
+  std::string body_type = "Best";  ///< Best, Text or HTML (Best is Text: every generated body is text/plain)
+};
+item_shape parse_item_shape(const pugi::xml_node& shape);
+
+/// A message's properties that `shape` asks for, in the schema's order, split around Body (which GetItem
+/// streams from the MIME): ItemId through Sensitivity, then Body if `body`, then the rest. FindItem
+/// (`find_item`) never returns Body, Attachments or recipients, and mailboxes by name only.
+struct item_properties {
+  std::string before_body, after_body;
+  bool body = false, body_html = false;
+};
+item_properties message_properties(const item_meta& m, const mailbox& box, const item_shape& shape, bool find_item);
+
+/// Milliseconds since 1970 (UTC) of an xs:dateTime; nullopt when it is not one.
+std::optional<long long> parse_xs_datetime(std::string_view text);
+
+/// Why a Restriction or SortOrder cannot run: a per-message error (code, text, the offending path) or,
+/// with `schema`, a request the 2007 schema rejects (text is the detail).
+struct query_error {
+  bool schema = false;
+  std::string code, text, path;
+};
+
+struct search_expression;
+struct queryable_field;
+
+/// FindItem's Restriction and SortOrder, compiled once and evaluated per item from item_meta.
+class item_query {
+ public:
+  item_query();
+  ~item_query();
+  item_query(item_query&&) noexcept;
+  item_query& operator=(item_query&&) noexcept;
+  /// Either node may be empty (no restriction / folder order).
+  std::optional<query_error> parse(const pugi::xml_node& restriction, const pugi::xml_node& sort_order);
+  bool matches(const item_meta& m, const mailbox& box) const;
+  /// The indices of the folder's items that match, in the requested order.
+  std::vector<unsigned> select(const mailbox& box, std::string_view folder) const;
+
+ private:
+  struct sort_key {
+    const queryable_field* field;
+    bool descending;
+  };
+  std::unique_ptr<search_expression> restriction_;
+  std::vector<sort_key> sort_;
+};
 
 // --- The operations, one function each ---
 

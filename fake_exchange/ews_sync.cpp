@@ -169,14 +169,15 @@ ews_result sync_folder_items(const pugi::xml_node& op, const ews_context& c) {
   for (const auto& id : child_local(op, "Ignore").children()) {
     if (id.type() == pugi::node_element) ignored.insert(id.attribute("Id").value());
   }
-  const bool id_only = std::string_view(child_local(shape, "BaseShape").text().get()) == "IdOnly";
+  // The ItemShape chooses each Create's properties, as in FindItem (no Body, Attachments or recipients).
+  const item_shape wanted = parse_item_shape(shape);
   std::string changes;
   unsigned returned = 0;
   for (; position < total && returned < static_cast<unsigned>(max_changes); ++position) {
     const item_meta item = c.box.item(folder, position);
     if (ignored.count(item.id) != 0) continue;
-    const std::string summary = id_only ? item_id_xml(item) : message_summary(item);
-    changes += "<t:Create><t:Message>" + summary + "</t:Message></t:Create>";
+    const item_properties p = message_properties(item, c.box, wanted, true);
+    changes += "<t:Create><t:Message>" + p.before_body + p.after_body + "</t:Message></t:Create>";
     ++returned;
   }
   const std::string content = "<m:SyncState>" + make_sync_state(c.box, 'I', folder, position) +

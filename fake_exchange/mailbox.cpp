@@ -102,6 +102,17 @@ std::optional<item_meta> mailbox::find(std::string_view item_id) const {
   return item(ref->folder, ref->index);
 }
 
+item_headers mailbox::headers(const item_meta& item) const {
+  item_headers h;
+  h.from_name = "Contoso Reports";
+  h.from_email = "reports@contoso.example";
+  h.to_name = owner_.display_name;
+  h.to_email = owner_.email;
+  h.message_id = "<" + std::to_string(item_seed(item.folder, item.index)) + "@contoso.example>";
+  h.date = item.received;
+  return h;
+}
+
 std::optional<attachment_meta> mailbox::attachment(const item_meta& item) const {
   if (!item.has_attachment) return std::nullopt;
   attachment_meta a;
@@ -167,11 +178,11 @@ std::optional<store_ref> parse_store_id(std::string_view id) {
 
 mime_source::mime_source(const mailbox& box, const item_meta& item)
     : seed_(box.item_seed(item.folder, item.index)), size_(item.size) {
-  const auto& owner = box.owner();
+  const item_headers h = box.headers(item);
   header_ = "Received: from EX2007.contoso.example by EX2007.contoso.example; " + item.received +
-            "\r\nMessage-ID: <" + std::to_string(seed_) + "@contoso.example>\r\nDate: " + item.received +
-            "\r\nFrom: Contoso Reports <reports@contoso.example>\r\nTo: " + owner.display_name + " <" + owner.email +
-            ">\r\nSubject: " + item.subject + "\r\nMIME-Version: 1.0\r\n";
+            "\r\nMessage-ID: " + h.message_id + "\r\nDate: " + h.date + "\r\nFrom: " + h.from_name + " <" +
+            h.from_email + ">\r\nTo: " + h.to_name + " <" + h.to_email + ">\r\nSubject: " + item.subject +
+            "\r\nMIME-Version: 1.0\r\n";
   const std::string text_part = "Content-Type: text/plain; charset=\"us-ascii\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
   if (const auto a = box.attachment(item)) {
     // "=_" never occurs in the generated text, so the boundary cannot appear inside a part.
@@ -203,8 +214,8 @@ std::size_t mime_source::read(char* out, std::size_t n) {
   std::size_t done = 0;
   while (done < count && position_ < header_.size()) out[done++] = header_[static_cast<std::size_t>(position_++)];
   // Body: random text in 78-byte lines; byte j of the body depends only on (seed, j). Then the trailer.
-  const std::uint64_t body_end = size_ - trailer_.size();
-  while (done < count && position_ < body_end) {
+  const std::uint64_t text_end = size_ - trailer_.size();
+  while (done < count && position_ < text_end) {
     const std::uint64_t j = position_ - header_.size();
     const std::uint64_t in_line = j % line;
     if (in_line >= line - 2) {
@@ -213,7 +224,7 @@ std::size_t mime_source::read(char* out, std::size_t n) {
       continue;
     }
     const std::size_t run =
-        static_cast<std::size_t>(std::min<std::uint64_t>({line - 2 - in_line, count - done, body_end - position_}));
+        static_cast<std::size_t>(std::min<std::uint64_t>({line - 2 - in_line, count - done, text_end - position_}));
     std::uint64_t block = j / 8, bits = splitmix64(seed_ + block);
     for (std::size_t k = 0; k < run; ++k) {
       const std::uint64_t jj = j + k;
@@ -226,7 +237,7 @@ std::size_t mime_source::read(char* out, std::size_t n) {
     done += run;
     position_ += run;
   }
-  while (done < count) out[done++] = trailer_[static_cast<std::size_t>(position_++ - body_end)];
+  while (done < count) out[done++] = trailer_[static_cast<std::size_t>(position_++ - text_end)];
   return count;
 }
 

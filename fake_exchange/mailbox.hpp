@@ -3,6 +3,7 @@
 // an item as it produces it and a client can check every byte against the manifest's SHA-256.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -42,6 +43,15 @@ struct item_meta {
   bool is_read = true;          ///< false for the first unread_items of the folder
 };
 
+/// The addressing headers of an item's MIME. EWS properties (From, Sender, ToRecipients, InternetMessageId,
+/// DateTimeSent) are read from here too, so GetItem and the MIME can never disagree.
+struct item_headers {
+  std::string from_name, from_email;
+  std::string to_name, to_email;
+  std::string message_id;  ///< with its angle brackets, as the Message-ID header and InternetMessageId carry it
+  std::string date;        ///< the Date header's value (the item's received time, xs:dateTime)
+};
+
 /// The file attachment some items carry (GetItem lists it, GetAttachment returns it, the MIME holds it
 /// base64-encoded). Small: its bytes are held in memory.
 struct attachment_meta {
@@ -60,6 +70,8 @@ class mailbox {
   item_meta item(std::string_view folder, unsigned index) const;
   /// Resolves an ItemId issued for this mailbox; nullopt for malformed ids and ids of other mailboxes.
   std::optional<item_meta> find(std::string_view item_id) const;
+  /// The From, To, Message-ID and Date the item's MIME carries.
+  item_headers headers(const item_meta& item) const;
   /// The item's attachment (nullopt when it has none).
   std::optional<attachment_meta> attachment(const item_meta& item) const;
   /// Resolves an AttachmentId issued for this mailbox.
@@ -82,6 +94,10 @@ class mime_source {
   /// Writes up to `n` bytes; returns how many (0 at the end).
   std::size_t read(char* out, std::size_t n);
   std::uint64_t remaining() const { return size_ - position_; }
+  /// Where the text body (the text/plain part's content) starts and ends in the MIME bytes: the item's
+  /// Body property is exactly these bytes.
+  std::uint64_t body_begin() const { return std::min<std::uint64_t>(header_.size(), size_); }
+  std::uint64_t body_end() const { return std::max(body_begin(), size_ - trailer_.size()); }
 
  private:
   std::string header_;

@@ -2,6 +2,7 @@
 #include "fake_exchange/streamed_body.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "common/base64.hpp"
 
@@ -10,16 +11,38 @@ namespace {
 
 constexpr std::size_t raw_chunk = 48 * 1024;  // a multiple of 3: base64 of each chunk joins seamlessly
 
+// A plain-text body as HTML: each line break becomes <br>, the whole wrapped in a minimal document, all of it
+// XML-escaped inside <t:Body BodyType="HTML">. The generated text has no '<', '>' or '&', so the text itself
+// needs no escaping in either language.
+constexpr std::string_view html_head =
+    "&lt;html&gt;\r\n&lt;head&gt;\r\n&lt;meta http-equiv=\"Content-Type\" content=\"text/html; charset=utf-8\"&gt;\r\n"
+    "&lt;/head&gt;\r\n&lt;body&gt;\r\n&lt;font face=\"Tahoma\" size=\"2\"&gt;\r\n";
+constexpr std::string_view html_tail = "&lt;/font&gt;\r\n&lt;/body&gt;\r\n&lt;/html&gt;\r\n";
+constexpr std::string_view html_break = "&lt;br&gt;";
+
+
 }  // namespace
 
 void streamed_body::text(std::string literal) {
   size_ += literal.size();
-  pieces_.push_back({std::move(literal), std::nullopt});
+  pieces_.push_back({std::move(literal), std::nullopt, piece_kind::literal});
 }
 
 void streamed_body::mime_base64(const item_meta& item) {
   size_ += 4 * ((item.size + 2) / 3);
-  pieces_.push_back({"", item});
+  pieces_.push_back({"", item, piece_kind::mime_base64});
+}
+
+void streamed_body::body_text(const item_meta& item, bool html) {
+  const mime_source probe(*box_, item);
+  const std::uint64_t n = probe.body_end() - probe.body_begin();
+  if (!html) {
+    size_ += n;
+  } else {
+    // The body is 76 characters and CRLF per line from its first byte: a CR at every offset 76 mod 78.
+    size_ += html_head.size() + n + html_break.size() * ((n + 1) / 78) + html_tail.size();
+  }
+  pieces_.push_back({"", item, html ? piece_kind::body_html : piece_kind::body_text});
 }
 
 // Moves the next bytes into pending_: the rest of a literal, or the next base64 chunk of an item.
@@ -27,7 +50,7 @@ bool streamed_body::refill() {
   pending_.clear();
   pending_offset_ = 0;
   while (pending_.empty()) {
-    if (source_) {
+    if (source_ && source_kind_ == piece_kind::mime_base64) {
       std::string raw(raw_chunk, '\0');
       raw.resize(source_->read(raw.data(), raw.size()));
       if (raw.empty()) {
@@ -37,12 +60,40 @@ bool streamed_body::refill() {
       pending_ = base64_encode(raw);
       return true;
     }
+    if (source_) {  // a body: the MIME bytes between body_begin and body_end
+      const bool html = source_kind_ == piece_kind::body_html;
+      std::string raw(static_cast<std::size_t>(std::min<std::uint64_t>(raw_chunk, source_left_)), '\0');
+      raw.resize(source_->read(raw.data(), raw.size()));
+      source_left_ -= raw.size();
+      if (raw.empty()) {
+        source_.reset();
+        if (html) pending_ = html_tail;
+        continue;
+      }
+      if (!html) {
+        pending_ = std::move(raw);
+      } else {
+        for (const char ch : raw) {
+          if (ch == '\r') pending_ += html_break;
+          pending_ += ch;
+        }
+      }
+      return true;
+    }
     if (next_piece_ >= pieces_.size()) return false;
     piece& p = pieces_[next_piece_++];
-    if (p.item) {
-      source_.emplace(*box_, *p.item);
-    } else {
+    if (p.kind == piece_kind::literal) {
       pending_ = std::move(p.text);
+      continue;
+    }
+    source_.emplace(*box_, *p.item);
+    source_kind_ = p.kind;
+    if (p.kind != piece_kind::mime_base64) {
+      // Skip the headers (and the multipart preamble); stop before the attachment part.
+      std::string skip(static_cast<std::size_t>(source_->body_begin()), '\0');
+      source_->read(skip.data(), skip.size());
+      source_left_ = source_->body_end() - source_->body_begin();
+      if (p.kind == piece_kind::body_html) pending_ = html_head;
     }
   }
   return true;

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <pugixml.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -552,6 +556,306 @@ TEST_F(EwsOps, ExpandDLListsConfiguredAndSyntheticListMembers) {
     EXPECT_STREQ(a.find("ExpandDLResponseMessage").attribute("ResponseClass").value(), "Error");
     EXPECT_STREQ(a.find("ResponseCode").text().get(), "ErrorNameResolutionNoResults");
   }
+}
+
+// --- FindItem: Restriction, SortOrder and the ItemShape ---
+
+std::string find_inbox(const std::string& shape, const std::string& rest, const std::string& view = "") {
+  return "<m:FindItem Traversal=\"Shallow\"><m:ItemShape>" + shape + "</m:ItemShape>" + view + rest +
+         "<m:ParentFolderIds><t:DistinguishedFolderId Id=\"inbox\"/></m:ParentFolderIds></m:FindItem>";
+}
+const std::string id_only = "<t:BaseShape>IdOnly</t:BaseShape>";
+
+std::string ascii_lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+std::string restriction(const std::string& expression) { return "<m:Restriction>" + expression + "</m:Restriction>"; }
+std::string relation(const std::string& op, const std::string& field, const std::string& constant) {
+  return "<t:" + op + "><t:FieldURI FieldURI=\"" + field + "\"/><t:FieldURIOrConstant><t:Constant Value=\"" + constant +
+         "\"/></t:FieldURIOrConstant></t:" + op + ">";
+}
+std::string contains(const std::string& mode, const std::string& comparison, const std::string& constant) {
+  return "<t:Contains ContainmentMode=\"" + mode + "\" ContainmentComparison=\"" + comparison +
+         "\"><t:FieldURI FieldURI=\"item:Subject\"/><t:Constant Value=\"" + constant + "\"/></t:Contains>";
+}
+
+/// The ItemIds a FindItem answer lists, in order.
+std::vector<std::string> listed_ids(const answer& a) {
+  std::vector<std::string> out;
+  for (const auto& id : a.all("ItemId")) out.push_back(id.attribute("Id").value());
+  return out;
+}
+
+class EwsFind : public EwsOps {
+ protected:
+  EwsFind() { spec.inbox_items = 300; }
+  /// The ids of the inbox items `keep` accepts, in folder order: what a restriction must list.
+  std::vector<std::string> expected(const std::function<bool(const item_meta&)>& keep) const {
+    const mailbox box(org.users.front(), spec);
+    std::vector<std::string> out;
+    for (unsigned i = 0; i < box.count("inbox"); ++i) {
+      const auto m = box.item("inbox", i);
+      if (keep(m)) out.push_back(m.id);
+    }
+    return out;
+  }
+  std::vector<std::string> find(const std::string& expression) {
+    const auto a = call(find_inbox(id_only, restriction(expression)));
+    EXPECT_EQ(a.status, 200u);
+    EXPECT_STREQ(a.find("ResponseCode").text().get(), "NoError") << a.body.substr(0, 600);
+    const auto ids = listed_ids(a);
+    EXPECT_EQ(a.find("RootFolder").attribute("TotalItemsInView").as_uint(), ids.size());
+    return ids;
+  }
+};
+
+TEST_F(EwsFind, RestrictionsSelectTheItemsTheirExpressionsDescribe) {
+  const auto lower = [](std::string s) { return ascii_lower(s); };
+  // Contains, in each mode; Exact is case-sensitive, IgnoreCase is not.
+  auto ids = find(contains("Substring", "Exact", "report 0"));
+  EXPECT_EQ(ids, expected([](const item_meta& m) { return m.subject.find("report 0") != std::string::npos; }));
+  EXPECT_FALSE(ids.empty());
+  EXPECT_TRUE(find(contains("Substring", "Exact", "REPORT 0")).empty());
+  EXPECT_EQ(find(contains("Substring", "IgnoreCase", "REPORT 0")), ids);
+  EXPECT_EQ(find(contains("Prefixed", "Exact", "Re 1")),
+            expected([](const item_meta& m) { return m.subject.rfind("Re 1", 0) == 0; }));
+  const std::string one = expected([](const item_meta& m) { return m.index == 41; }).front();
+  const mailbox box(org.users.front(), spec);
+  const std::string subject = box.item("inbox", 41).subject;
+  EXPECT_EQ(find(contains("FullString", "IgnoreCase", lower(subject))), std::vector<std::string>{one});
+  EXPECT_TRUE(find(contains("FullString", "Exact", subject.substr(1))).empty());
+  EXPECT_EQ(find(contains("PrefixOnWords", "Exact", "quart")), expected([](const item_meta&) { return true; }));
+  EXPECT_TRUE(find(contains("PrefixOnWords", "Exact", "uarterly")).empty());
+  EXPECT_TRUE(find(contains("ExactPhrase", "Exact", "quarterly rep")).empty());
+  // Relations on each kind of value; strings compare without regard to case, as the store's collation does.
+  EXPECT_EQ(find(relation("IsEqualTo", "item:Subject", lower(subject))), std::vector<std::string>{one});
+  EXPECT_EQ(find(relation("IsGreaterThan", "item:Size", "20000")),
+            expected([](const item_meta& m) { return m.size > 20000; }));
+  EXPECT_EQ(find(relation("IsLessThanOrEqualTo", "item:Size", "20000")),
+            expected([](const item_meta& m) { return m.size <= 20000; }));
+  EXPECT_EQ(find(relation("IsEqualTo", "message:IsRead", "false")), expected([](const item_meta& m) { return !m.is_read; }));
+  EXPECT_EQ(find(relation("IsNotEqualTo", "item:HasAttachments", "false")),
+            expected([](const item_meta& m) { return m.has_attachment; }));
+  EXPECT_EQ(find(relation("IsEqualTo", "item:ItemClass", "IPM.Note")).size(), 300u);
+  const std::string when = box.item("inbox", 100).received;  // "...:MM:00Z"; the same instant as +01:00
+  const std::string shifted = std::to_string(std::stoi(when.substr(11, 2)) + 1);
+  const std::string when_plus1 = when.substr(0, 11) + (shifted.size() == 1 ? "0" : "") + shifted + when.substr(13, 6) + "+01:00";
+  if (when.substr(11, 2) != "23") {
+    EXPECT_EQ(find(relation("IsGreaterThanOrEqualTo", "item:DateTimeReceived", when_plus1)),
+              expected([&](const item_meta& m) { return m.received >= when; }));
+  }
+  EXPECT_EQ(find(relation("IsLessThan", "item:DateTimeReceived", when)),
+            expected([&](const item_meta& m) { return m.received < when; }));
+  // And, Or, Not, Exists, Excludes.
+  EXPECT_EQ(find("<t:And>" + relation("IsGreaterThan", "item:Size", "8000") + contains("Substring", "Exact", "Re 2") +
+                 "</t:And>"),
+            expected([](const item_meta& m) { return m.size > 8000 && m.subject.find("Re 2") != std::string::npos; }));
+  EXPECT_EQ(find("<t:Or>" + relation("IsEqualTo", "message:IsRead", "false") + relation("IsLessThan", "item:Size", "3000") +
+                 "</t:Or>"),
+            expected([](const item_meta& m) { return !m.is_read || m.size < 3000; }));
+  EXPECT_EQ(find("<t:Not>" + relation("IsEqualTo", "message:IsRead", "true") + "</t:Not>"),
+            expected([](const item_meta& m) { return !m.is_read; }));
+  EXPECT_EQ(find("<t:Exists><t:FieldURI FieldURI=\"item:Subject\"/></t:Exists>").size(), 300u);
+  EXPECT_TRUE(find("<t:Exists><t:FieldURI FieldURI=\"item:Categories\"/></t:Exists>").empty());
+  EXPECT_EQ(find("<t:Excludes><t:FieldURI FieldURI=\"item:Size\"/><t:Bitmask Value=\"0x1\"/></t:Excludes>"),
+            expected([](const item_meta& m) { return m.size % 2 == 0; }));
+}
+
+TEST_F(EwsFind, PagingCountsTheRestrictedSet) {
+  const std::string unread_or_big = restriction("<t:Or>" + relation("IsEqualTo", "message:IsRead", "false") +
+                                                relation("IsGreaterThan", "item:Size", "30000") + "</t:Or>");
+  const auto all = expected([](const item_meta& m) { return !m.is_read || m.size > 30000; });
+  ASSERT_GT(all.size(), 20u);
+  std::vector<std::string> paged;
+  for (unsigned offset = 0;;) {
+    const auto a = call(find_inbox(id_only, unread_or_big,
+                                   "<m:IndexedPageItemView MaxEntriesReturned=\"7\" Offset=\"" + std::to_string(offset) +
+                                       "\" BasePoint=\"Beginning\"/>"));
+    const auto root = a.find("RootFolder");
+    EXPECT_EQ(root.attribute("TotalItemsInView").as_uint(), all.size());
+    const auto ids = listed_ids(a);
+    paged.insert(paged.end(), ids.begin(), ids.end());
+    offset = root.attribute("IndexedPagingOffset").as_uint();
+    if (root.attribute("IncludesLastItemInRange").as_bool()) break;
+    ASSERT_EQ(ids.size(), 7u);
+  }
+  EXPECT_EQ(paged, all);
+  // BasePoint End counts back from the end of the restricted set.
+  const auto a = call(find_inbox(id_only, unread_or_big, "<m:IndexedPageItemView MaxEntriesReturned=\"3\" Offset=\"0\" BasePoint=\"End\"/>"));
+  EXPECT_EQ(listed_ids(a), std::vector<std::string>(all.end() - 3, all.end()));
+}
+
+TEST_F(EwsFind, PathsThatCannotBeQueriedOrSortedArePerMessageErrors) {
+  const auto a = call(find_inbox(id_only, restriction(contains("Substring", "Exact", "x").replace(
+                                                  contains("Substring", "Exact", "x").find("item:Subject"), 12, "item:Body"))));
+  EXPECT_EQ(a.status, 200u);
+  EXPECT_STREQ(a.find("FindItemResponseMessage").attribute("ResponseClass").value(), "Error");
+  EXPECT_STREQ(a.find("ResponseCode").text().get(), "ErrorUnsupportedPathForQuery");
+  EXPECT_STREQ(a.find("MessageXml").first_child().attribute("FieldURI").value(), "item:Body");
+  // Contains on a number cannot run either.
+  const auto b = call(find_inbox(id_only, restriction("<t:Contains ContainmentMode=\"Substring\" ContainmentComparison=\"Exact\">"
+                                                      "<t:FieldURI FieldURI=\"item:Size\"/><t:Constant Value=\"1\"/></t:Contains>")));
+  EXPECT_STREQ(b.find("ResponseCode").text().get(), "ErrorUnsupportedPathForQuery");
+  const auto c = call(find_inbox(id_only, "<m:SortOrder><t:FieldOrder Order=\"Ascending\"><t:FieldURI FieldURI=\"message:ToRecipients\"/>"
+                                          "</t:FieldOrder></m:SortOrder>"));
+  EXPECT_EQ(c.status, 200u);
+  EXPECT_STREQ(c.find("ResponseCode").text().get(), "ErrorUnsupportedPathForSortGroup");
+  // A Restriction without an expression, or a FieldOrder without Order, is a schema failure.
+  expect_schema_fault(call(find_inbox(id_only, "<m:Restriction/>")));
+  expect_schema_fault(call(find_inbox(id_only, "<m:SortOrder><t:FieldOrder><t:FieldURI FieldURI=\"item:Size\"/></t:FieldOrder></m:SortOrder>")));
+}
+
+TEST_F(EwsFind, SortOrderOrdersTheItems) {
+  const auto sorted = [&](const std::string& field, const std::string& order, const std::string& rest = "") {
+    return call(find_inbox(id_only, rest + "<m:SortOrder><t:FieldOrder Order=\"" + order + "\"><t:FieldURI FieldURI=\"" +
+                                        field + "\"/></t:FieldOrder></m:SortOrder>",
+                           "<m:IndexedPageItemView MaxEntriesReturned=\"50\" Offset=\"10\" BasePoint=\"Beginning\"/>"));
+  };
+  const mailbox box(org.users.front(), spec);
+  std::vector<item_meta> items;
+  for (unsigned i = 0; i < box.count("inbox"); ++i) items.push_back(box.item("inbox", i));
+  const auto ids_of = [](const std::vector<item_meta>& v, std::size_t from, std::size_t n) {
+    std::vector<std::string> out;
+    for (std::size_t k = from; k < from + n && k < v.size(); ++k) out.push_back(v[k].id);
+    return out;
+  };
+  auto by_size = items;
+  std::stable_sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) { return a.size > b.size; });
+  EXPECT_EQ(listed_ids(sorted("item:Size", "Descending")), ids_of(by_size, 10, 50));
+  auto by_date = items;
+  std::stable_sort(by_date.begin(), by_date.end(), [](const auto& a, const auto& b) { return a.received < b.received; });
+  EXPECT_EQ(listed_ids(sorted("item:DateTimeReceived", "Ascending")), ids_of(by_date, 10, 50));
+  auto by_subject = items;
+  std::stable_sort(by_subject.begin(), by_subject.end(),
+                   [](const auto& a, const auto& b) { return ascii_lower(a.subject) > ascii_lower(b.subject); });
+  EXPECT_EQ(listed_ids(sorted("item:Subject", "Descending")), ids_of(by_subject, 10, 50));
+  // Sorting applies to the restricted set.
+  std::vector<item_meta> read;
+  std::copy_if(by_size.begin(), by_size.end(), std::back_inserter(read), [](const auto& m) { return m.is_read; });
+  const auto r = sorted("item:Size", "Descending", restriction(relation("IsEqualTo", "message:IsRead", "true")));
+  EXPECT_EQ(r.find("RootFolder").attribute("TotalItemsInView").as_uint(), read.size());
+  EXPECT_EQ(listed_ids(r), ids_of(read, 10, 50));
+}
+
+// --- GetItem / FindItem properties: the shape chooses them, the MIME headers give their values ---
+
+/// The header block of an item's MIME, as name -> value.
+std::map<std::string, std::string> mime_headers(const mailbox& box, const item_meta& m, std::string* body = nullptr) {
+  std::string mime(static_cast<std::size_t>(m.size), '\0');
+  mime_source src(box, m);
+  mime.resize(src.read(mime.data(), mime.size()));
+  std::map<std::string, std::string> out;
+  std::size_t at = 0;
+  for (;;) {
+    const std::size_t end = mime.find("\r\n", at);
+    if (end == at || end == std::string::npos) break;
+    const std::string line = mime.substr(at, end - at);
+    out[line.substr(0, line.find(':'))] = line.substr(line.find(':') + 2);
+    at = end + 2;
+  }
+  if (body != nullptr) {
+    const mime_source probe(box, m);
+    *body = mime.substr(static_cast<std::size_t>(probe.body_begin()), static_cast<std::size_t>(probe.body_end() - probe.body_begin()));
+  }
+  return out;
+}
+
+std::string crlf_to_lf(std::string s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (!(s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n')) out += s[i];
+  }
+  return out;
+}
+
+TEST_F(EwsOps, GetItemAllPropertiesAgreeWithTheMimeInSchemaOrder) {
+  const mailbox box(org.users.front(), spec);
+  unsigned with_attachment = 0;
+  while (!box.item("inbox", with_attachment).has_attachment) ++with_attachment;
+  const auto m = box.item("inbox", with_attachment);
+  std::string mime_body;
+  auto h = mime_headers(box, m, &mime_body);
+  const auto a = call("<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape><t:BodyType>Text</t:BodyType>"
+                      "</m:ItemShape><m:ItemIds><t:ItemId Id=\"" + m.id + "\"/></m:ItemIds></m:GetItem>");
+  ASSERT_EQ(a.status, 200u);
+  const auto message = a.find("Message");
+  EXPECT_STREQ(child_local(message, "ItemClass").text().get(), "IPM.Note");
+  EXPECT_EQ(child_local(message, "Subject").text().get(), h["Subject"]);
+  EXPECT_EQ(child_local(message, "InternetMessageId").text().get(), h["Message-ID"]);
+  EXPECT_EQ(child_local(message, "DateTimeSent").text().get(), h["Date"]);
+  EXPECT_EQ(child_local(message, "DateTimeCreated").text().get(), m.received);
+  EXPECT_STREQ(child_local(message, "Importance").text().get(), "Normal");
+  for (const char* who : {"From", "Sender"}) {
+    const auto mbx = child_local(child_local(message, who), "Mailbox");
+    EXPECT_EQ(std::string(child_local(mbx, "Name").text().get()) + " <" + child_local(mbx, "EmailAddress").text().get() + ">",
+              h["From"]) << who;
+    EXPECT_STREQ(child_local(mbx, "RoutingType").text().get(), "SMTP");
+  }
+  const auto to = child_local(child_local(message, "ToRecipients"), "Mailbox");
+  EXPECT_EQ(std::string(child_local(to, "Name").text().get()) + " <" + child_local(to, "EmailAddress").text().get() + ">", h["To"]);
+  const auto body = child_local(message, "Body");
+  EXPECT_STREQ(body.attribute("BodyType").value(), "Text");
+  EXPECT_EQ(body.text().get(), crlf_to_lf(mime_body));  // XML parsing turns CRLF into LF
+  EXPECT_GT(mime_body.size(), 1000u);
+  // ItemType's elements, then MessageType's, in the schema's order.
+  const std::vector<std::string> order = {"ItemId", "ParentFolderId", "ItemClass", "Subject", "Sensitivity", "Body",
+                                          "Attachments", "DateTimeReceived", "Size", "Importance", "DateTimeSent",
+                                          "DateTimeCreated", "DisplayTo", "HasAttachments", "Sender", "ToRecipients",
+                                          "From", "InternetMessageId", "IsRead"};
+  std::vector<std::string> seen;
+  for (const auto& child : message.children()) {
+    const std::string name(local_name(child));
+    if (std::find(order.begin(), order.end(), name) != order.end()) seen.push_back(name);
+  }
+  EXPECT_EQ(seen, order);
+}
+
+TEST_F(EwsOps, ItemShapesChooseTheProperties) {
+  const mailbox box(org.users.front(), spec);
+  const auto m = box.item("inbox", 2);
+  const auto get = [&](const std::string& shape) {
+    return call("<m:GetItem><m:ItemShape>" + shape + "</m:ItemShape><m:ItemIds><t:ItemId Id=\"" + m.id +
+                "\"/></m:ItemIds></m:GetItem>");
+  };
+  // IdOnly is the id alone; AdditionalProperties add exactly what they name.
+  const auto bare = get(id_only);
+  std::vector<std::string> names;
+  for (const auto& child : bare.find("Message").children()) names.emplace_back(local_name(child));
+  EXPECT_EQ(names, std::vector<std::string>{"ItemId"});
+  const auto some = get(id_only + "<t:AdditionalProperties><t:FieldURI FieldURI=\"message:From\"/>"
+                                  "<t:FieldURI FieldURI=\"message:InternetMessageId\"/></t:AdditionalProperties>");
+  names.clear();
+  for (const auto& child : some.find("Message").children()) names.emplace_back(local_name(child));
+  EXPECT_EQ(names, (std::vector<std::string>{"ItemId", "From", "InternetMessageId"}));
+  EXPECT_EQ(some.find("InternetMessageId").text().get(), mime_headers(box, m)["Message-ID"]);
+  // BodyType HTML: the same text, as an HTML document with a <br> per line.
+  std::string mime_body;
+  mime_headers(box, m, &mime_body);
+  const auto html = get(id_only + "<t:BodyType>HTML</t:BodyType><t:AdditionalProperties><t:FieldURI FieldURI=\"item:Body\"/>"
+                                  "</t:AdditionalProperties>");
+  const auto body = child_local(html.find("Message"), "Body");
+  EXPECT_STREQ(body.attribute("BodyType").value(), "HTML");
+  const std::string text = body.text().get();
+  EXPECT_EQ(text.rfind("<html>", 0), 0u);
+  std::string plain = text.substr(text.find("size=\"2\">\n") + 10);
+  plain = plain.substr(0, plain.rfind("</font>"));
+  std::string without_breaks;
+  for (std::size_t at = 0; at < plain.size();) {
+    if (plain.compare(at, 4, "<br>") == 0) at += 4;
+    else without_breaks += plain[at++];
+  }
+  EXPECT_EQ(without_breaks, crlf_to_lf(mime_body));
+  // FindItem with AllProperties: no Body, Attachments or recipients; From by name.
+  const auto found = call(find_inbox("<t:BaseShape>AllProperties</t:BaseShape>", "",
+                                     "<m:IndexedPageItemView MaxEntriesReturned=\"3\" Offset=\"0\" BasePoint=\"Beginning\"/>"));
+  const auto first = found.find("Message");
+  EXPECT_FALSE(child_local(first, "Body"));
+  EXPECT_FALSE(child_local(first, "ToRecipients"));
+  EXPECT_STREQ(child_local(first, "ItemClass").text().get(), "IPM.Note");
+  EXPECT_STREQ(child_local(child_local(child_local(first, "From"), "Mailbox"), "Name").text().get(), "Contoso Reports");
+  EXPECT_EQ(child_local(first, "InternetMessageId").text().get(), mime_headers(box, box.item("inbox", 0))["Message-ID"]);
 }
 
 }  // namespace
