@@ -225,14 +225,27 @@ std::size_t mime_source::read(char* out, std::size_t n) {
     }
     const std::size_t run =
         static_cast<std::size_t>(std::min<std::uint64_t>({line - 2 - in_line, count - done, text_end - position_}));
-    std::uint64_t block = j / 8, bits = splitmix64(seed_ + block);
-    for (std::size_t k = 0; k < run; ++k) {
-      const std::uint64_t jj = j + k;
-      if (jj / 8 != block) {
-        block = jj / 8;
-        bits = splitmix64(seed_ + block);
-      }
-      out[done + k] = text[(bits >> (8 * (jj % 8))) & 0xff];
+    // Eight bytes per splitmix64 value: the head up to the next 8-byte block, whole blocks, then the tail.
+    char* o = out + done;
+    std::size_t k = 0;
+    std::uint64_t jj = j;
+    if (jj % 8 != 0) {
+      const std::uint64_t bits = splitmix64(seed_ + jj / 8);
+      for (; k < run && jj % 8 != 0; ++k, ++jj) o[k] = text[(bits >> (8 * (jj % 8))) & 0xff];
+    }
+    // Whole blocks: two characters per lookup (a 128 KiB table of every 16-bit value's pair, byte order kept).
+    static const std::vector<std::array<char, 2>> pairs = [] {
+      std::vector<std::array<char, 2>> t(65536);
+      for (std::size_t v = 0; v < t.size(); ++v) t[v] = {text[v & 0xff], text[v >> 8]};
+      return t;
+    }();
+    for (; k + 8 <= run; k += 8, jj += 8) {
+      const std::uint64_t bits = splitmix64(seed_ + jj / 8);
+      for (unsigned b = 0; b < 4; ++b) std::memcpy(o + k + 2 * b, pairs[(bits >> (16 * b)) & 0xffff].data(), 2);
+    }
+    if (k < run) {
+      const std::uint64_t bits = splitmix64(seed_ + jj / 8);
+      for (unsigned b = 0; k < run; ++k, ++b) o[k] = text[(bits >> (8 * b)) & 0xff];
     }
     done += run;
     position_ += run;

@@ -5,6 +5,7 @@
 
 #include <boost/assert.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/evp.h>
 
 #include "common/base64.hpp"
 #include "common/cli.hpp"
@@ -226,6 +227,20 @@ TEST(HostPort, ParsesAndRejects) {
   EXPECT_THROW(parse_host_port("host:0", "x", false), config_error);
 }
 
+// The table encoder must agree with OpenSSL's for every length and every byte value.
+TEST(Base64, TableEncoderMatchesOpenSsl) {
+  std::string data;
+  for (int i = 0; i < 3 * 256 + 2; ++i) {
+    data.push_back(static_cast<char>((i * 167 + 13) & 0xff));
+    std::string expected(4 * ((data.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(expected.data()),
+                                  reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+    expected.resize(static_cast<std::size_t>(n));
+    ASSERT_EQ(base64_encode(data), expected) << data.size();
+  }
+  EXPECT_EQ(base64_encode(""), "");
+}
+
 TEST(Base64, RoundTripsAndRejectsGarbage) {
   for (const std::string s : {"", "a", "ab", "abc", "user@contoso.example:p@ss:w0rd"}) {
     EXPECT_EQ(base64_decode(base64_encode(s)), s);
@@ -257,7 +272,7 @@ TEST(BoostAssert, FinalChunkArrivingByteByByteParses) {
   boost::beast::error_code ec;
   const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
   std::string pending;
-  for (const std::string piece : {head, std::string("0\r\n"), std::string("\r"), std::string("\n")}) {
+  for (const std::string& piece : {head, std::string("0\r\n"), std::string("\r"), std::string("\n")}) {
     pending += piece;
     const std::size_t used = p.put(boost::asio::buffer(pending), ec);
     pending.erase(0, used);
