@@ -4,6 +4,7 @@
 
 #include <pugixml.hpp>
 
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -39,6 +40,29 @@ inline pugi::xml_node child_local(const pugi::xml_node& parent, std::string_view
     if (child.type() == pugi::node_element && local_name(child) == name) return child;
   }
   return {};
+}
+
+/// Whether any element lies deeper than `limit` levels below `root`, found without recursion (a hostile
+/// document may nest millions of elements; the code that walks a DOM recursively must never see one).
+inline bool deeper_than(const pugi::xml_node& root, std::size_t limit) {
+  std::size_t depth = 0;
+  pugi::xml_node n = root.first_child();
+  if (n) depth = 1;
+  while (n) {
+    if (depth > limit) return true;
+    if (n.first_child()) {
+      n = n.first_child();
+      ++depth;
+      continue;
+    }
+    while (n && !n.next_sibling() && n != root) {
+      n = n.parent();
+      --depth;
+    }
+    if (!n || n == root) break;
+    n = n.next_sibling();
+  }
+  return false;
 }
 
 /// The first descendant element (depth first) with this local name.

@@ -229,6 +229,11 @@ ews_result answer_ews(std::string_view request_body, const user& owner, const ve
                  std::string("The request failed schema validation: ") + parsed.description() + " at offset " +
                      std::to_string(parsed.offset) + ".");
   }
+  // EWS messages nest about 15 deep; search expressions (And/Or/Not) are compiled recursively, so a request
+  // nested without bound is refused before anything walks it.
+  if (deeper_than(doc, 256)) {
+    return schema_fault("", "The request nests elements deeper than 256 levels.");
+  }
   const pugi::xml_node env = doc.document_element();
   if (local_name(env) != "Envelope") {
     return schema_fault("", "The root element must be a SOAP 1.1 Envelope.");

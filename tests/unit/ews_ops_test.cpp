@@ -707,6 +707,21 @@ TEST_F(EwsFind, PathsThatCannotBeQueriedOrSortedArePerMessageErrors) {
   expect_schema_fault(call(find_inbox(id_only, "<m:SortOrder><t:FieldOrder><t:FieldURI FieldURI=\"item:Size\"/></t:FieldOrder></m:SortOrder>")));
 }
 
+// Search expressions nest (Not inside Not ...); a request nested a million deep must get a fault, not overflow
+// the stack of the code that compiles them. 200 levels still work.
+TEST_F(EwsFind, DeeplyNestedRestrictionsAreRefusedNotFollowed) {
+  const std::string leaf = "<t:Exists><t:FieldURI FieldURI=\"item:Subject\"/></t:Exists>";
+  const auto nested = [&](std::size_t depth) {
+    std::string e;
+    for (std::size_t i = 0; i < depth; ++i) e += "<t:Not>";
+    e += leaf;
+    for (std::size_t i = 0; i < depth; ++i) e += "</t:Not>";
+    return e;
+  };
+  EXPECT_EQ(find(nested(200)).size(), 300u);  // an even number of Nots: every item
+  expect_schema_fault(call(find_inbox(id_only, restriction(nested(1'000'000)))));
+}
+
 TEST_F(EwsFind, SortOrderOrdersTheItems) {
   const auto sorted = [&](const std::string& field, const std::string& order, const std::string& rest = "") {
     return call(find_inbox(id_only, rest + "<m:SortOrder><t:FieldOrder Order=\"" + order + "\"><t:FieldURI FieldURI=\"" +
