@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 #include <map>
+#include <memory>
 #include <ostream>
 
 #include "common/errors.hpp"
@@ -39,18 +40,19 @@ net::awaitable<std::string> check_reachable(host_port address, std::chrono::mill
   tcp::resolver resolver(executor);
   auto [rec, endpoints] = co_await resolver.async_resolve(address.host, std::to_string(address.port), use_tuple);
   if (rec) co_return "cannot be resolved (" + rec.message() + ")";
-  tcp::socket socket(executor);
+  // Shared with the timer's handler, which may already be queued when the connect completes.
+  auto socket = std::make_shared<tcp::socket>(executor);
+  auto timed_out = std::make_shared<bool>(false);
   net::steady_timer bound(executor, limit);
-  bool timed_out = false;
-  bound.async_wait([&](error_code ec) {
+  bound.async_wait([socket, timed_out](error_code ec) {
     if (ec) return;
-    timed_out = true;
+    *timed_out = true;
     error_code ignored;
-    socket.close(ignored);
+    socket->close(ignored);
   });
-  auto [cec, endpoint] = co_await net::async_connect(socket, endpoints, use_tuple);
+  auto [cec, endpoint] = co_await net::async_connect(*socket, endpoints, use_tuple);
   bound.cancel();
-  if (timed_out) co_return "did not accept a connection within " + std::to_string(limit.count()) + " ms";
+  if (*timed_out) co_return "did not accept a connection within " + std::to_string(limit.count()) + " ms";
   if (cec) co_return "refused the connection (" + cec.message() + ")";
   co_return "";
 }
