@@ -210,6 +210,12 @@ std::size_t mime_source::read(char* out, std::size_t n) {
     for (std::size_t b = 0; b < t.size(); ++b) t[b] = alphabet[b % alphabet.size()];
     return t;
   }();
+  // Every 16-bit value as its two characters (byte order kept): whole 8-byte blocks take four lookups.
+  static const std::vector<std::array<char, 2>> pairs = [] {
+    std::vector<std::array<char, 2>> t(65536);
+    for (std::size_t v = 0; v < t.size(); ++v) t[v] = {text[v & 0xff], text[v >> 8]};
+    return t;
+  }();
   const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - position_));
   std::size_t done = 0;
   while (done < count && position_ < header_.size()) out[done++] = header_[static_cast<std::size_t>(position_++)];
@@ -233,12 +239,7 @@ std::size_t mime_source::read(char* out, std::size_t n) {
       const std::uint64_t bits = splitmix64(seed_ + jj / 8);
       for (; k < run && jj % 8 != 0; ++k, ++jj) o[k] = text[(bits >> (8 * (jj % 8))) & 0xff];
     }
-    // Whole blocks: two characters per lookup (a 128 KiB table of every 16-bit value's pair, byte order kept).
-    static const std::vector<std::array<char, 2>> pairs = [] {
-      std::vector<std::array<char, 2>> t(65536);
-      for (std::size_t v = 0; v < t.size(); ++v) t[v] = {text[v & 0xff], text[v >> 8]};
-      return t;
-    }();
+    // Whole blocks: two characters per lookup.
     for (; k + 8 <= run; k += 8, jj += 8) {
       const std::uint64_t bits = splitmix64(seed_ + jj / 8);
       for (unsigned b = 0; b < 4; ++b) std::memcpy(o + k + 2 * b, pairs[(bits >> (16 * b)) & 0xffff].data(), 2);

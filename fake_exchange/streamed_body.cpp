@@ -29,7 +29,7 @@ void streamed_body::text(std::string literal) {
 }
 
 void streamed_body::mime_base64(const item_meta& item) {
-  size_ += 4 * ((item.size + 2) / 3);
+  size_ += base64_size(item.size);
   pieces_.push_back({"", item, piece_kind::mime_base64});
 }
 
@@ -51,7 +51,7 @@ bool streamed_body::refill() {
   pending_offset_ = 0;
   while (pending_.empty()) {
     if (source_ && source_kind_ == piece_kind::mime_base64) {
-      // Both buffers are reused from chunk to chunk (no allocation or zero-fill per 48 KiB).
+      // Both buffers are reused from chunk to chunk (no allocation per 48 KiB).
       raw_.resize(raw_chunk);
       const std::size_t n = source_->read(raw_.data(), raw_.size());
       if (n == 0) {
@@ -64,8 +64,8 @@ bool streamed_body::refill() {
     }
     if (source_) {  // a body: the MIME bytes between body_begin and body_end
       const bool html = source_kind_ == piece_kind::body_html;
-      std::string raw(static_cast<std::size_t>(std::min<std::uint64_t>(raw_chunk, source_left_)), '\0');
-      raw.resize(source_->read(raw.data(), raw.size()));
+      raw_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(raw_chunk, source_left_)));
+      const std::string_view raw(raw_.data(), source_->read(raw_.data(), raw_.size()));
       source_left_ -= raw.size();
       if (raw.empty()) {
         source_.reset();
@@ -73,7 +73,7 @@ bool streamed_body::refill() {
         continue;
       }
       if (!html) {
-        pending_ = std::move(raw);
+        pending_ = raw;
       } else {
         for (const char ch : raw) {
           if (ch == '\r') pending_ += html_break;

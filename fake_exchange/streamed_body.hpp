@@ -46,7 +46,7 @@ class streamed_body {
   piece_kind source_kind_ = piece_kind::mime_base64;
   std::uint64_t source_left_ = 0;  // body pieces: bytes of the source still to produce
   std::string pending_;
-  std::string raw_;  ///< the MIME chunk being encoded
+  std::string raw_;  ///< the MIME chunk being encoded or copied
   std::size_t pending_offset_ = 0;
 };
 

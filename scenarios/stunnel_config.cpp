@@ -8,24 +8,20 @@
 #include <utility>
 #include <sstream>
 
+#include <boost/algorithm/string.hpp>
+
 #include "common/errors.hpp"
 
 namespace exbridge::scenario {
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
+using boost::algorithm::iequals;
+using boost::algorithm::to_lower_copy;
 
-std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r");
-  return std::string(s.substr(b, e - b + 1));
-}
+/// Without the blanks around it (and a CR, for files written on Windows).
+std::string trim(std::string_view s) { return boost::algorithm::trim_copy(std::string(s)); }
 
-bool is_yes(const stunnel_option* o) { return o != nullptr && lower(o->value) == "yes"; }
+bool is_yes(const stunnel_option* o) { return o != nullptr && iequals(o->value, "yes"); }
 
 /// The port of an accept/connect value ("443", "host:443", "[::1]:443").
 std::string port_of(const std::string& address) {
@@ -39,7 +35,7 @@ std::string host_of(const std::string& address) {
   if (colon == std::string::npos) return "";
   std::string host = address.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return lower(host);
+  return to_lower_copy(host);
 }
 
 bool loopback(const std::string& host) {
@@ -57,9 +53,8 @@ bool reaches(const std::string& connect, const std::string& accept) {
 }
 
 const stunnel_option* find_in(const std::vector<stunnel_option>& options, const std::string& key) {
-  const std::string k = lower(key);
   for (const auto& o : options) {
-    if (lower(o.key) == k) return &o;
+    if (iequals(o.key, key)) return &o;
   }
   return nullptr;
 }
@@ -67,7 +62,7 @@ const stunnel_option* find_in(const std::vector<stunnel_option>& options, const 
 /// TLS versions in order, as stunnel names them.
 int version_rank(const std::string& v) {
   static const std::map<std::string, int> ranks{{"sslv3", 0}, {"tlsv1", 1}, {"tlsv1.1", 2}, {"tlsv1.2", 3}, {"tlsv1.3", 4}};
-  const auto it = ranks.find(lower(v));
+  const auto it = ranks.find(to_lower_copy(v));
   return it == ranks.end() ? -1 : it->second;
 }
 
@@ -108,13 +103,13 @@ class linter {
 
   /// Whether the service's TLS may go down to `rank` (1 = TLS 1.0), by its version options.
   bool allows(const stunnel_service& s, int rank) const {
-    if (const auto* v = cfg_.effective(s, "sslVersion"); v != nullptr && lower(v->value) != "all") {
+    if (const auto* v = cfg_.effective(s, "sslVersion"); v != nullptr && !iequals(v->value, "all")) {
       return version_rank(v->value) == rank;
     }
-    if (const auto* min = cfg_.effective(s, "sslVersionMin"); min != nullptr && lower(min->value) != "all") {
+    if (const auto* min = cfg_.effective(s, "sslVersionMin"); min != nullptr && !iequals(min->value, "all")) {
       if (version_rank(min->value) > rank) return false;
     }
-    if (const auto* max = cfg_.effective(s, "sslVersionMax"); max != nullptr && lower(max->value) != "all") {
+    if (const auto* max = cfg_.effective(s, "sslVersionMax"); max != nullptr && !iequals(max->value, "all")) {
       if (version_rank(max->value) < rank) return false;
     }
     return true;
@@ -122,7 +117,7 @@ class linter {
 
   /// OpenSSL 3 allows TLS 1.0 and 1.1 only at security level 0 (securityLevel or @SECLEVEL=0 in ciphers).
   bool security_level_zero(const stunnel_service& s) const {
-    if (const auto* level = cfg_.effective(s, "securityLevel"); level != nullptr && trim(level->value) == "0") return true;
+    if (const auto* level = cfg_.effective(s, "securityLevel"); level != nullptr && level->value == "0") return true;
     const auto* ciphers = cfg_.effective(s, "ciphers");
     return ciphers != nullptr && ciphers->value.find("@SECLEVEL=0") != std::string::npos;
   }
@@ -243,7 +238,7 @@ stunnel_config parse_stunnel_config(const std::string& text, const std::string& 
     const auto eq = line.find('=');
     if (eq == std::string::npos) throw config_error(where + ": '" + line + "' is not 'option = value'");
     stunnel_option o{number, trim(std::string_view(line).substr(0, eq)), trim(std::string_view(line).substr(eq + 1))};
-    if (lower(o.key) == "include") {
+    if (iequals(o.key, "include")) {
       throw config_error(where + ": 'include' is not supported by rehearse; paste the included file's options here");
     }
     (cfg.services.empty() ? cfg.global : cfg.services.back().options).push_back(std::move(o));
@@ -284,7 +279,7 @@ stunnel_rewrite rewrite_stunnel_for_lab(const stunnel_config& cfg, const stunnel
     if (accept == nullptr) continue;
     bool reached = false;
     for (const auto& other : cfg.services) {
-      for (const auto& o : other.options) reached = reached || (&other != &s && lower(o.key) == "connect" && reaches(o.value, accept->value));
+      for (const auto& o : other.options) reached = reached || (&other != &s && iequals(o.key, "connect") && reaches(o.value, accept->value));
     }
     if (reached) hops.emplace_back(accept->value, lab.internal_address());
   }
@@ -308,7 +303,7 @@ stunnel_rewrite rewrite_stunnel_for_lab(const stunnel_config& cfg, const stunnel
   bool public_taken = false;
   // Returns the option's lab value ("" = drop it).
   const auto rewrite = [&](const stunnel_option& o, const stunnel_service* service) -> std::string {
-    const std::string k = lower(o.key);
+    const std::string k = to_lower_copy(o.key);
     const bool client = service != nullptr ? cfg.is_client(*service) : false;
     if (service == nullptr && (k == "foreground" || k == "pid" || k == "output" || k == "setuid" || k == "setgid" ||
                                k == "chroot" || k == "syslog")) {
