@@ -345,6 +345,16 @@ class downstream_session {
     close_upstream();  // the rest of the body would be read as a new request: never reuse this connection
   }
 
+  // The response is complete while the request body may still be on its way (or its last write has not
+  // been noticed yet: the two halves run concurrently). An answer that closes (IIS's 413, an RPC 503) does
+  // not want the rest of the body: stop relaying it. A keep-alive answer told the client the connection
+  // stays, and HTTP/1.1 obliges the server to read the rest of the body: go on relaying it, so that both
+  // connections stay usable. Closing here would fail the client's next request on a connection it was
+  // promised.
+  void end_upload_early(exchange_state& x, bool response_keeps_alive) {
+    if (!response_keeps_alive) stop_upload(x);
+  }
+
   // The response half: interim 1xx responses are passed on; the final one streams upstream -> client.
   net::awaitable<response_outcome> relay_response(request_record& rec, exchange_state& x, bool head, bool rpc) {
     response_outcome out;
@@ -404,7 +414,7 @@ class downstream_session {
         out.at = response_outcome::done;
         out.keep_alive = parser.keep_alive();
         x.response_done = true;
-        stop_upload(x);
+        end_upload_early(x, out.keep_alive);
         co_return out;
       }
 
@@ -423,7 +433,7 @@ class downstream_session {
       out.at = response_outcome::done;
       out.keep_alive = parser.keep_alive();  // false for a body that ended with the upstream's close
       x.response_done = true;
-      stop_upload(x);  // an early answer (413, 401): the rest of the request body is not wanted
+      end_upload_early(x, out.keep_alive);
       co_return out;
     }
   }

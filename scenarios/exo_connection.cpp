@@ -137,7 +137,8 @@ net::awaitable<std::variant<response_t, failure>> exo_connection::exchange_strea
                                                      "retries"});
     }
     co_return record(
-        failure{"connection-lost", "the connection closed before a complete response (" + rec.message() + ")"});
+        failure{"connection-lost", "the connection closed before a complete response to " + request_line + " (" +
+                                       rec.message() + ")"});
   }
   response_t res{std::move(parser.get().base())};
   res.body() = std::move(kept);

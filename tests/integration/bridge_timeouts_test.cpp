@@ -241,6 +241,35 @@ TEST_F(BridgeTimeoutTest, AnEarlyAnswerReachesTheClientWhileItsBodyIsStillComing
   EXPECT_EQ(stat(counter::upstream_rq_failed), 0);
 }
 
+// A server may answer before it has read the body and still keep the connection (HTTP/1.1 lets it; it
+// reads the rest afterwards). The client was told keep-alive, so the bridge must go on relaying the body
+// and keep both connections: closing them would fail the client's next request on a connection it was
+// promised ("the underlying connection was closed" in .NET). It used to, whenever the answer finished
+// before the upload half of the relay noticed its own end -- a race that broke Autodiscover under load.
+TEST_F(BridgeTimeoutTest, AKeepAliveAnswerBeforeTheBodyKeepsTheConnection) {
+  start_bridge(options_for_upstream());
+  const std::string reply = io_.run([&]() -> net::awaitable<std::string> {
+    client c(io_.context());
+    co_await c.connect(port());
+    co_await c.send("POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n");
+    std::string early;
+    while (early.find("\r\n\r\nearly") == std::string::npos) {
+      std::string more = co_await c.read_some_text();
+      if (more.empty()) co_return "closed after: " + early;
+      early += more;
+    }
+    std::string body;
+    for (std::uint64_t i = 0; i < 3000; ++i) body += test::pattern_byte(i);
+    co_await c.send(body);
+    co_await c.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    co_return co_await c.read_until_close();
+  }(), 5s);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find("bytes=0 ok"), std::string::npos) << reply;
+  EXPECT_EQ(ended(termination::normal), 2);
+  EXPECT_EQ(stat(counter::upstream_cx_total), 1);  // one upstream connection carried both requests
+}
+
 // .NET clients (Exchange Online's among them) send "Expect: 100-continue" and wait for the interim
 // answer before sending the body.
 TEST_F(BridgeTimeoutTest, ExpectContinueIsRelayedBeforeTheBody) {

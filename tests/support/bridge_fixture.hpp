@@ -99,6 +99,7 @@ class tls10_listener {
 ///   /upload           reads the body in chunks, answers "bytes=N ok|corrupt"
 ///   /continue         as /upload, after sending "100 Continue" if the request expects it
 ///   /reject           answers 413 and closes at once, without reading the body (as IIS does)
+///   /early            answers 200 (keep-alive) at once, then reads the body and serves the next request
 ///   /noread           reads the headers, then neither reads the body nor answers
 ///   .../partial/N     declares N body bytes, sends N/2 and goes silent (also under /rpc/)
 ///   /trickle/N?every=MS  N pattern bytes in 1 KiB pieces, one every MS milliseconds
@@ -143,6 +144,10 @@ class test_upstream {
         co_await stream.async_shutdown(use_tuple);
         co_return;
       }
+      if (target == "/early") {  // a keep-alive answer at once; the body it did not wait for is read after
+        const std::string early = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly";
+        if (auto [ec, n] = co_await net::async_write(stream, net::buffer(early), use_tuple); ec) co_return;
+      }
       if (target == "/continue" && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
         const std::string go_on = "HTTP/1.1 100 Continue\r\n\r\n";
         co_await net::async_write(stream, net::buffer(go_on), use_tuple);
@@ -163,6 +168,7 @@ class test_upstream {
         co_return;
       }
       if (target == "/close") co_return;
+      if (target == "/early") continue;
       if (target.rfind("/big/", 0) == 0) {
         const bool chunked = target.find("?chunked") != std::string::npos;
         const std::uint64_t size = std::stoull(target.substr(5));
