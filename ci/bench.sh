@@ -5,16 +5,19 @@
 #   bulk upload     1 GiB request body (an RPC_IN_DATA-sized PUT) client -> upstream
 #   keep-alive      1 KiB responses over 50 keep-alive connections (wrk): requests/s, p50/p99 latency
 #   new TLS conns   "Connection: close" requests (a full TLS 1.3 handshake each): connections/s
+#   idle memory     N idle keep-alive TLS connections held through the proxy (one 1 KiB request each, then
+#                   silence): the proxy's RSS per connection (all its processes) and how many it held
 #   crypto floor    `openssl speed` of the two ciphers in use, and each proxy's CPU per GB as a multiple of it
 # Every proxy gets one worker thread/process, so the figures compare work per core. Each peer's config is
 # printed. The upstream's own speed (curl straight to it) is measured first and printed, to show that it is
 # not the bottleneck. Knobs: EXBRIDGE_BENCH_MB (bulk size, default 1024), EXBRIDGE_BENCH_SECONDS (wrk runs,
-# default 10), EXBRIDGE_BENCH_PEERS (default "exbridge haproxy nginx stunnel"), EXBRIDGE_BENCH_OUT (default
+# default 10), EXBRIDGE_BENCH_IDLE (idle connections, default 10000), EXBRIDGE_BENCH_PEERS (default "exbridge haproxy nginx stunnel"), EXBRIDGE_BENCH_OUT (default
 # build/bench), EXBRIDGE_BIN_DIR (where exbridge is; default build/bin).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mb=${EXBRIDGE_BENCH_MB:-1024}
 seconds=${EXBRIDGE_BENCH_SECONDS:-10}
+idle=${EXBRIDGE_BENCH_IDLE:-10000}
 peers=${EXBRIDGE_BENCH_PEERS:-"exbridge haproxy nginx stunnel"}
 out=${EXBRIDGE_BENCH_OUT:-$root/build/bench}
 
@@ -26,7 +29,7 @@ if [ -n "$missing" ]; then
   "$root/ci/install-deps.sh" >&2
 fi
 bin=${EXBRIDGE_BIN_DIR:-$root/build/bin}
-[ -x "$bin/exbridge" ] || "$root/ci/build.sh" default >&2
+[ -x "$bin/exbridge" ] && [ -x "$bin/exbridge-bench-hold" ] || "$root/ci/build.sh" default >&2
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 rm -rf "$out" && mkdir -p "$out"
@@ -75,6 +78,17 @@ cpu_ticks() {  # utime+stime of a process and its children (clock ticks)
   echo $total
 }
 hz=$(getconf CLK_TCK)
+rss_kb() {  # resident memory of a process and its children (nginx's workers), in KiB
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    [ -r /proc/$p/status ] && total=$((total + $(awk '/^VmRSS:/{print $2}' /proc/$p/status)))
+  done
+  echo $total
+}
+# Each held connection costs the proxy two descriptors (downstream and upstream; stunnel's chain four):
+# HAProxy refuses to start with a maxconn its descriptor limit cannot carry.
+haproxy_maxconn=$(( ($(ulimit -n) - 200) / 2 ))
+[ "$haproxy_maxconn" -gt 20000 ] && haproxy_maxconn=20000
 
 # --- the TLS 1.0 upstream: nginx as Exchange 2007 would negotiate (TLS 1.0, AES256-SHA) ------------------
 up_port=$(free_port)
@@ -115,7 +129,7 @@ start_haproxy() {
   cat > "$out/haproxy.conf" <<CONF
 global
   nbthread 1
-  maxconn 9000
+  maxconn $haproxy_maxconn
   ssl-default-bind-options ssl-min-ver TLSv1.2
   tune.ssl.default-dh-param 2048
 defaults
@@ -195,8 +209,8 @@ client_curl() {  # curl as the Exchange Online side: TLS 1.3, verifies the chain
 }
 
 json="$out/bench.json"
-echo '{"bulk_mb": '"$mb"', "seconds": '"$seconds"', "upstream_direct_mb_s": '"$direct_mbs"', "peers": {' > "$json"
-printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "p50 ms" "p99 ms" "conn/s" > "$out/table.txt"
+echo '{"bulk_mb": '"$mb"', "seconds": '"$seconds"', "idle_connections": '"$idle"', "upstream_direct_mb_s": '"$direct_mbs"', "peers": {' > "$json"
+printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s %10s %7s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "p50 ms" "p99 ms" "conn/s" "KiB/idle" "held" > "$out/table.txt"
 first=1
 for peer in $peers; do
   port=$(free_port)
@@ -205,6 +219,21 @@ for peer in $peers; do
   wait_port "$port"
   url="https://mail.contoso.example:$port"
   client_curl -o /dev/null "$url/1k"  # warm-up and a correctness check through the proxy
+
+  # Idle memory first, on a fresh process: RSS before and while $idle connections are held.
+  rss_before=$(rss_kb $ppid)
+  coproc HOLD { exec "$bin/exbridge-bench-hold" --connect "127.0.0.1:$port" --count "$idle" --path /1k \
+                  --timeout-ms 5000 2>"$out/$peer-hold.txt"; }
+  hold_pid=$HOLD_PID
+  held_line=""
+  read -r held_line <&"${HOLD[0]}" || true  # "held H of N", once every connection is up (or failed)
+  rss_held=$(rss_kb $ppid)
+  held=$(awk '{print $2 + 0}' <<<"$held_line")
+  kill "$hold_pid" 2>/dev/null || true
+  wait "$hold_pid" 2>/dev/null || true
+  echo "$held_line" >> "$out/$peer-hold.txt"
+  [ "${held:-0}" -gt 0 ] || { echo "bench: $peer held no idle connection; see $out/$peer-hold.txt" >&2; exit 1; }
+  idle_kib=$(awk -v a="$rss_before" -v b="$rss_held" -v n="$held" 'BEGIN{printf "%.1f", (b - a) / n}')
 
   t0=$(cpu_ticks $ppid)
   down=$(client_curl -o /dev/null -w '%{speed_download}' "$url/bulk")
@@ -230,10 +259,10 @@ for peer in $peers; do
   kill "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
   down_mbs=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
   up_mbs=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}')
-  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$p50" "$p99" "$cps" >> "$out/table.txt"
+  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s %10s %7s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$p50" "$p99" "$cps" "$idle_kib" "$held" >> "$out/table.txt"
   [ $first = 1 ] || echo ',' >> "$json"; first=0
-  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s}' \
-    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$p50" "$p99" "${cps:-0}" >> "$json"
+  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s, "idle_kib_per_conn": %s, "idle_held": %s, "idle_rss_kib_before": %s, "idle_rss_kib_held": %s}' \
+    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$p50" "$p99" "${cps:-0}" "$idle_kib" "$held" "$rss_before" "$rss_held" >> "$json"
 done
 
 # --- the crypto floor: what the two ciphers alone cost per GB on this machine ------------------------------
@@ -243,7 +272,7 @@ gcm=$(speed -evp aes-256-gcm)
 floor=$(awk -v a="$cbc" -v b="$gcm" 'BEGIN{printf "%.2f", 1e9/a + 1e9/b}')
 echo '}, "crypto_floor_cpu_s_per_gb": '"$floor"', "aes256_cbc_hmac_sha1_decrypt_bytes_s": '"$cbc"', "aes256_gcm_encrypt_bytes_s": '"$gcm"'}' >> "$json"
 
-echo "exbridge benchmark: $mb MiB bulk each way, wrk ${seconds}s x 50 connections, one worker per proxy, $(nproc) cores"
+echo "exbridge benchmark: $mb MiB bulk each way, wrk ${seconds}s x 50 connections, $idle idle TLS connections, one worker per proxy, $(nproc) cores"
 cat "$out/table.txt"
 echo "crypto floor: $floor CPU-s/GB (AES-256-CBC-HMAC-SHA1 decrypt $(awk -v a="$cbc" 'BEGIN{printf "%.0f", a/1e6}') MB/s + AES-256-GCM encrypt $(awk -v b="$gcm" 'BEGIN{printf "%.0f", b/1e6}') MB/s, openssl speed)"
 fastest=$(awk 'NR > 1 && $2 > m {m = $2} END {print m + 0}' "$out/table.txt")

@@ -41,6 +41,7 @@ using namespace net::experimental::awaitable_operators;
 
 constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t read_size = 16 * 1024;
+constexpr std::size_t idle_read_size = 1024;  // waiting for a request: a small buffer (thousands of idle connections)
 
 // Beast's ssl_stream linearises buffer sequences before SSL_write: a response's header and the start of its
 // body leave as one TLS record and one send(), where asio's ssl::stream would make one of each per buffer.
@@ -178,7 +179,7 @@ class downstream_session {
     const auto kind = first ? timeout_kind::client_idle : timeout_kind::keep_alive_idle;
     down_read_dog_.arm(first ? t_->client_idle : t_->keep_alive_idle, kind);
     idle_ = true;
-    auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(read_size), use_tuple);
+    auto [ec, n] = co_await down_.async_read_some(down_buf_.prepare(idle_read_size), use_tuple);
     idle_ = false;
     down_buf_.commit(n);
     down_read_dog_.disarm();
