@@ -212,15 +212,21 @@ json="$out/bench.json"
 echo '{"bulk_mb": '"$mb"', "seconds": '"$seconds"', "idle_connections": '"$idle"', "upstream_direct_mb_s": '"$direct_mbs"', "peers": {' > "$json"
 printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s %10s %7s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "p50 ms" "p99 ms" "conn/s" "KiB/idle" "held" > "$out/table.txt"
 first=1
-for peer in $peers; do
+run_peer() {  # starts a fresh instance of peer $1 (sets port, ppid, url) and checks it answers
   port=$(free_port)
-  "start_$peer" "$port"
+  "start_$1" "$port"
   ppid=$!; pids+=("$ppid")
   wait_port "$port"
   url="https://mail.contoso.example:$port"
   client_curl -o /dev/null "$url/1k"  # warm-up and a correctness check through the proxy
+}
+stop_peer() { kill "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true; }
 
-  # Idle memory first, on a fresh process: RSS before and while $idle connections are held.
+for peer in $peers; do
+  # Idle memory on an instance of its own: RSS before and while $idle connections are held. The other
+  # figures come from a second, fresh instance, so that tearing down thousands of connections does not
+  # overlap them and the heap they left does not flatter the memory figure.
+  run_peer "$peer"
   rss_before=$(rss_kb $ppid)
   coproc HOLD { exec "$bin/exbridge-bench-hold" --connect "127.0.0.1:$port" --count "$idle" --path /1k \
                   --timeout-ms 5000 2>"$out/$peer-hold.txt"; }
@@ -234,6 +240,8 @@ for peer in $peers; do
   echo "$held_line" >> "$out/$peer-hold.txt"
   [ "${held:-0}" -gt 0 ] || { echo "bench: $peer held no idle connection; see $out/$peer-hold.txt" >&2; exit 1; }
   idle_kib=$(awk -v a="$rss_before" -v b="$rss_held" -v n="$held" 'BEGIN{printf "%.1f", (b - a) / n}')
+  stop_peer
+  run_peer "$peer"
 
   t0=$(cpu_ticks $ppid)
   down=$(client_curl -o /dev/null -w '%{speed_download}' "$url/bulk")
@@ -256,7 +264,7 @@ for peer in $peers; do
     awk -v f="${figure:-0}" 'BEGIN{exit !(f > 0)}' || { echo "bench: $peer answered no wrk request; see $out/$peer-*.txt" >&2; exit 1; }
   done
 
-  kill "$ppid" 2>/dev/null || true; wait "$ppid" 2>/dev/null || true
+  stop_peer
   down_mbs=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
   up_mbs=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}')
   printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s %10s %7s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$p50" "$p99" "$cps" "$idle_kib" "$held" >> "$out/table.txt"
