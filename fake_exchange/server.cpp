@@ -14,6 +14,7 @@
 #include "common/listener.hpp"
 #include "common/log.hpp"
 #include "common/tls_diagnosis.hpp"
+#include "common/tls_socket.hpp"
 #include "common/watchdog.hpp"
 #include "fake_exchange/rpc_proxy.hpp"
 #include "fake_exchange/streamed_body.hpp"
@@ -43,7 +44,7 @@ enum class connection_end {
   abrupt,      ///< TCP FIN without close_notify
 };
 
-using tls_stream = ssl::stream<tcp::socket>;
+using tls_stream = tls_socket;  // OpenSSL on the socket itself (common/tls_socket.hpp): two copies fewer per byte
 using response_t = http::response<http::string_body>;
 
 bool peer_closed(const error_code& ec) {

@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +25,7 @@
 
 #include "common/log.hpp"
 #include "common/tls_diagnosis.hpp"
+#include "common/tls_socket.hpp"
 #include "common/watchdog.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/bridge.hpp"
@@ -43,9 +43,9 @@ constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t read_size = 16 * 1024;
 constexpr std::size_t idle_read_size = 1024;  // waiting for a request: a small buffer (thousands of idle connections)
 
-// Beast's ssl_stream linearises buffer sequences before SSL_write: a response's header and the start of its
-// body leave as one TLS record and one send(), where asio's ssl::stream would make one of each per buffer.
-using tls_stream = beast::ssl_stream<tcp::socket>;
+// OpenSSL on the socket itself (common/tls_socket.hpp): no record buffers while a connection idles, no extra
+// copies, and a response's header and the start of its body leave as one TLS record and one send().
+using tls_stream = tls_socket;
 using dog = watchdog<timeout_kind>;
 
 std::string peer_of(const tcp::socket& s) {
@@ -365,6 +365,9 @@ class downstream_session {
       parser.header_limit(max_header_bytes);
       parser.skip(head);
       if (x.request_sent) up_read_dog_.arm(t_->response_headers, timeout_kind::response_headers);
+      // Room for a whole small response: Beast reads into the buffer's spare capacity (512 bytes after the
+      // shrink between requests), and a 1 KiB answer would reach the client as two TLS records.
+      up_buf_.reserve(read_size);
       auto [ec, n] = co_await http::async_read_header(*up_, up_buf_, parser, use_tuple);
       up_read_dog_.disarm();
       if (ec) {
@@ -650,7 +653,7 @@ class downstream_session {
   // a busy keep-alive connection is spared a system call per request.
   bool upstream_reusable() {
     if (!up_ || !up_->next_layer().is_open()) return false;
-    if (up_buf_.size() > 0 || SSL_pending(up_->native_handle()) > 0) return false;
+    if (up_buf_.size() > 0 || SSL_has_pending(up_->native_handle()) == 1) return false;
     if (std::chrono::steady_clock::now() - up_last_used_ < std::chrono::seconds(1)) return true;
     char byte;
     const auto got = ::recv(up_->next_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
