@@ -28,6 +28,29 @@ std::uint64_t hash_text(std::string_view s, std::uint64_t h) {
 constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-()!?' etaoin";
 constexpr std::uint64_t line = 78;  // 76 characters and CRLF, as RFC 2045 lines
 
+// The text bodies are cut from a pool of ready-made lines, so that producing an item costs a copy per byte, not
+// a hash and table lookups (serving speed is bounded by this and TLS 1.0's CBC encryption): 1,024 lines of 76
+// random characters and CRLF, made once from a fixed seed. A body is a sequence of 32-line blocks, block g
+// being the 32 pool lines from line splitmix64(item seed + g) mod 993: every item gets its own bytes, and byte
+// j of a body depends only on the item's seed and j, whatever the read sizes.
+constexpr std::uint64_t pool_lines = 1024;
+constexpr std::uint64_t block_lines = 32;
+constexpr std::uint64_t block_bytes = block_lines * line;
+
+const std::string& text_pool() {
+  static const std::string pool = [] {
+    std::string p(pool_lines * line, '\0');
+    for (std::uint64_t i = 0; i < p.size(); ++i) {
+      const std::uint64_t in_line = i % line;
+      if (in_line == line - 2) p[i] = '\r';
+      else if (in_line == line - 1) p[i] = '\n';
+      else p[i] = alphabet[splitmix64(0x7e57b0d1ull + i) % alphabet.size()];
+    }
+    return p;
+  }();
+  return pool;
+}
+
 // Items with an attachment: every fourth small item of Inbox and Sent Items that has room for it.
 constexpr std::uint64_t attachment_min_item_size = 8 * 1024;
 
@@ -204,50 +227,19 @@ mime_source::mime_source(const mailbox& box, const item_meta& item)
 }
 
 std::size_t mime_source::read(char* out, std::size_t n) {
-  // byte -> printable character, so the body loop needs no division per byte.
-  static const std::array<char, 256> text = [] {
-    std::array<char, 256> t{};
-    for (std::size_t b = 0; b < t.size(); ++b) t[b] = alphabet[b % alphabet.size()];
-    return t;
-  }();
-  // Every 16-bit value as its two characters (byte order kept): whole 8-byte blocks take four lookups.
-  static const std::vector<std::array<char, 2>> pairs = [] {
-    std::vector<std::array<char, 2>> t(65536);
-    for (std::size_t v = 0; v < t.size(); ++v) t[v] = {text[v & 0xff], text[v >> 8]};
-    return t;
-  }();
+  const std::string& pool = text_pool();
   const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - position_));
   std::size_t done = 0;
   while (done < count && position_ < header_.size()) out[done++] = header_[static_cast<std::size_t>(position_++)];
-  // Body: random text in 78-byte lines; byte j of the body depends only on (seed, j). Then the trailer.
+  // Body: 78-byte lines of text, block by block from the pool; byte j of the body depends only on (seed, j).
   const std::uint64_t text_end = size_ - trailer_.size();
   while (done < count && position_ < text_end) {
     const std::uint64_t j = position_ - header_.size();
-    const std::uint64_t in_line = j % line;
-    if (in_line >= line - 2) {
-      out[done++] = in_line == line - 2 ? '\r' : '\n';
-      ++position_;
-      continue;
-    }
-    const std::size_t run =
-        static_cast<std::size_t>(std::min<std::uint64_t>({line - 2 - in_line, count - done, text_end - position_}));
-    // Eight bytes per splitmix64 value: the head up to the next 8-byte block, whole blocks, then the tail.
-    char* o = out + done;
-    std::size_t k = 0;
-    std::uint64_t jj = j;
-    if (jj % 8 != 0) {
-      const std::uint64_t bits = splitmix64(seed_ + jj / 8);
-      for (; k < run && jj % 8 != 0; ++k, ++jj) o[k] = text[(bits >> (8 * (jj % 8))) & 0xff];
-    }
-    // Whole blocks: two characters per lookup.
-    for (; k + 8 <= run; k += 8, jj += 8) {
-      const std::uint64_t bits = splitmix64(seed_ + jj / 8);
-      for (unsigned b = 0; b < 4; ++b) std::memcpy(o + k + 2 * b, pairs[(bits >> (16 * b)) & 0xffff].data(), 2);
-    }
-    if (k < run) {
-      const std::uint64_t bits = splitmix64(seed_ + jj / 8);
-      for (unsigned b = 0; k < run; ++k, ++b) o[k] = text[(bits >> (8 * b)) & 0xff];
-    }
+    const std::uint64_t block = j / block_bytes, in_block = j % block_bytes;
+    const std::uint64_t first_line = splitmix64(seed_ + block) % (pool_lines - block_lines + 1);
+    const std::size_t run = static_cast<std::size_t>(
+        std::min<std::uint64_t>({block_bytes - in_block, count - done, text_end - position_}));
+    std::memcpy(out + done, pool.data() + first_line * line + in_block, run);
     done += run;
     position_ += run;
   }

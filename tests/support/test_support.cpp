@@ -32,6 +32,12 @@ void raise_fd_limit(std::uint64_t n) {
   ::setrlimit(RLIMIT_NOFILE, &limit);
 }
 
+namespace {
+void note_server_extension(SSL*, int client_server, int type, const unsigned char*, int, void* arg) {
+  if (client_server == 1) static_cast<std::vector<int>*>(arg)->push_back(type);
+}
+}  // namespace
+
 handshake_outcome handshake(ssl::context& server, ssl::context& client, const std::string& server_name,
                             bool check_name) {
   net::io_context ioc;
@@ -53,6 +59,9 @@ handshake_outcome handshake(ssl::context& server, ssl::context& client, const st
       [&]() -> net::awaitable<void> {
         co_await client_stream.next_layer().async_connect(acceptor.local_endpoint(), use_tuple);
         prepare_client_tls(client_stream.native_handle(), server_name, check_name);
+        // client_server 1: an extension the server sent.
+        SSL_set_tlsext_debug_arg(client_stream.native_handle(), &out.server_extensions);
+        SSL_set_tlsext_debug_callback(client_stream.native_handle(), note_server_extension);
         std::tie(out.client_error) = co_await client_stream.async_handshake(ssl::stream_base::client, use_tuple);
         if (!out.client_error) out.client_session = describe_session(client_stream.native_handle());
         client_stream.next_layer().close();

@@ -66,6 +66,7 @@ struct handshake_outcome {
   error_code server_error;
   std::string client_session;  ///< "TLSv1 AES128-SHA" on success
   std::string diagnosis;       ///< failure_name() of the client's error ("ok" on success)
+  std::vector<int> server_extensions;  ///< TLS extension types in the server's hello, as the client read them
 };
 
 /// Performs one handshake: `client` connects to a listener using `server`. `server_name` is used for SNI

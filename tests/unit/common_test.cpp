@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "common/base64.hpp"
 #include "common/cli.hpp"
 #include "common/clock.hpp"
@@ -95,6 +97,16 @@ TEST(TlsProfiles, UpstreamLegacyNegotiatesTls10WithExchange2007) {
   EXPECT_EQ(out.client_session.rfind("TLSv1 ", 0), 0u) << out.client_session;
   // Windows Server 2008 order: the server picks AES128-SHA first.
   EXPECT_EQ(out.client_session, "TLSv1 AES128-SHA");
+}
+
+TEST(TlsProfiles, Exchange2007DeclinesEncryptThenMacAsWindows2008Does) {
+  // Schannel on Windows Server 2008 predates RFC 7366; OpenSSL's client offers it, the server must not take it.
+  auto server = exchange2007_server();
+  auto client = make_tls_context(tls_profile::upstream_legacy, {.verify = tls_verify::none});
+  const auto out = test::handshake(server, client);
+  ASSERT_FALSE(out.client_error) << out.client_error.message();
+  EXPECT_FALSE(out.server_extensions.empty());  // renegotiation_info at least: the callback saw the hello
+  EXPECT_EQ(std::count(out.server_extensions.begin(), out.server_extensions.end(), TLSEXT_TYPE_encrypt_then_mac), 0);
 }
 
 TEST(TlsProfiles, UpstreamLegacyAtDefaultSecurityLevelIsRefusedWithAClearMessage) {

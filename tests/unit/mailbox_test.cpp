@@ -61,6 +61,32 @@ TEST(Mailbox, ChunkSizeDoesNotChangeTheBytes) {
   EXPECT_EQ(h.hex_digest(), item_sha256(box, item));
 }
 
+TEST(Mailbox, TextBodiesAreLinesOfTheirOwnAcrossBlocks) {
+  mailbox_spec spec;
+  spec.large_every = 2;
+  spec.large_size = 200'000;  // about 80 of the generator's 2,496-byte blocks
+  const mailbox box(alex, spec);
+  const auto a = box.item("inbox", 1), b = box.item("inbox", 3);
+  const auto body_of = [&](const item_meta& item) {
+    const mime_source probe(box, item);
+    return read_all(mime_source(box, item), 4096).substr(probe.body_begin(), probe.body_end() - probe.body_begin());
+  };
+  const std::string body_a = body_of(a), body_b = body_of(b);
+  ASSERT_GT(body_a.size(), 150'000u);
+  // RFC 2045 lines: 76 printable characters and CRLF, up to a last partial line.
+  for (std::size_t at = 0; at + 78 <= body_a.size(); at += 78) {
+    ASSERT_EQ(body_a.compare(at + 76, 2, "\r\n"), 0) << "line at " << at;
+    ASSERT_EQ(body_a.substr(at, 76).find_first_of("\r\n="), std::string::npos) << "line at " << at;
+  }
+  // Two items share no 2,496-byte block at the same place (their blocks are drawn from their own seeds).
+  std::size_t same_blocks = 0;
+  for (std::size_t at = 0; at + 2496 <= std::min(body_a.size(), body_b.size()); at += 2496) {
+    same_blocks += body_a.compare(at, 2496, body_b, at, 2496) == 0 ? 1 : 0;
+  }
+  EXPECT_LE(same_blocks, 2u);
+  EXPECT_NE(item_sha256(box, a), item_sha256(box, b));
+}
+
 TEST(Mailbox, ItemIdsResolveOnlyInTheirOwnersMailbox) {
   const mailbox a(alex, {}), b(megan, {});
   const auto item = a.item("sentitems", 2);
