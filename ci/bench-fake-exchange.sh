@@ -78,6 +78,7 @@ r = {
     "seconds": round(seconds, 2),
     "response_mb_s": round(int(served) / seconds / 1e6, 1), "item_mb_s": round(int(item_bytes) / seconds / 1e6, 1),
     "fake_exchange_cpu_s": round(cpu, 2), "fake_exchange_cpu_share": round(cpu / seconds, 2),
+    "response_mb_per_cpu_s": round(int(served) / cpu / 1e6, 1) if cpu > 0 else 0,
     "threads": int(threads), "rss_kb_before": int(rss0), "rss_kb_after": int(rss1), "peak_rss_kb": int(hwm),
 }
 json.dump(r, open(path, "w"), indent=1)
@@ -87,6 +88,8 @@ print(f"fake-exchange served {r['items']} items of ~{item_mb} MB ({r['item_bytes
 print(f"fake-exchange CPU: {cpu:.1f} s for {seconds:.1f} s of wall time ({cpu/seconds*100:.0f} % of one core; "
       f"{'curl, the client, is the limit' if cpu/seconds < 0.9 else 'fake-exchange is the limit'}); "
       f"{threads} threads (one serves requests)")
+print(f"fake-exchange capacity: {r['response_mb_per_cpu_s']} MB on the wire per CPU-second of its serving thread "
+      f"(what it would serve on a core of its own)")
 print(f"fake-exchange memory: RSS {int(rss0)/1024:.1f} MB before, {int(rss1)/1024:.1f} MB after, "
       f"peak {int(hwm)/1024:.1f} MB while streaming {item_mb} MB items")
 PY

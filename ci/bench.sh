@@ -3,7 +3,8 @@
 # TLS 1.0 upstream (nginx serving files from tmpfs), and prints a table plus JSON (bench.json):
 #   bulk download   1 GiB over TLS 1.0 upstream -> TLS 1.3 client: MB/s and the proxy's CPU-seconds per GB
 #   bulk upload     1 GiB request body (an RPC_IN_DATA-sized PUT) client -> upstream
-#   keep-alive      1 KiB responses over 50 keep-alive connections (wrk): requests/s, p50/p99 latency
+#   keep-alive      1 KiB responses over 50 keep-alive connections (wrk): requests/s, the proxy's CPU microseconds
+#                   per request, p50/p99 latency
 #   new TLS conns   "Connection: close" requests (a full TLS 1.3 handshake each): connections/s
 #   idle memory     N idle keep-alive TLS connections held through the proxy (one 1 KiB request each, then
 #                   silence): the proxy's RSS per connection (all its processes) and how many it held
@@ -59,10 +60,33 @@ head -c $((mb * 1048576)) /dev/zero > www/bulk
 head -c 1024 /dev/zero > www/1k
 head -c $((mb * 1048576)) /dev/zero > upload.bin
 
+# Peers whose configs take a fixed port (stunnel, nginx, HAProxy) get one below the kernel's ephemeral range:
+# a port in that range can be taken by one of the bench's own client connections between the check and the
+# peer's bind ("Address already in use").
+read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
+(( ephemeral_low > 11000 )) || ephemeral_low=32768
+# EXBRIDGE_BENCH_PERF=1: `perf record -g` of each proxy during the download and keep-alive runs, into
+# $out/PEER-download.perf and $out/PEER-keepalive.perf (look with `perf report -i FILE`; the figures of a
+# profiled run are lower than those of a plain one).
+perf_pid=""
+perf_start() {
+  [ -n "${EXBRIDGE_BENCH_PERF:-}" ] || return 0
+  need perf || { echo "bench: EXBRIDGE_BENCH_PERF needs perf (apt-get install linux-perf)" >&2; exit 1; }
+  perf record -q -g -o "$out/$1.perf" -p "$ppid$(pgrep -d, -P "$ppid" | sed 's/^/,/')" 2>/dev/null &
+  perf_pid=$!
+  sleep 0.2  # perf attaches before the load starts
+}
+perf_stop() {
+  [ -n "$perf_pid" ] || return 0
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+  perf_pid=""
+}
+
 free_port() {  # a random port nothing listens on
   local p
   while :; do
-    p=$(shuf -i 20000-60000 -n 1)
+    p=$(shuf -i 10000-$((ephemeral_low - 1)) -n 1)
     (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
@@ -90,7 +114,9 @@ rss_kb() {  # resident memory of a process and its children (nginx's workers), i
 haproxy_maxconn=$(( ($(ulimit -n) - 200) / 2 ))
 [ "$haproxy_maxconn" -gt 20000 ] && haproxy_maxconn=20000
 
-# --- the TLS 1.0 upstream: nginx as Exchange 2007 would negotiate (TLS 1.0, AES256-SHA) ------------------
+# --- the TLS 1.0 upstream: nginx as Exchange 2007 would negotiate (TLS 1.0, AES256-SHA, and no
+# encrypt-then-MAC: Windows Server 2008 predates RFC 7366, so the proxies decrypt MAC-then-encrypt records, as
+# the crypto floor below assumes) -----------------------------------------------------------------------------
 up_port=$(free_port)
 cat > upstream.conf <<CONF
 worker_processes 1;
@@ -104,6 +130,7 @@ http {
     listen 127.0.0.1:$up_port ssl;
     ssl_certificate $work/up.crt; ssl_certificate_key $work/up.key;
     ssl_protocols TLSv1; ssl_ciphers 'AES256-SHA:@SECLEVEL=0'; ssl_prefer_server_ciphers on;
+    ssl_conf_command Options -EncryptThenMac;
     keepalive_requests 10000000; keepalive_timeout 300s;
     client_max_body_size 0; client_body_temp_path $work/tmp;
     root $work/www;
@@ -210,7 +237,7 @@ client_curl() {  # curl as the Exchange Online side: TLS 1.3, verifies the chain
 
 json="$out/bench.json"
 echo '{"bulk_mb": '"$mb"', "seconds": '"$seconds"', "idle_connections": '"$idle"', "upstream_direct_mb_s": '"$direct_mbs"', "peers": {' > "$json"
-printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s %10s %7s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "p50 ms" "p99 ms" "conn/s" "KiB/idle" "held" > "$out/table.txt"
+printf '%-9s %9s %9s %9s %9s %10s %8s %8s %8s %9s %10s %7s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "CPU-us" "p50 ms" "p99 ms" "conn/s" "KiB/idle" "held" > "$out/table.txt"
 first=1
 run_peer() {  # starts a fresh instance of peer $1 (sets port, ppid, url) and checks it answers
   port=$(free_port)
@@ -244,7 +271,9 @@ for peer in $peers; do
   run_peer "$peer"
 
   t0=$(cpu_ticks $ppid)
+  perf_start "$peer-download"
   down=$(client_curl -o /dev/null -w '%{speed_download}' "$url/bulk")
+  perf_stop
   t1=$(cpu_ticks $ppid)
   up=$(client_curl -o /dev/null -H 'Expect:' -T upload.bin -w '%{speed_upload}' "$url/dav/upload-$peer")
   t2=$(cpu_ticks $ppid)
@@ -254,8 +283,16 @@ for peer in $peers; do
   down_cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v gb="$gb" 'BEGIN{printf "%.2f", t/hz/gb}')
   up_cpu=$(awk -v t="$((t2 - t1))" -v hz="$hz" -v gb="$gb" 'BEGIN{printf "%.2f", t/hz/gb}')
 
+  perf_start "$peer-keepalive"
+  t3=$(cpu_ticks $ppid)
   wrk -t1 -c50 -d"${seconds}s" --latency "https://127.0.0.1:$port/1k" > "$out/$peer-keepalive.txt" 2>&1
+  t4=$(cpu_ticks $ppid)
+  perf_stop
   rps=$(awk '/Requests\/sec/{print $2}' "$out/$peer-keepalive.txt")
+  # The proxy's CPU per request: steadier than requests/s, which moves with how the 2 cores are shared
+  # between wrk, the proxy and the upstream.
+  requests=$(awk '/requests in/{print $1}' "$out/$peer-keepalive.txt")
+  us_per_rq=$(awk -v t="$((t4 - t3))" -v hz="$hz" -v n="${requests:-0}" 'BEGIN{printf "%.1f", (n > 0 ? t/hz*1e6/n : 0)}')
   p50=$(awk '$1=="50%"{print $2}' "$out/$peer-keepalive.txt")
   p99=$(awk '$1=="99%"{print $2}' "$out/$peer-keepalive.txt")
   wrk -t1 -c50 -d"${seconds}s" -H 'Connection: close' "https://127.0.0.1:$port/1k" > "$out/$peer-newconn.txt" 2>&1
@@ -267,10 +304,10 @@ for peer in $peers; do
   stop_peer
   down_mbs=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
   up_mbs=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}')
-  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %9s %10s %7s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$p50" "$p99" "$cps" "$idle_kib" "$held" >> "$out/table.txt"
+  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %8s %9s %10s %7s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$us_per_rq" "$p50" "$p99" "$cps" "$idle_kib" "$held" >> "$out/table.txt"
   [ $first = 1 ] || echo ',' >> "$json"; first=0
-  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s, "idle_kib_per_conn": %s, "idle_held": %s, "idle_rss_kib_before": %s, "idle_rss_kib_held": %s}' \
-    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$p50" "$p99" "${cps:-0}" "$idle_kib" "$held" "$rss_before" "$rss_held" >> "$json"
+  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_cpu_us_per_request": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s, "idle_kib_per_conn": %s, "idle_held": %s, "idle_rss_kib_before": %s, "idle_rss_kib_held": %s}' \
+    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$us_per_rq" "$p50" "$p99" "${cps:-0}" "$idle_kib" "$held" "$rss_before" "$rss_held" >> "$json"
 done
 
 # --- the crypto floor: what the two ciphers alone cost per GB on this machine ------------------------------

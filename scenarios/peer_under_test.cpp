@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <fstream>
+#include <random>
 #include <set>
 
 #include "common/net.hpp"
@@ -21,8 +23,22 @@ std::filesystem::path find_peer_program(const std::string& process_name, const s
   return found;
 }
 
+// A port for a peer whose config names its own (HAProxy, stunnel): free now, and below the kernel's ephemeral
+// range. Port 0 would hand out an ephemeral port, which any outgoing connection on the machine (a test beside
+// this one opening thousands) may take before the peer binds it: "Address already in use".
 unsigned short free_loopback_port() {
+  unsigned low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); !(range >> low) || low <= 11000) low = 32768;
   net::io_context ioc;
+  std::minstd_rand pick(std::random_device{}());
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const auto port = static_cast<unsigned short>(10000 + pick() % (low - 10000));
+    tcp::acceptor probe(ioc);
+    error_code ec;
+    probe.open(tcp::v4(), ec);
+    if (!ec) probe.bind(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    if (!ec) return port;
+  }
   tcp::acceptor probe(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
   return probe.local_endpoint().port();
 }
