@@ -1,6 +1,7 @@
 // Fault injection over real TLS 1.0: each action as a client sees it (delays measured on the scaled clock,
 // resets, truncated bodies, error pages, slow handshakes, missing close_notify), rule matching by operation,
-// user and Nth request, the control API (PUT /faults at run time, GET /stats counters).
+// user and Nth request, the control API (PUT /faults at run time, GET /stats counters). Also IIS's request
+// body limit on EWS, the one refusal a migration meets without any fault injected.
 #include <gtest/gtest.h>
 
 #include <httplib.h>
@@ -87,6 +88,25 @@ std::uint64_t injected(test::exchange_lab& lab, const std::string& action) {
   const auto s = lab.server().stats().snapshot();
   const auto it = s.faults_by_action.find(action);
   return it == s.faults_by_action.end() ? 0 : it->second;
+}
+
+// IIS's request filtering (maxAllowedContentLength, 30,000,000 bytes on EWS) refuses a larger declared body
+// with 404.13 before reading any of it; a body of exactly the limit is read and answered by EWS.
+TEST(IisLimits, EwsBodiesOverThirtyMillionBytesGet404_13) {
+  test::exchange_lab lab;
+  const std::string head = "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: mail.contoso.example\r\nContent-Type: text/xml\r\n"
+                           "Authorization: " + test::demo_basic_auth() + "\r\n";
+  const auto over = one(lab, head + "Content-Length: 30000001\r\n\r\n");
+  EXPECT_EQ(over.status, 404u);
+  EXPECT_NE(over.body.find("404.13 - Content Length Too Large"), std::string::npos) << over.body;
+  EXPECT_EQ(lab.wait_for_request(1).bytes_in, 0u);
+
+  // At the limit: read whole (30 MB of text that is not XML), then answered as EWS answers malformed XML.
+  const auto at_limit = one(lab, head + "Content-Length: 30000000\r\n\r\n" + std::string(30'000'000, 'x'));
+  EXPECT_FALSE(at_limit.ec) << at_limit.ec.message();
+  EXPECT_EQ(at_limit.status, 500u);
+  EXPECT_NE(at_limit.body.find("ErrorSchemaValidation"), std::string::npos) << at_limit.body.substr(0, 300);
+  EXPECT_EQ(lab.wait_for_request(2).bytes_in, 30'000'000u);
 }
 
 TEST(Faults, DelayHoldsTheResponseHeaderForVirtualTime) {
