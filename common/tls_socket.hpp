@@ -1,4 +1,5 @@
-// A TLS stream straight on the socket (OpenSSL's own socket BIO, SSL_set_fd) for exbridge's data path.
+// A TLS stream straight on the socket (OpenSSL reads and writes the descriptor through the small socket BIO
+// below) for the data paths of exbridge and fake-exchange.
 // Asio's ssl::stream runs OpenSSL through a memory BIO pair and two 17 KiB record vectors of its own: 139 KiB
 // of buffers for a bridged connection's two streams even while it idles, and two extra copies of every byte.
 // Here OpenSSL reads and writes the non-blocking socket itself; when it would block, the operation waits for
