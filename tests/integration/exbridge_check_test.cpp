@@ -17,6 +17,7 @@
 
 #include "common/lab_pki.hpp"
 #include "common/tls_context.hpp"
+#include "scenarios/peer_under_test.hpp"
 #include "scenarios/process_supervisor.hpp"
 #include "tests/support/exchange_lab.hpp"
 
@@ -198,13 +199,6 @@ TEST(ExbridgeConfigCommand, StartsFromAConfigFileAndServes) {
   lab.io().run(supervisor.stop_all());
 }
 
-/// A free loopback port (bound, then released) for a listener whose readiness line the supervisor does not read.
-unsigned short free_port() {
-  net::io_context ioc;
-  tcp::acceptor a(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
-}
-
 /// The admin's /stats.json counter `name`, or -1 when the admin does not answer.
 std::int64_t admin_counter(unsigned short port, const std::string& name) {
   httplib::Client admin("127.0.0.1", port);
@@ -240,7 +234,9 @@ TEST(ExbridgeConfigCommand, SighupReloadsTheFileRefusesABrokenOneAndSigtermDrain
                                               std::filesystem::perms::others_read);
   }
   const bool root = ::geteuid() == 0;
-  const unsigned short admin_port = free_port();
+  // The admin listener's port is named in the config file (its readiness line is not read): a free port below
+  // the ephemeral range, which a test beside this one opening thousands of connections cannot take meanwhile.
+  const unsigned short admin_port = scenario::free_loopback_port();
   const auto config = [&](const std::string& frame_options, const std::string& extra) {
     std::string text = lab_config(lab.server().local_endpoint().port(), "", (dir / "cert.pem").string(),
                                   (dir / "key.pem").string());
