@@ -104,6 +104,22 @@ void load_identity(SSL_CTX* ctx, const tls_identity& id) {
   }
 }
 
+// OpenSSL decodes a certificate's extensions (key identifiers, constraints) on first use and then marks
+// them cached with a lock-free atomic flag. Done here, while one thread owns the context, so no two handshakes
+// race to fill the cache; it also keeps ThreadSanitizer quiet about a fill it cannot see synchronised (libcrypto
+// is not instrumented: a health check read the trust anchor's key identifier while another filled it).
+void cache_certificate_extensions(SSL_CTX* ctx) {
+  if (X509* own = SSL_CTX_get0_certificate(ctx)) X509_check_purpose(own, -1, 0);
+  STACK_OF(X509)* chain = nullptr;
+  if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+  }
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) X509_check_purpose(cert, -1, 0);
+  }
+}
+
 int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
                   void*) {
   // ALPN: we speak HTTP/1.1 only; a client offering only h2 continues without ALPN (RFC 7301 §3.2 allows it).
@@ -236,6 +252,7 @@ ssl::context make_tls_context(tls_profile profile, const tls_settings& s) {
         break;
     }
   }
+  cache_certificate_extensions(native);
   return ctx;
 }
 
