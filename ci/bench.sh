@@ -5,7 +5,8 @@
 #   bulk upload     1 GiB request body (an RPC_IN_DATA-sized PUT) client -> upstream
 #   keep-alive      1 KiB responses over 50 keep-alive connections (wrk): requests/s, the proxy's CPU microseconds
 #                   per request, p50/p99 latency
-#   new TLS conns   "Connection: close" requests (a full TLS 1.3 handshake each): connections/s
+#   new TLS conns   "Connection: close" requests (a full TLS 1.3 handshake each): connections/s, the proxy's CPU
+#                   microseconds per connection, and upstream connections it opened per client connection
 #   idle memory     N idle keep-alive TLS connections held through the proxy (one 1 KiB request each, then
 #                   silence): the proxy's RSS per connection (all its processes) and how many it held
 #   crypto floor    `openssl speed` of the two ciphers in use, and each proxy's CPU per GB as a multiple of it
@@ -65,8 +66,8 @@ head -c $((mb * 1048576)) /dev/zero > upload.bin
 # peer's bind ("Address already in use").
 read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
 (( ephemeral_low > 11000 )) || ephemeral_low=32768
-# EXBRIDGE_BENCH_PERF=1: `perf record -g` of each proxy during the download and keep-alive runs, into
-# $out/PEER-download.perf and $out/PEER-keepalive.perf (look with `perf report -i FILE`; the figures of a
+# EXBRIDGE_BENCH_PERF=1: `perf record -g` of each proxy during the download, keep-alive and new-connection runs,
+# into $out/PEER-download.perf, $out/PEER-keepalive.perf and $out/PEER-newconn.perf (look with `perf report -i FILE`; the figures of a
 # profiled run are lower than those of a plain one).
 perf_pid=""
 perf_start() {
@@ -102,6 +103,9 @@ cpu_ticks() {  # utime+stime of a process and its children (clock ticks)
   echo $total
 }
 hz=$(getconf CLK_TCK)
+tcp_active_opens() {  # connections this machine has opened (connect) since boot: /proc/net/snmp Tcp ActiveOpens
+  awk '$1=="Tcp:" && $6 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp
+}
 rss_kb() {  # resident memory of a process and its children (nginx's workers), in KiB
   local total=0 p
   for p in $1 $(pgrep -P "$1" || true); do
@@ -237,7 +241,7 @@ client_curl() {  # curl as the Exchange Online side: TLS 1.3, verifies the chain
 
 json="$out/bench.json"
 echo '{"bulk_mb": '"$mb"', "seconds": '"$seconds"', "idle_connections": '"$idle"', "upstream_direct_mb_s": '"$direct_mbs"', "peers": {' > "$json"
-printf '%-9s %9s %9s %9s %9s %10s %8s %8s %8s %9s %10s %7s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "CPU-us" "p50 ms" "p99 ms" "conn/s" "KiB/idle" "held" > "$out/table.txt"
+printf '%-9s %9s %9s %9s %9s %10s %8s %8s %8s %9s %9s %5s %10s %7s\n' proxy "down MB/s" "CPU-s/GB" "up MB/s" "CPU-s/GB" "req/s 1K" "CPU-us" "p50 ms" "p99 ms" "conn/s" "CPU-us/cx" "up/cx" "KiB/idle" "held" > "$out/table.txt"
 first=1
 run_peer() {  # starts a fresh instance of peer $1 (sets port, ppid, url) and checks it answers
   port=$(free_port)
@@ -295,8 +299,20 @@ for peer in $peers; do
   us_per_rq=$(awk -v t="$((t4 - t3))" -v hz="$hz" -v n="${requests:-0}" 'BEGIN{printf "%.1f", (n > 0 ? t/hz*1e6/n : 0)}')
   p50=$(awk '$1=="50%"{print $2}' "$out/$peer-keepalive.txt")
   p99=$(awk '$1=="99%"{print $2}' "$out/$peer-keepalive.txt")
+  perf_start "$peer-newconn"
+  t5=$(cpu_ticks $ppid)
+  opens0=$(tcp_active_opens)
   wrk -t1 -c50 -d"${seconds}s" -H 'Connection: close' "https://127.0.0.1:$port/1k" > "$out/$peer-newconn.txt" 2>&1
+  opens1=$(tcp_active_opens)
+  t6=$(cpu_ticks $ppid)
+  perf_stop
   cps=$(awk '/Requests\/sec/{print $2}' "$out/$peer-newconn.txt")
+  # Per client connection: the proxy's CPU, and how many upstream connections it opened. The machine's TCP
+  # active opens count wrk's connections (one per request with Connection: close) and the proxy's own; a proxy
+  # that hands idle upstream connections to new clients opens fewer than one upstream connection per client.
+  conns=$(awk '/requests in/{print $1}' "$out/$peer-newconn.txt")
+  us_per_cx=$(awk -v t="$((t6 - t5))" -v hz="$hz" -v n="${conns:-0}" 'BEGIN{printf "%.0f", (n > 0 ? t/hz*1e6/n : 0)}')
+  up_per_cx=$(awk -v o="$((opens1 - opens0))" -v n="${conns:-0}" 'BEGIN{printf "%.2f", (n > 0 ? (o - n)/n : 0)}')
   for figure in "$rps" "$cps"; do
     awk -v f="${figure:-0}" 'BEGIN{exit !(f > 0)}' || { echo "bench: $peer answered no wrk request; see $out/$peer-*.txt" >&2; exit 1; }
   done
@@ -304,10 +320,10 @@ for peer in $peers; do
   stop_peer
   down_mbs=$(awk -v b="$down" 'BEGIN{printf "%.0f", b/1e6}')
   up_mbs=$(awk -v b="$up" 'BEGIN{printf "%.0f", b/1e6}')
-  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %8s %9s %10s %7s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$us_per_rq" "$p50" "$p99" "$cps" "$idle_kib" "$held" >> "$out/table.txt"
+  printf '%-9s %9s %9s %9s %9s %10s %8s %8s %8s %9s %9s %5s %10s %7s\n' "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "$rps" "$us_per_rq" "$p50" "$p99" "$cps" "$us_per_cx" "$up_per_cx" "$idle_kib" "$held" >> "$out/table.txt"
   [ $first = 1 ] || echo ',' >> "$json"; first=0
-  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_cpu_us_per_request": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s, "idle_kib_per_conn": %s, "idle_held": %s, "idle_rss_kib_before": %s, "idle_rss_kib_held": %s}' \
-    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$us_per_rq" "$p50" "$p99" "${cps:-0}" "$idle_kib" "$held" "$rss_before" "$rss_held" >> "$json"
+  printf '"%s": {"down_mb_s": %s, "down_cpu_s_per_gb": %s, "up_mb_s": %s, "up_cpu_s_per_gb": %s, "keepalive_rps": %s, "keepalive_cpu_us_per_request": %s, "keepalive_p50": "%s", "keepalive_p99": "%s", "new_conn_per_s": %s, "new_conn_cpu_us": %s, "upstream_conns_per_new_conn": %s, "idle_kib_per_conn": %s, "idle_held": %s, "idle_rss_kib_before": %s, "idle_rss_kib_held": %s}' \
+    "$peer" "$down_mbs" "$down_cpu" "$up_mbs" "$up_cpu" "${rps:-0}" "$us_per_rq" "$p50" "$p99" "${cps:-0}" "$us_per_cx" "$up_per_cx" "$idle_kib" "$held" "$rss_before" "$rss_held" >> "$json"
 done
 
 # --- the crypto floor: what the two ciphers alone cost per GB on this machine ------------------------------

@@ -120,6 +120,8 @@ struct bridge_options {
   unsigned threads = 0;  ///< 0 = one event loop thread per core
   /// Called after each termination is counted, on the connection's strand (tests wait on it).
   std::function<void(termination)> on_end;
+  /// Called when a client connection has ended, both of its legs closed (tests wait on it).
+  std::function<void()> on_connection_closed;
   /// Called when a health check marks a server up or down: (pool, server "host:port", up). Tests wait on it.
   std::function<void(const std::string&, const std::string&, bool)> on_server_state;
   double time_scale = 1;

@@ -591,7 +591,9 @@ class downstream_session {
       }
       finish(rec, termination::normal, "");
       up_last_used_ = std::chrono::steady_clock::now();
-      if (!res.keep_alive) close_upstream();
+      // The server ends the connection: answer with close_notify. OpenSSL marks a session closed without it
+      // unresumable (RFC 2246), and that is the session offered to the next connections to this server.
+      if (!res.keep_alive) co_await shut_upstream();
       // The upstream's "Connection: close" went to the client too, so the client expects the close: a
       // connection-bound (NTLM) session must end on both legs together.
       co_return res.keep_alive && client_keep_alive;

@@ -105,6 +105,7 @@ class tls10_listener {
 ///   /trickle/N?every=MS  N pattern bytes in 1 KiB pieces, one every MS milliseconds
 ///   /stall            reads the request and never answers
 ///   /close            closes the connection without answering
+///   /last             200 with "Connection: close", then close_notify and close (as IIS ends a connection)
 ///   otherwise         200, body = the request's X-Forwarded-* and Via headers
 class test_upstream {
  public:
@@ -214,8 +215,13 @@ class test_upstream {
           if (req.find(name) != req.end()) res.body() += std::string(name) + ": " + std::string(req[name]) + "\n";
         }
       }
+      if (target == "/last") res.keep_alive(false);
       res.prepare_payload();
       if (auto [ec, n] = co_await http::async_write(stream, res, use_tuple); ec) co_return;
+      if (!res.keep_alive()) {
+        co_await stream.async_shutdown(use_tuple);
+        co_return;
+      }
     }
   }
 
@@ -362,6 +368,11 @@ class BridgeTest : public ::testing::Test {
       std::lock_guard lock(ends_mutex_);
       ends_signal_.notify_all();
     };
+    o.on_connection_closed = [this] {
+      std::lock_guard lock(ends_mutex_);
+      ++closed_;
+      ends_signal_.notify_all();
+    };
     bridge_.emplace(bridge_loop(), o);
     bridge_->start();
   }
@@ -402,12 +413,19 @@ class BridgeTest : public ::testing::Test {
     return ends_signal_.wait_for(lock, limit, [&] { return ended(t) > 0; });
   }
 
+  /// Waits (up to `limit`) until `n` client connections have ended on the bridge, both legs closed.
+  bool wait_for_closed(int n, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    std::unique_lock lock(ends_mutex_);
+    return ends_signal_.wait_for(lock, limit, [&] { return closed_ >= n; });
+  }
+
   io_thread io_;
   std::optional<io_thread> bridge_io_;
   test_upstream upstream_{io_.context()};
   std::optional<bridge> bridge_;
   std::mutex ends_mutex_;
   std::condition_variable ends_signal_;
+  int closed_ = 0;  ///< client connections the bridge has ended (guarded by ends_mutex_)
 };
 
 
