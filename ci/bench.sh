@@ -67,8 +67,8 @@ head -c $((mb * 1048576)) /dev/zero > upload.bin
 read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || ephemeral_low=32768
 (( ephemeral_low > 11000 )) || ephemeral_low=32768
 # EXBRIDGE_BENCH_PERF=1: `perf record -g` of each proxy during the download, keep-alive and new-connection runs,
-# into $out/PEER-download.perf, $out/PEER-keepalive.perf and $out/PEER-newconn.perf (look with `perf report -i FILE`; the figures of a
-# profiled run are lower than those of a plain one).
+# into $out/PEER-download.perf, $out/PEER-keepalive.perf and $out/PEER-newconn.perf (look with
+# `perf report -i FILE`; the figures of a profiled run are lower than those of a plain one).
 perf_pid=""
 perf_start() {
   [ -n "${EXBRIDGE_BENCH_PERF:-}" ] || return 0

@@ -163,8 +163,10 @@ net::awaitable<void> bridge::accept_loop(listener& l) {
     }
     ++l.open;
     shared_->stats.add(counter::downstream_cx_active);
-    net::co_spawn(conn_strand, run_downstream_session(context(), certificates(), std::move(socket)),
-                  [this, &l, shared = shared_, closed = context()->options.on_connection_closed](std::exception_ptr e) {
+    auto ctx = context();  // once per connection: it takes the reload lock
+    auto closed = ctx->options.on_connection_closed;
+    net::co_spawn(conn_strand, run_downstream_session(std::move(ctx), certificates(), std::move(socket)),
+                  [this, &l, shared = shared_, closed = std::move(closed)](std::exception_ptr e) {
                     shared->stats.add(counter::downstream_cx_active, -1);
                     --l.open;
                     if (!stopped_) net::post(strand_, [&l] { l.gate.cancel(); });
