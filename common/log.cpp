@@ -1,4 +1,5 @@
-// Logging implementation: one mutex-protected write per line, so lines from threads never interleave.
+// Logging implementation: lines are written under one mutex, so lines from threads never interleave; with
+// batching on, info lines wait in a buffer for the end of the event loop's turn.
 #include "common/log.hpp"
 
 #include <chrono>
@@ -13,6 +14,16 @@ namespace {
 std::mutex g_mutex;
 std::string g_program = "exbridge";
 log_level g_min = log_level::info;
+std::string g_waiting;                         // lines batching holds back (under g_mutex)
+void (*g_schedule)(void (*)()) = nullptr;       // batching on when set
+constexpr std::size_t batch_limit = 64 * 1024;  // a batch this big is written at once
+
+void write_waiting_locked() {
+  if (g_waiting.empty()) return;
+  std::fwrite(g_waiting.data(), 1, g_waiting.size(), stderr);
+  std::fflush(stderr);
+  g_waiting.clear();
+}
 
 const char* level_name(log_level l) {
   switch (l) {
@@ -60,8 +71,26 @@ void log_line(log_level level, std::string_view message) {
   line += ": ";
   line += message;
   line += '\n';
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+  if (g_schedule == nullptr) {
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+    return;
+  }
+  const bool first = g_waiting.empty();
+  g_waiting += line;
+  if (level > log_level::info || g_waiting.size() >= batch_limit) write_waiting_locked();
+  else if (first) g_schedule(&flush_log);  // never runs inline, so g_mutex is not taken twice
+}
+
+void set_log_batching(void (*schedule)(void (*flush)())) {
+  std::lock_guard lock(g_mutex);
+  write_waiting_locked();
+  g_schedule = schedule;
+}
+
+void flush_log() {
+  std::lock_guard lock(g_mutex);
+  write_waiting_locked();
 }
 
 void announce_listening(std::string_view name, std::string_view host, unsigned short port) {

@@ -17,6 +17,16 @@ void set_log_min_level(log_level level);
 /// Writes one line: "<UTC time> <program> <level>: <message>". Thread-safe.
 void log_line(log_level level, std::string_view message);
 
+/// Lets info and debug lines wait for one turn of an event loop, so that a busy loop writes the lines of many
+/// requests with one write(2) rather than one each (exbridge's access log is a line per request; nginx calls
+/// this `access_log ... buffer=`). The first waiting line calls `schedule(flush_log)`, which must run it soon
+/// and never inline (exbridge posts it to its loop). A warning or an error is written at once, after the lines
+/// waiting before it, so the order holds; so is a batch reaching 64 KiB. Null turns it off (and flushes).
+/// What waits when the program dies of a signal is lost: at most one loop turn's lines.
+void set_log_batching(void (*schedule)(void (*flush)()));
+/// Writes the waiting lines now (batching on exit; guarded_main calls it).
+void flush_log();
+
 /// Prints the readiness line on stdout and flushes it: "listening <name> <host>:<port>".
 void announce_listening(std::string_view name, std::string_view host, unsigned short port);
 

@@ -14,11 +14,15 @@ template <class Body>
 int guarded_main(const char* program, Body&& body) {
   set_log_program(program);
   try {
-    return body();
+    const int code = body();
+    flush_log();
+    return code;
   } catch (const config_error& e) {
+    flush_log();
     std::cerr << program << ": " << e.what() << '\n';
     return exit_usage;
   } catch (const std::exception& e) {
+    flush_log();
     std::cerr << program << ": " << e.what() << '\n';
     return exit_startup;
   }

@@ -106,6 +106,8 @@ class bridge {
   std::shared_ptr<bridge_context> context_;
   std::shared_ptr<const downstream_certs> certs_;
   net::strand<net::io_context::executor_type> strand_;
+  /// Set when options.threads is 1 at start (main resolves 0 to the core count): see accept_loop.
+  const bool one_loop_thread_;
   std::vector<std::unique_ptr<listener>> listeners_;
   net::steady_timer watcher_;  ///< certificate file watch (real time: renewals are not scenario time)
   std::atomic<bool> stopped_{false};

@@ -35,6 +35,22 @@ void on_reload(proxy::bridge& bridge, proxy::invocation& invocation) {
   }
 }
 
+/// While it lives, the info lines of one turn of `ioc` (the access log) go out in one write: see
+/// set_log_batching. It ends before the loop does, so no flush is posted to a destroyed loop.
+class log_batching {
+ public:
+  explicit log_batching(net::io_context& ioc) {
+    loop_ = &ioc;
+    set_log_batching([](void (*flush)()) { net::post(*loop_, flush); });
+  }
+  ~log_batching() { set_log_batching(nullptr); }
+  log_batching(const log_batching&) = delete;
+  log_batching& operator=(const log_batching&) = delete;
+
+ private:
+  static inline net::io_context* loop_ = nullptr;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,8 +62,10 @@ int main(int argc, char** argv) {
     scaled_clock::set_scale(options.time_scale);
     proxy::fit_fd_limit(options);
     const unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    options.threads = threads;  // the bridge runs connections without strands when this is 1
 
     net::io_context ioc(static_cast<int>(threads));
+    const log_batching batching(ioc);
     std::optional<proxy::bridge> started;
     try {
       started.emplace(ioc, options);

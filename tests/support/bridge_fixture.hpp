@@ -364,6 +364,7 @@ class BridgeTest : public ::testing::Test {
   void start_bridge(bridge_options o) {
     o.listen = {"127.0.0.1", 0};
     o.identity = {.cert_file = test_pki().bridge_cert.string(), .key_file = test_pki().bridge_key.string()};
+    o.threads = (bridge_io_ ? *bridge_io_ : io_).threads();  // one: connections run without strands, as in main
     o.on_end = [this](termination) {
       std::lock_guard lock(ends_mutex_);
       ends_signal_.notify_all();

@@ -29,6 +29,7 @@ class bridge_lab {
     bo.upstream.verify = tls_verify::ca_file;
     bo.upstream.ca_file = pki.ca_cert.string();
     bo.upstream.sni = "ex2007.contoso.example";
+    bo.threads = bridge_io().threads();  // one: connections run without strands, as in exbridge's main
     bridge_.emplace(bridge_io().context(), bo);
     bridge_->start();
   }

@@ -36,6 +36,8 @@ class io_thread {
     }
   }
   net::io_context& context() { return ioc_; }
+  /// How many threads run the loop (a bridge on it is told, as exbridge's main tells it: see bridge::accept_loop).
+  unsigned threads() const { return static_cast<unsigned>(threads_.size()); }
 
   /// Runs `op` on the io_context and waits (up to `limit`) for its result.
   template <class T>

@@ -13,6 +13,7 @@
 #include "common/cli.hpp"
 #include "common/clock.hpp"
 #include "common/errors.hpp"
+#include "common/log.hpp"
 #include "common/tls_context.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "common/watchdog.hpp"
@@ -293,6 +294,48 @@ TEST(BoostAssert, FinalChunkArrivingByteByByteParses) {
   }
   EXPECT_TRUE(p.is_done());
   EXPECT_EQ(p.get().body(), "");
+}
+
+// exbridge's access log: the lines of one loop turn go out in one write, without reordering or losing any.
+std::vector<void (*)()>& scheduled_flushes() {
+  static std::vector<void (*)()> flushes;
+  return flushes;
+}
+
+TEST(LogBatching, InfoLinesWaitForTheTurnsEndWarningsAndFullBatchesGoAtOnceInOrder) {
+  set_log_batching([](void (*flush)()) { scheduled_flushes().push_back(flush); });
+  testing::internal::CaptureStderr();
+  log_info("first");
+  log_info("second");
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");  // both wait
+  ASSERT_EQ(scheduled_flushes().size(), 1u);              // one flush for the turn, not one per line
+
+  testing::internal::CaptureStderr();
+  scheduled_flushes().front()();
+  std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_LT(out.find("info: first\n"), out.find("info: second\n"));
+  EXPECT_NE(out.find("info: second\n"), std::string::npos);
+
+  testing::internal::CaptureStderr();
+  log_info("third");
+  log_warn("fourth");  // at once, after what waited before it
+  out = testing::internal::GetCapturedStderr();
+  EXPECT_LT(out.find("info: third\n"), out.find("warn: fourth\n"));
+  EXPECT_NE(out.find("warn: fourth\n"), std::string::npos);
+
+  testing::internal::CaptureStderr();
+  const std::string line(1000, 'x');
+  for (int i = 0; i < 70; ++i) log_info(line);  // 70 lines of over 1,000 bytes pass the 64 KiB batch
+  out = testing::internal::GetCapturedStderr();
+  EXPECT_GT(out.size(), 64u * 1024);
+  EXPECT_LT(out.size(), 70u * 1040);  // the rest waits
+
+  testing::internal::CaptureStderr();
+  set_log_batching(nullptr);  // turning it off writes what waits
+  log_info("fifth");          // and later lines go at once
+  out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("info: fifth\n"), std::string::npos);
+  EXPECT_GT(out.size(), 1000u);
 }
 
 TEST(BoostAssertDeathTest, AnyOtherAssertionAborts) {
