@@ -1,6 +1,8 @@
 // exbridge: the TLS 1.2/1.3 -> TLS 1.0 bridge between Exchange Online and Exchange 2007.
 // Signals: SIGHUP reloads (the config file with --config, else the certificates); SIGTERM/SIGINT drain
 // (stop accepting, let open connections finish for drain_timeout) and exit; a second one exits at once.
+#include <unistd.h>
+
 #include <csignal>
 #include <iostream>
 #include <optional>
@@ -13,25 +15,32 @@
 #include "proxy/bridge.hpp"
 #include "proxy/config_check.hpp"
 #include "proxy/privileges.hpp"
+#include "proxy/service_notify.hpp"
 
 using namespace exbridge;
 
 namespace {
 
-void on_reload(proxy::bridge& bridge, proxy::invocation& invocation) {
+/// SIGHUP. Returns the outcome for systemd's status line.
+std::string on_reload(proxy::bridge& bridge, proxy::invocation& invocation) {
   if (invocation.config_file.empty()) {
     log_info("SIGHUP: reloading the certificates");
-    bridge.reload_certificates();
-    return;
+    const auto refused = bridge.reload_certificates();
+    return refused ? "certificate reload refused; the running certificates stay in use" : "certificates reloaded";
   }
   log_info(cat("SIGHUP: reloading ", invocation.config_file));
   try {
     auto options = proxy::resolve_options(invocation);
     proxy::fit_fd_limit(options);
     bridge.reload(std::move(options));
+    return "configuration reloaded";
   } catch (const config_error& e) {
     bridge.shared()->stats.add(proxy::counter::config_reload_failures);
-    log_error(cat("reload refused: ", e.what(), "; the running configuration stays in use"));
+    // After a chroot every path (the file, its certificates) is looked up inside it.
+    const std::string& jail = bridge.context()->options.chroot_dir;
+    const std::string inside = jail.empty() ? "" : cat(" (exbridge runs chrooted in ", jail, ": paths are read inside it)");
+    log_error(cat("reload refused: ", e.what(), inside, "; the running configuration stays in use"));
+    return "reload refused; the running configuration stays in use (see the log)";
   }
 }
 
@@ -76,7 +85,10 @@ int main(int argc, char** argv) {
     proxy::bridge& bridge = *started;
     std::optional<proxy::admin_server> admin;
     if (options.admin.address) admin.emplace(bridge, options.admin);
+    const proxy::service_notifier service;  // before a chroot hides systemd's socket
     proxy::drop_privileges(options);
+    // Signals are handled from here on: a SIGHUP right after readiness must reload, not kill.
+    net::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
     bridge.start();
     const auto ep = bridge.local_endpoint();
     std::string upstreams;
@@ -96,14 +108,18 @@ int main(int argc, char** argv) {
                    "/ (stats page), /stats.json, /metrics"));
       announce_listening("admin", options.admin.address->host, admin->port());
     }
+    const std::string status = cat("STATUS=bridging TLS 1.2/1.3 on ", ep.address().to_string(), ':', ep.port(),
+                                   " to ", upstreams);
+    service.send(cat("READY=1\nMAINPID=", ::getpid(), "\n", status));
 
-    net::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
     bool draining = false;
     std::function<void()> wait_for_signal = [&] {
       signals.async_wait([&](const error_code& ec, int signal) {
         if (ec) return;
         if (signal == SIGHUP) {
-          on_reload(bridge, *invocation);
+          service.reloading();
+          const std::string outcome = on_reload(bridge, *invocation);
+          service.send(cat("READY=1\nSTATUS=", outcome));
         } else if (draining) {
           log_info("second stop signal: closing every connection now");
           ioc.stop();
@@ -112,6 +128,8 @@ int main(int argc, char** argv) {
           draining = true;
           log_info(cat("signal ", signal, ": no new connections; letting open ones finish for up to ",
                        options.drain_timeout.count(), " s"));
+          service.send(cat("STOPPING=1\nSTATUS=draining: open connections may finish for up to ",
+                           options.drain_timeout.count(), " s"));
           bridge.drain(options.drain_timeout, [&ioc](std::int64_t still_open) {
             if (still_open > 0) log_warn(cat("drain timeout: closing ", still_open, " connection(s) still open"));
             else log_info("drained: every connection finished");

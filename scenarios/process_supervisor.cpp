@@ -41,6 +41,8 @@ struct process_supervisor::child {
   std::FILE* log = nullptr;
   std::optional<bp::process> proc;
   std::optional<net::readable_pipe> out;
+  /// The sd_notify socket of a child started with readiness.notify_socket: open until it exits.
+  std::shared_ptr<net::local::datagram_protocol::socket> notify;
   bool exited = false;
   int exit_code = 0;
   ~child() {
@@ -102,6 +104,16 @@ net::local::datagram_protocol::endpoint notify_endpoint(const std::string& name)
   // systemd's convention: a leading '@' names a socket in the abstract namespace (no file to clean up,
   // no 108-byte path limit for deep run folders).
   return {name.front() == '@' ? std::string(1, '\0') + name.substr(1) : name};
+}
+
+/// Whether an sd_notify datagram (newline-separated assignments) carries `assignment`, e.g. "READY=1".
+bool notify_says(std::string_view message, std::string_view assignment) {
+  while (!message.empty()) {
+    const auto end = message.find('\n');
+    if (message.substr(0, end) == assignment) return true;
+    message = end == message.npos ? std::string_view() : message.substr(end + 1);
+  }
+  return false;
 }
 
 /// Whether a TCP socket listens on `port` (any address), from the kernel's tables: lines of
@@ -200,8 +212,7 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
     for (;;) {
       auto [rec, n] = co_await notify->async_receive(net::buffer(datagram), use_tuple);
       if (rec) break;
-      const std::string_view message(datagram.data(), n);
-      if (message == "READY=1" || message.rfind("READY=1\n", 0) == 0 || message.find("\nREADY=1") != message.npos) {
+      if (notify_says(std::string_view(datagram.data(), n), "READY=1")) {
         ready_line = "READY=1";
         break;
       }
@@ -239,8 +250,7 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
   }
   if (ready.listen_probe) co_return started_process{name, log_file, ready.address};
   if (by_notify) {
-    error_code ignored;
-    notify->close(ignored);
+    c->notify = notify;  // later datagrams (RELOADING=1, READY=1, STOPPING=1): see wait_notify
     co_return started_process{name, log_file, ready.address};
   }
   // "listening <kind> <host>:<port>"
@@ -268,6 +278,31 @@ std::filesystem::path find_on_path(const std::string& name) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return {};
+}
+
+net::awaitable<std::optional<std::string>> process_supervisor::wait_notify(const std::string& name,
+                                                                          std::string_view assignment,
+                                                                          std::chrono::milliseconds limit) {
+  std::shared_ptr<net::local::datagram_protocol::socket> notify;
+  for (const auto& c : children_) {
+    if (c->name == name && !c->exited) notify = c->notify;
+  }
+  if (!notify) throw config_error("process '" + name + "' is not running with an sd_notify socket");
+  auto timer = std::make_shared<net::steady_timer>(executor_);  // a harness bound in real time
+  timer->expires_after(limit);
+  timer->async_wait([notify](error_code ec) {
+    if (!ec) notify->cancel();
+  });
+  std::array<char, 512> datagram;
+  for (;;) {
+    auto [ec, n] = co_await notify->async_receive(net::buffer(datagram), use_tuple);
+    if (ec) co_return std::nullopt;  // the bound passed, or the process exited
+    std::string message(datagram.data(), n);
+    if (notify_says(message, assignment)) {
+      timer->cancel();
+      co_return message;
+    }
+  }
 }
 
 void process_supervisor::signal(const std::string& name, int sig) {

@@ -8,10 +8,12 @@
 
 #include <boost/process/v2/process.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/cli.hpp"
@@ -56,6 +58,12 @@ class process_supervisor {
   /// Stops one process (SIGTERM, then SIGKILL after 5 s) and returns its exit status. Throws config_error
   /// when no running process has that name.
   net::awaitable<int> stop(const std::string& name);
+
+  /// Waits (up to `limit`, real time) for the next sd_notify datagram of a process started with
+  /// readiness.notify_socket that carries `assignment` ("READY=1" after a SIGHUP, say) and returns the whole
+  /// datagram; nullopt when none came in time or the process exited. Earlier datagrams are read and skipped.
+  net::awaitable<std::optional<std::string>> wait_notify(const std::string& name, std::string_view assignment,
+                                                         std::chrono::milliseconds limit);
 
   /// Sends `signal` to a running process (SIGHUP: reload). Throws config_error when none has that name.
   void signal(const std::string& name, int signal);

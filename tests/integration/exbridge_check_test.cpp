@@ -13,7 +13,6 @@
 
 #include <csignal>
 #include <fstream>
-#include <thread>
 
 #include "common/lab_pki.hpp"
 #include "common/tls_context.hpp"
@@ -208,17 +207,6 @@ std::int64_t admin_counter(unsigned short port, const std::string& name) {
   return boost::json::parse(r->body).at("counters").at(name).as_int64();
 }
 
-/// Waits (bounded) until the running exbridge has counted `name` `value` times: it handles signals
-/// asynchronously, and this is the state change that says a reload was processed.
-bool wait_for_counter(unsigned short port, const std::string& name, std::int64_t value) {
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < limit) {
-    if (admin_counter(port, name) >= value) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 TEST(ExbridgeConfigCommand, SighupReloadsTheFileRefusesABrokenOneAndSigtermDrainsAfterDroppingPrivileges) {
   test::exchange_lab lab;
   const auto& pki = test::test_pki();
@@ -248,10 +236,25 @@ TEST(ExbridgeConfigCommand, SighupReloadsTheFileRefusesABrokenOneAndSigtermDrain
     return top + text + "[admin]\naddress = \"127.0.0.1:" + std::to_string(admin_port) +
            "\"\nuser = \"ops\"\npassword = \"admin-secret\"\n" + extra;
   };
-  const std::string file = write(config("SAMEORIGIN", ""));
+  // exbridge is started as systemd's Type=notify starts it: ready when it sends READY=1 on NOTIFY_SOCKET, so
+  // its listening port is named in the file too. Reloads are then awaited as systemd awaits them: RELOADING=1,
+  // then READY=1 once the new configuration is in use or refused.
+  const unsigned short listen_port = scenario::free_loopback_port();
+  const auto listening_on = [&](std::string text) {
+    const std::string any_port = "127.0.0.1:0";
+    return text.replace(text.find(any_port), any_port.size(), "127.0.0.1:" + std::to_string(listen_port));
+  };
+  const std::string file = write(listening_on(config("SAMEORIGIN", "")));
   scenario::process_supervisor supervisor(lab.io().context().get_executor());
+  const scenario::readiness notify{.notify_socket = "@exbridge-test-" + std::to_string(::getpid()) + "-reload",
+                                   .address = {"127.0.0.1", listen_port}};
   const auto started = lab.io().run(supervisor.start("exbridge", program_path("exbridge"), serve_args(file),
-                                                     temp_file(".log"), std::chrono::seconds(30)));
+                                                     temp_file(".log"), std::chrono::seconds(30), notify));
+  const auto reloaded = [&] {  // RELOADING=1, then READY=1
+    const auto bound = std::chrono::seconds(20);
+    return lab.io().run(supervisor.wait_notify("exbridge", "RELOADING=1", bound)).has_value() &&
+           lab.io().run(supervisor.wait_notify("exbridge", "READY=1", bound)).has_value();
+  };
   if (root) {
     std::ifstream status("/proc/" + std::to_string(supervisor.pid("exbridge")) + "/status");
     std::string line;
@@ -282,14 +285,16 @@ TEST(ExbridgeConfigCommand, SighupReloadsTheFileRefusesABrokenOneAndSigtermDrain
   };
   EXPECT_EQ(frame_options(true), "SAMEORIGIN");
 
-  std::ofstream(file) << config("DENY", "");
+  std::ofstream(file) << listening_on(config("DENY", ""));
   supervisor.signal("exbridge", SIGHUP);
-  ASSERT_TRUE(wait_for_counter(admin_port, "config_reloads", 1));
+  ASSERT_TRUE(reloaded());
+  EXPECT_EQ(admin_counter(admin_port, "config_reloads"), 1);
   EXPECT_EQ(frame_options(false), "DENY");
 
-  std::ofstream(file) << config("SAMEORIGIN", "[timeouts]\nclient_dat = \"20m\"\n");  // unknown key
+  std::ofstream(file) << listening_on(config("SAMEORIGIN", "[timeouts]\nclient_dat = \"20m\"\n"));  // unknown key
   supervisor.signal("exbridge", SIGHUP);
-  ASSERT_TRUE(wait_for_counter(admin_port, "config_reload_failures", 1));
+  ASSERT_TRUE(reloaded());
+  EXPECT_EQ(admin_counter(admin_port, "config_reload_failures"), 1);
   EXPECT_EQ(frame_options(false), "DENY") << "a refused reload changed the running configuration";
   EXPECT_EQ(admin_counter(admin_port, "config_reloads"), 1);
 

@@ -1,0 +1,60 @@
+// sd_notify over a connected AF_UNIX datagram socket (see service_notify.hpp).
+#include "proxy/service_notify.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "common/log.hpp"
+
+namespace exbridge::proxy {
+
+service_notifier::service_notifier() {
+  const char* name = std::getenv("NOTIFY_SOCKET");
+  if (name == nullptr || *name == '\0') return;
+  const std::string_view path(name);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path || (path.front() != '/' && path.front() != '@')) {
+    log_warn(cat("NOTIFY_SOCKET=", path, " is not a socket path or an abstract name (@...): exbridge cannot tell ",
+                 "systemd it is ready; use Type=simple in the unit, or let systemd set NOTIFY_SOCKET"));
+    return;
+  }
+  std::memcpy(address.sun_path, path.data(), path.size());
+  if (path.front() == '@') address.sun_path[0] = '\0';  // the abstract namespace
+  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), length) == 0) return;
+  log_warn(cat("NOTIFY_SOCKET=", path, ": cannot connect (", std::strerror(errno), "): exbridge cannot tell systemd ",
+               "it is ready, and a Type=notify unit will time out; use Type=simple, or check the unit's sandboxing"));
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+service_notifier::~service_notifier() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void service_notifier::send(std::string_view state) const {
+  if (fd_ < 0) return;
+  // Datagrams are small and the receiver is systemd (or a test): a full queue drops the message rather than
+  // stalling the event loop.
+  if (::send(fd_, state.data(), state.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    log_warn(cat("sd_notify: cannot send '", state.substr(0, state.find('\n')), "' (", std::strerror(errno), ")"));
+  }
+}
+
+void service_notifier::reloading() const {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const long long usec = static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
+  send(cat("RELOADING=1\nMONOTONIC_USEC=", usec, "\nSTATUS=reloading"));
+}
+
+}  // namespace exbridge::proxy
