@@ -16,6 +16,7 @@ std::string g_program = "exbridge";
 log_level g_min = log_level::info;
 std::string g_waiting;                         // lines batching holds back (under g_mutex)
 void (*g_schedule)(void (*)()) = nullptr;       // batching on when set
+bool g_flush_scheduled = false;                 // a flush is on its way (under g_mutex)
 constexpr std::size_t batch_limit = 64 * 1024;  // a batch this big is written at once
 
 void write_waiting_locked() {
@@ -76,25 +77,37 @@ void log_line(log_level level, std::string_view message) {
     std::fflush(stderr);
     return;
   }
-  const bool first = g_waiting.empty();
   g_waiting += line;
-  if (level > log_level::info || g_waiting.size() >= batch_limit) write_waiting_locked();
-  else if (first) g_schedule(&flush_log);  // never runs inline, so g_mutex is not taken twice
+  if (level > log_level::info || g_waiting.size() >= batch_limit) {
+    write_waiting_locked();
+    return;
+  }
+  if (g_flush_scheduled) return;
+  g_flush_scheduled = true;
+  try {
+    g_schedule(&flush_log);  // never runs inline, so g_mutex is not taken twice
+  } catch (...) {            // no flush could be scheduled (out of memory): write now rather than hold lines
+    g_flush_scheduled = false;
+    write_waiting_locked();
+  }
 }
 
 void set_log_batching(void (*schedule)(void (*flush)())) {
   std::lock_guard lock(g_mutex);
   write_waiting_locked();
   g_schedule = schedule;
+  g_flush_scheduled = false;  // a flush posted before is not counted on: the next line schedules its own
 }
 
 void flush_log() {
   std::lock_guard lock(g_mutex);
+  g_flush_scheduled = false;
   write_waiting_locked();
 }
 
 void announce_listening(std::string_view name, std::string_view host, unsigned short port) {
   std::lock_guard lock(g_mutex);
+  write_waiting_locked();  // the log lines before readiness come before it, where stdout and stderr meet
   std::cout << "listening " << name << ' ' << host << ':' << port << std::endl;
 }
 

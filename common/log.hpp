@@ -22,7 +22,8 @@ void log_line(log_level level, std::string_view message);
 /// this `access_log ... buffer=`). The first waiting line calls `schedule(flush_log)`, which must run it soon
 /// and never inline (exbridge posts it to its loop). A warning or an error is written at once, after the lines
 /// waiting before it, so the order holds; so is a batch reaching 64 KiB. Null turns it off (and flushes).
-/// What waits when the program dies of a signal is lost: at most one loop turn's lines.
+/// The readiness line (announce_listening) writes what waits first. What waits when the program dies of a
+/// signal or an abort is lost: at most one loop turn's lines.
 void set_log_batching(void (*schedule)(void (*flush)()));
 /// Writes the waiting lines now (batching on exit; guarded_main calls it).
 void flush_log();

@@ -2,6 +2,7 @@
 #include "proxy/service_notify.hpp"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -30,7 +31,13 @@ service_notifier::service_notifier() {
   if (path.front() == '@') address.sun_path[0] = '\0';  // the abstract namespace
   const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
   fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), length) == 0) return;
+  // systemd reads its socket promptly; a send that still finds the queue full waits up to a second (as
+  // libsystemd's blocking send would) rather than drop READY=1 or STOPPING=1.
+  const timeval bound{.tv_sec = 1, .tv_usec = 0};
+  if (fd_ >= 0 && ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound) == 0 &&
+      ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), length) == 0) {
+    return;
+  }
   log_warn(cat("NOTIFY_SOCKET=", path, ": cannot connect (", std::strerror(errno), "): exbridge cannot tell systemd ",
                "it is ready, and a Type=notify unit will time out; use Type=simple, or check the unit's sandboxing"));
   if (fd_ >= 0) ::close(fd_);
@@ -43,9 +50,7 @@ service_notifier::~service_notifier() {
 
 void service_notifier::send(std::string_view state) const {
   if (fd_ < 0) return;
-  // Datagrams are small and the receiver is systemd (or a test): a full queue drops the message rather than
-  // stalling the event loop.
-  if (::send(fd_, state.data(), state.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+  if (::send(fd_, state.data(), state.size(), MSG_NOSIGNAL) < 0) {
     log_warn(cat("sd_notify: cannot send '", state.substr(0, state.find('\n')), "' (", std::strerror(errno), ")"));
   }
 }

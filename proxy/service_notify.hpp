@@ -19,7 +19,8 @@ class service_notifier {
   service_notifier(const service_notifier&) = delete;
   service_notifier& operator=(const service_notifier&) = delete;
 
-  /// Sends one datagram of newline-separated assignments ("READY=1\nSTATUS=..."). Never blocks.
+  /// Sends one datagram of newline-separated assignments ("READY=1\nSTATUS=..."). Waits at most a second
+  /// when systemd's queue is full.
   void send(std::string_view state) const;
   /// "RELOADING=1" with the MONOTONIC_USEC systemd 253's Type=notify-reload wants.
   void reloading() const;

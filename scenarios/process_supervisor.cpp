@@ -280,18 +280,20 @@ std::filesystem::path find_on_path(const std::string& name) {
   return {};
 }
 
-net::awaitable<std::optional<std::string>> process_supervisor::wait_notify(const std::string& name,
-                                                                          std::string_view assignment,
+net::awaitable<std::optional<std::string>> process_supervisor::wait_notify(std::string name, std::string assignment,
                                                                           std::chrono::milliseconds limit) {
   std::shared_ptr<net::local::datagram_protocol::socket> notify;
   for (const auto& c : children_) {
     if (c->name == name && !c->exited) notify = c->notify;
   }
   if (!notify) throw config_error("process '" + name + "' is not running with an sd_notify socket");
-  auto timer = std::make_shared<net::steady_timer>(executor_);  // a harness bound in real time
+  // A harness bound in real time. `done` keeps a timer that expired in the same turn as the answer from
+  // cancelling the next wait on this shared socket.
+  auto timer = std::make_shared<net::steady_timer>(executor_);
+  auto done = std::make_shared<bool>(false);
   timer->expires_after(limit);
-  timer->async_wait([notify](error_code ec) {
-    if (!ec) notify->cancel();
+  timer->async_wait([notify, done](error_code ec) {
+    if (!ec && !*done) notify->cancel();
   });
   std::array<char, 512> datagram;
   for (;;) {
@@ -299,6 +301,7 @@ net::awaitable<std::optional<std::string>> process_supervisor::wait_notify(const
     if (ec) co_return std::nullopt;  // the bound passed, or the process exited
     std::string message(datagram.data(), n);
     if (notify_says(message, assignment)) {
+      *done = true;
       timer->cancel();
       co_return message;
     }

@@ -62,7 +62,7 @@ class process_supervisor {
   /// Waits (up to `limit`, real time) for the next sd_notify datagram of a process started with
   /// readiness.notify_socket that carries `assignment` ("READY=1" after a SIGHUP, say) and returns the whole
   /// datagram; nullopt when none came in time or the process exited. Earlier datagrams are read and skipped.
-  net::awaitable<std::optional<std::string>> wait_notify(const std::string& name, std::string_view assignment,
+  net::awaitable<std::optional<std::string>> wait_notify(std::string name, std::string assignment,
                                                          std::chrono::milliseconds limit);
 
   /// Sends `signal` to a running process (SIGHUP: reload). Throws config_error when none has that name.

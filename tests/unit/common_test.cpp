@@ -303,7 +303,11 @@ std::vector<void (*)()>& scheduled_flushes() {
 }
 
 TEST(LogBatching, InfoLinesWaitForTheTurnsEndWarningsAndFullBatchesGoAtOnceInOrder) {
+  scheduled_flushes().clear();
   set_log_batching([](void (*flush)()) { scheduled_flushes().push_back(flush); });
+  struct batching_off {  // even when an assertion below ends the test early
+    ~batching_off() { set_log_batching(nullptr); }
+  } off;
   testing::internal::CaptureStderr();
   log_info("first");
   log_info("second");
