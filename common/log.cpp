@@ -62,23 +62,18 @@ void set_log_min_level(log_level level) {
 }
 
 void log_line(log_level level, std::string_view message) {
-  std::string line = utc_now();
+  const std::string now = utc_now();
   std::lock_guard lock(g_mutex);
   if (level < g_min) return;
-  line += ' ';
-  line += g_program;
-  line += ' ';
-  line += level_name(level);
-  line += ": ";
-  line += message;
-  line += '\n';
-  if (g_schedule == nullptr) {
-    std::fwrite(line.data(), 1, line.size(), stderr);
-    std::fflush(stderr);
-    return;
-  }
-  g_waiting += line;
-  if (level > log_level::info || g_waiting.size() >= batch_limit) {
+  g_waiting += now;  // the line goes straight into the buffer that write_waiting_locked writes
+  g_waiting += ' ';
+  g_waiting += g_program;
+  g_waiting += ' ';
+  g_waiting += level_name(level);
+  g_waiting += ": ";
+  g_waiting += message;
+  g_waiting += '\n';
+  if (g_schedule == nullptr || level > log_level::info || g_waiting.size() >= batch_limit) {
     write_waiting_locked();
     return;
   }

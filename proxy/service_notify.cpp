@@ -7,35 +7,32 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 
 #include "common/log.hpp"
+#include "common/net.hpp"
 
 namespace exbridge::proxy {
 
 service_notifier::service_notifier() {
   const char* name = std::getenv("NOTIFY_SOCKET");
   if (name == nullptr || *name == '\0') return;
-  const std::string_view path(name);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof address.sun_path || (path.front() != '/' && path.front() != '@')) {
+  const std::string path(name);
+  const bool named = path.front() == '/' || path.front() == '@';
+  if (!named || path.size() >= sizeof sockaddr_un{}.sun_path) {
     log_warn(cat("NOTIFY_SOCKET=", path, " is not a socket path or an abstract name (@...): exbridge cannot tell ",
                  "systemd it is ready; use Type=simple in the unit, or let systemd set NOTIFY_SOCKET"));
     return;
   }
-  std::memcpy(address.sun_path, path.data(), path.size());
-  if (path.front() == '@') address.sun_path[0] = '\0';  // the abstract namespace
-  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  const auto address = notify_socket_endpoint(path);
   fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   // systemd reads its socket promptly; a send that still finds the queue full waits up to a second (as
   // libsystemd's blocking send would) rather than drop READY=1 or STOPPING=1.
   const timeval bound{.tv_sec = 1, .tv_usec = 0};
   if (fd_ >= 0 && ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound) == 0 &&
-      ::connect(fd_, reinterpret_cast<const sockaddr*>(&address), length) == 0) {
+      ::connect(fd_, address.data(), address.size()) == 0) {
     return;
   }
   log_warn(cat("NOTIFY_SOCKET=", path, ": cannot connect (", std::strerror(errno), "): exbridge cannot tell systemd ",

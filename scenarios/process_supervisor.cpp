@@ -100,12 +100,6 @@ net::awaitable<void> drain(std::shared_ptr<void> /*keeps the pipe and file alive
   if (on_end) on_end();
 }
 
-net::local::datagram_protocol::endpoint notify_endpoint(const std::string& name) {
-  // systemd's convention: a leading '@' names a socket in the abstract namespace (no file to clean up,
-  // no 108-byte path limit for deep run folders).
-  return {name.front() == '@' ? std::string(1, '\0') + name.substr(1) : name};
-}
-
 /// Whether an sd_notify datagram (newline-separated assignments) carries `assignment`, e.g. "READY=1".
 bool notify_says(std::string_view message, std::string_view assignment) {
   while (!message.empty()) {
@@ -158,7 +152,7 @@ net::awaitable<started_process> process_supervisor::start(std::string name, std:
     notify = std::make_shared<net::local::datagram_protocol::socket>(executor_);
     error_code nec;
     notify->open(net::local::datagram_protocol(), nec);
-    if (!nec) notify->bind(notify_endpoint(ready.notify_socket), nec);
+    if (!nec) notify->bind(notify_socket_endpoint(ready.notify_socket), nec);
     if (nec) throw config_error("process '" + name + "': cannot open its sd_notify socket: " + nec.message());
   }
   // The child inherits NOTIFY_SOCKET only when it is to use it (the runner is single-threaded, so setting
@@ -282,10 +276,8 @@ std::filesystem::path find_on_path(const std::string& name) {
 
 net::awaitable<std::optional<std::string>> process_supervisor::wait_notify(std::string name, std::string assignment,
                                                                           std::chrono::milliseconds limit) {
-  std::shared_ptr<net::local::datagram_protocol::socket> notify;
-  for (const auto& c : children_) {
-    if (c->name == name && !c->exited) notify = c->notify;
-  }
+  const child* c = running(name);
+  const auto notify = c != nullptr ? c->notify : nullptr;
   if (!notify) throw config_error("process '" + name + "' is not running with an sd_notify socket");
   // A harness bound in real time. `done` keeps a timer that expired in the same turn as the answer from
   // cancelling the next wait on this shared socket.
@@ -314,11 +306,16 @@ void process_supervisor::signal(const std::string& name, int sig) {
   ::kill(id, sig);
 }
 
-int process_supervisor::pid(const std::string& name) const {
+process_supervisor::child* process_supervisor::running(const std::string& name) const {
   for (const auto& c : children_) {
-    if (c->name == name && c->proc && !c->exited) return c->proc->id();
+    if (c->name == name && !c->exited) return c.get();
   }
-  return -1;
+  return nullptr;
+}
+
+int process_supervisor::pid(const std::string& name) const {
+  const child* c = running(name);
+  return c != nullptr && c->proc ? c->proc->id() : -1;
 }
 
 net::awaitable<void> process_supervisor::stop_all() {
@@ -326,12 +323,10 @@ net::awaitable<void> process_supervisor::stop_all() {
 }
 
 net::awaitable<int> process_supervisor::stop(const std::string& name) {
-  for (auto& c : children_) {
-    if (c->name != name || c->exited) continue;
-    co_await stop_child(*c);
-    co_return c->exit_code;
-  }
-  throw config_error("cannot stop process '" + name + "': it is not running");
+  child* c = running(name);
+  if (c == nullptr) throw config_error("cannot stop process '" + name + "': it is not running");
+  co_await stop_child(*c);
+  co_return c->exit_code;
 }
 
 net::awaitable<void> process_supervisor::stop_child(child& c) {

@@ -78,6 +78,8 @@ class process_supervisor {
 
  private:
   struct child;
+  /// The first child of that name that has not exited, or null.
+  child* running(const std::string& name) const;
   net::awaitable<void> stop_child(child& c);
   net::any_io_executor executor_;
   std::vector<std::shared_ptr<child>> children_;
