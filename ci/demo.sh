@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ci/install-deps.sh
 ci/build.sh default
-exec build/bin/rehearse run scenarios/seed-story.toml scenarios/migrate-mailbox.toml scenarios/ntlm-through-exbridge.toml \
-  scenarios/haproxy-seed.toml scenarios/haproxy-fixed.toml "$@"
+exec build/bin/rehearse run scenarios/basics/seed-story.toml scenarios/migration/migrate-mailbox.toml scenarios/ntlm/ntlm-through-exbridge.toml \
+  scenarios/haproxy/haproxy-seed.toml scenarios/haproxy/haproxy-fixed.toml "$@"

@@ -14,7 +14,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_http_request fuzz_http_response fuzz_ntlm fuzz_ews_request
                                      fuzz_config_exbridge fuzz_config_fake_exchange fuzz_scenario)
 
-ci/install-deps.sh
+[ -n "${EXBRIDGE_DEPS_INSTALLED:-}" ] || ci/install-deps.sh
 started=$(date +%s)
 [ -f build-fuzz/CMakeCache.txt ] || cmake --preset fuzz -G Ninja
 cmake --build --preset fuzz --target fuzz -j "$(nproc)"

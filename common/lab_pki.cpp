@@ -125,6 +125,11 @@ std::string read_file(const std::filesystem::path& path, std::uintmax_t offset) 
   return text.str();
 }
 
+lab_pki lab_pki_files(const std::filesystem::path& dir) {
+  return {dir / "ca.crt",       dir / "bridge.crt",  dir / "bridge.key",  dir / "exchange.crt",   dir / "exchange.key",
+          dir / "expired.crt", dir / "expired.key", dir / "wrong-name.crt", dir / "wrong-name.key"};
+}
+
 lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::string>& bridge_names,
                       const std::vector<std::string>& exchange_names) {
   std::error_code ec;
@@ -146,9 +151,7 @@ lab_pki write_lab_pki(const std::filesystem::path& dir, const std::vector<std::s
                                              .valid_to_days = -1},
                                             &ca);
   const pem_pair wrong_name = leaf({"www.fabrikam.example"});
-  lab_pki out{dir / "ca.crt",      dir / "bridge.crt",     dir / "bridge.key",     dir / "exchange.crt",
-              dir / "exchange.key", dir / "expired.crt",   dir / "expired.key",    dir / "wrong-name.crt",
-              dir / "wrong-name.key"};
+  const lab_pki out = lab_pki_files(dir);
   write_file(out.ca_cert, ca.cert_pem);
   // The leaf files carry the chain (leaf, then CA) as a public server would serve it.
   write_file(out.bridge_cert, bridge.cert_pem + ca.cert_pem);

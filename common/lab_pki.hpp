@@ -37,6 +37,9 @@ struct lab_pki {
   std::filesystem::path wrong_name_cert, wrong_name_key;
 };
 
+/// The file names of a lab PKI in `dir` (what write_lab_pki writes there).
+lab_pki lab_pki_files(const std::filesystem::path& dir);
+
 /// Writes ca.crt, bridge.crt/.key, exchange.crt/.key, expired.crt/.key (the bridge names, expired
 /// yesterday) and wrong-name.crt/.key (www.fabrikam.example) into `dir` (created if needed).
 /// `bridge_names` and `exchange_names` become the DNS subjectAltNames; 127.0.0.1 and ::1 are added.

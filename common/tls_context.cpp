@@ -268,6 +268,7 @@ void prepare_client_tls(SSL* ssl, const std::string& server_name, bool check_nam
 }
 
 std::string describe_session(SSL* ssl) {
+  if (ssl == nullptr) return "-";  // a stream without TLS (the session's in-memory test streams)
   const char* cipher = SSL_get_cipher_name(ssl);
   return std::string(SSL_get_version(ssl)) + " " + (cipher != nullptr ? cipher : "?");
 }

@@ -111,6 +111,34 @@ class tls_socket {
   const tcp::socket& next_layer() const noexcept { return socket_; }
   SSL* native_handle() noexcept { return ssl_; }
 
+  /// Cancels pending operations; the connection stays open (a timeout that still answers the peer).
+  void cancel() noexcept {
+    error_code ignored;
+    socket_.cancel(ignored);
+  }
+  /// Closes the socket: pending operations complete with an error, OpenSSL is never called again.
+  void close() noexcept {
+    error_code ignored;
+    socket_.close(ignored);
+  }
+  bool is_open() const noexcept { return socket_.is_open(); }
+  /// TCP_NODELAY: what is written leaves at once (requests and answers are written whole, never byte-wise).
+  void set_no_delay() noexcept {
+    error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+  }
+  /// Bytes already decrypted or read ahead and not yet delivered.
+  bool has_buffered_input() const noexcept { return SSL_has_pending(ssl_) == 1; }
+  /// For an idle connection, without waiting or reading: has the peer sent anything (a close_notify, a FIN,
+  /// stray bytes) since the last read? One recv(MSG_PEEK) system call.
+  bool peer_sent_something() {
+    char byte;
+    const auto got = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return !(got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  }
+  /// The handshake resumed an earlier session.
+  bool session_reused() const noexcept { return SSL_session_reused(ssl_) == 1; }
+
   template <class Token>
   auto async_handshake(ssl::stream_base::handshake_type type, Token&& token) {
     return net::async_compose<Token, void(error_code)>(

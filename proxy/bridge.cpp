@@ -5,24 +5,8 @@
 #include "common/errors.hpp"
 #include "common/listener.hpp"
 #include "common/log.hpp"
-#include "proxy/upstream_tls.hpp"
 
 namespace exbridge::proxy {
-
-std::optional<tls_diagnosis> upstream_handshake_failure(const error_code& ec, SSL* ssl, const upstream_settings& u) {
-  if (ec) return diagnose_tls_failure(ec, ssl, "the upstream");
-  if (u.verify == tls_verify::pin) return check_certificate_pin(ssl, u.pin_sha256, "the upstream");
-  return std::nullopt;
-}
-
-std::string upstream_server_name(const upstream_settings& u, const host_port& server) {
-  return u.sni.empty() ? server.host : u.sni;
-}
-
-void prepare_upstream_tls(SSL* ssl, const upstream_settings& u, const host_port& server) {
-  prepare_client_tls(ssl, upstream_server_name(u, server),
-                     u.verify == tls_verify::ca_file || u.verify == tls_verify::system);
-}
 
 // --- certificates -----------------------------------------------------------------------------------------
 

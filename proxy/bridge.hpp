@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 
 #include "common/net.hpp"
-#include "proxy/live.hpp"
-#include "proxy/options.hpp"
-#include "proxy/pool.hpp"
-#include "proxy/stats.hpp"
+#include "proxy/stats/live.hpp"
+#include "proxy/config/options.hpp"
+#include "proxy/upstream/pool.hpp"
+#include "proxy/stats/stats.hpp"
 
 namespace exbridge::proxy {
 
@@ -113,7 +113,7 @@ class bridge {
   std::atomic<bool> stopped_{false};
 };
 
-/// Serves one downstream connection until it closes (defined in session.cpp).
+/// Serves one downstream connection until it closes (proxy/session/session.cpp).
 net::awaitable<void> run_downstream_session(std::shared_ptr<bridge_context> context,
                                             std::shared_ptr<const downstream_certs> certs, tcp::socket socket);
 

@@ -11,11 +11,11 @@
 #include "common/listener.hpp"
 #include "common/log.hpp"
 #include "common/main_guard.hpp"
-#include "proxy/admin.hpp"
+#include "proxy/stats/admin.hpp"
 #include "proxy/bridge.hpp"
-#include "proxy/config_check.hpp"
-#include "proxy/privileges.hpp"
-#include "proxy/service_notify.hpp"
+#include "proxy/config/config_check.hpp"
+#include "proxy/service/privileges.hpp"
+#include "proxy/service/service_notify.hpp"
 
 using namespace exbridge;
 

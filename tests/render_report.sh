@@ -12,7 +12,7 @@ if [ -z "$browser" ]; then
   exit 0
 fi
 rm -rf "$out" && mkdir -p "$out"
-"$bin_dir/rehearse" run "$source_dir/scenarios/seed-story.toml" --out "$out" > "$out/rehearse.txt"
+"$bin_dir/rehearse" run "$source_dir/scenarios/basics/seed-story.toml" --out "$out" > "$out/rehearse.txt"
 report="$out/report.html"
 flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$out/chromium-profile")
 timeout 120 "$browser" "${flags[@]}" --dump-dom "file://$report" > "$out/dom.html" 2> "$out/chromium.log"

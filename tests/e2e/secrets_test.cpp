@@ -121,7 +121,7 @@ TEST_P(Secrets, NeverAppearInAnyOutputOfARehearsal) {
   if (hits == 0) std::filesystem::remove_all(out_dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Scenarios, Secrets, ::testing::Values("migrate-mailbox.toml", "ntlm-through-exbridge.toml"),
+INSTANTIATE_TEST_SUITE_P(Scenarios, Secrets, ::testing::Values("migration/migrate-mailbox.toml", "ntlm/ntlm-through-exbridge.toml"),
                          [](const auto& test_info) {
                            std::string name = std::filesystem::path(test_info.param).stem().string();
                            for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';

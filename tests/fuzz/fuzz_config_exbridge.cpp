@@ -1,6 +1,6 @@
-// libFuzzer target: exbridge's --config file (proxy/config_file.cpp, load_config_file): toml++ then every
+// libFuzzer target: exbridge's --config file (proxy/config/config_file.cpp, load_config_file): toml++ then every
 // key's validation. Any input must load or be refused with config_error (see fuzz_config.hpp).
-#include "proxy/config_file.hpp"
+#include "proxy/config/config_file.hpp"
 #include "tests/fuzz/fuzz_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

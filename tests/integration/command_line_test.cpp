@@ -78,7 +78,7 @@ TEST(CommandLine, RehearseUnparsableScenarioNamesFileAndLine) {
 }
 
 TEST(CommandLine, RehearseWithoutAScenarioSaysWhatToRun) {
-  expect_clean_failure(run_command(program_path("rehearse"), {}), "rehearse run scenarios/seed-story.toml");
+  expect_clean_failure(run_command(program_path("rehearse"), {}), "rehearse run scenarios/basics/seed-story.toml");
 }
 
 TEST(CommandLine, RehearseSkipsAScenarioWhosePeerIsNotInstalledAndSaysWhy) {

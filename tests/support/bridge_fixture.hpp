@@ -396,6 +396,16 @@ class BridgeTest : public ::testing::Test {
     }());
   }
 
+  /// Connects over TLS, sends `bytes` (if any) and reads until the bridge closes the connection.
+  std::string send_and_wait_close(const std::string& bytes) {
+    return io_.run([&]() -> net::awaitable<std::string> {
+      client c(io_.context());
+      if (co_await c.connect(port())) co_return std::string("connect failed");
+      if (!bytes.empty()) co_await c.send(bytes);
+      co_return co_await c.read_until_close();
+    }());
+  }
+
   /// Raw bytes on a fresh client connection; returns all the bridge sent back until it closed.
   std::string raw_once(const std::string& bytes) {
     return io_.run([&]() -> net::awaitable<std::string> {

@@ -7,7 +7,7 @@
 
 #include "fake_exchange/server.hpp"
 #include "proxy/bridge.hpp"
-#include "scenarios/exo_client.hpp"
+#include "rehearse/clients/exo_client.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace exbridge::test {
@@ -39,8 +39,8 @@ class bridge_lab {
   }
 
   /// A client that reaches the bridge as mail.contoso.example and trusts the lab CA.
-  scenario::client_settings client(const fake_exchange::user& u) const {
-    scenario::client_settings cs;
+  rehearse::client_settings client(const fake_exchange::user& u) const {
+    rehearse::client_settings cs;
     cs.host = "127.0.0.1";
     cs.port = bridge_->local_endpoint().port();
     cs.server_name = "mail.contoso.example";

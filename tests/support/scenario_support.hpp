@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/errors.hpp"
-#include "scenarios/scenario_file.hpp"
+#include "rehearse/runner/scenario_file.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace exbridge::test {
@@ -17,7 +17,7 @@ inline std::filesystem::path write_temp(const std::string& name, const std::stri
 /// The message load_scenario throws for `text` (written as bad.toml), or "" when it loads.
 inline std::string load_error(const std::string& text) {
   try {
-    scenario::load_scenario(write_temp("bad.toml", text));
+    rehearse::load_scenario(write_temp("bad.toml", text));
   } catch (const config_error& e) {
     return e.what();
   }

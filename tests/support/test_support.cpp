@@ -6,6 +6,8 @@
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -17,10 +19,26 @@ namespace bp = boost::process::v2;
 namespace exbridge::test {
 
 const lab_pki& test_pki() {
+  // ctest runs every test in a process of its own, and a lab PKI is five 2048-bit RSA keys (about a second of
+  // CPU): the processes of one build share one, made by the first that needs it (under a file lock) and made
+  // again once a day, so that its expired and valid certificates stay what their names say.
   static const lab_pki pki = [] {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("exbridge-test-pki-" + std::to_string(::getpid()));
-    return write_lab_pki(dir, {"mail.contoso.example", "localhost"}, {"ex2007.contoso.example", "localhost"});
+    const auto dir = std::filesystem::path(EXBRIDGE_BIN_DIR).parent_path() / "test-pki";
+    std::filesystem::create_directories(dir);
+    const int lock = ::open((dir / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) throw std::runtime_error("cannot lock " + dir.string());
+    const auto stamp = dir / "made";
+    std::error_code ec;
+    const auto made = std::filesystem::last_write_time(stamp, ec);
+    lab_pki out;
+    if (!ec && std::filesystem::file_time_type::clock::now() - made < std::chrono::hours(24)) {
+      out = lab_pki_files(dir);
+    } else {
+      out = write_lab_pki(dir, {"mail.contoso.example", "localhost"}, {"ex2007.contoso.example", "localhost"});
+      write_file(stamp, "");
+    }
+    ::close(lock);  // releases the lock
+    return out;
   }();
   return pki;
 }
