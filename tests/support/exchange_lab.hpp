@@ -42,13 +42,7 @@ class exchange_lab {
   }
 
   /// A TLS 1.0 client connection to the server, handshake done (runs on the io thread).
-  net::awaitable<tls_stream> connect() {
-    auto stream = tls_stream(co_await net::this_coro::executor, client_tls_);
-    co_await stream.next_layer().async_connect(server_->local_endpoint(), net::use_awaitable);
-    prepare_client_tls(stream.native_handle(), "ex2007.contoso.example", true);
-    co_await stream.async_handshake(ssl::stream_base::client, net::use_awaitable);
-    co_return stream;
-  }
+  net::awaitable<tls_stream> connect();
 
   io_thread& io() { return io_; }
   fake_exchange::server& server() { return *server_; }
@@ -64,17 +58,10 @@ class exchange_lab {
 };
 
 /// Writes raw request text (header and any body) on `stream`.
-inline net::awaitable<void> send_text(tls_stream& stream, std::string text) {
-  co_await net::async_write(stream, net::buffer(text), net::use_awaitable);
-}
+net::awaitable<void> send_text(tls_stream& stream, std::string text);
 
 /// Reads one whole response.
-inline net::awaitable<http::response<http::string_body>> read_response(tls_stream& stream, beast::flat_buffer& buffer) {
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
-  co_await http::async_read(stream, buffer, parser, net::use_awaitable);
-  co_return parser.release();
-}
+net::awaitable<http::response<http::string_body>> read_response(tls_stream& stream, beast::flat_buffer& buffer);
 
 /// "Basic ..." for the demo user.
 inline std::string demo_basic_auth() {
