@@ -171,14 +171,11 @@ response_t service_unavailable_page(unsigned version) {
   return res;
 }
 
-routed_response route_request(const http::request<http::string_body>& req, const exchange_config& config,
-                              connection_auth& connection) {
+admission admit_request(const http::request_header<>& req, const exchange_config& config, connection_auth& connection) {
   const unsigned v = req.version();
   const std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
   const std::string host = req[http::field::host].empty() ? config.org.server_fqdn() : std::string(req[http::field::host]);
-  const std::string public_host = config.public_host.empty() ? host : config.public_host;
-
   const bool is_autodiscover = boost::algorithm::iequals(path, "/autodiscover/autodiscover.xml");
   const bool is_ews = boost::algorithm::iequals(path, "/EWS/Exchange.asmx");
   if (!is_autodiscover && !is_ews) {
@@ -186,28 +183,52 @@ routed_response route_request(const http::request<http::string_body>& req, const
     return {html_error(v, http::status::not_found, "404 - File or directory not found.",
                        "The resource you are looking for might have been removed, had its name changed, or is "
                        "temporarily unavailable."),
-            "", ""};
+            nullptr, "", ""};
   }
+  const std::string operation = is_ews ? "" : "autodiscover";
   auto auth = authenticate(req, config, connection);
-  if (auth.challenge) return {std::move(*auth.challenge), "", is_ews ? "" : "autodiscover"};
-  const user* u = auth.who;
-  if (u == nullptr) return {unauthorized(v, host), "", is_ews ? "" : "autodiscover"};
-
-  if (is_autodiscover) {
-    auto result = answer_autodiscover(req.body(), config.org, *config.version, public_host, host);
-    return {xml_response(v, http::status::ok, std::move(result.body)), u->email, "autodiscover"};
-  }
-  if (req.method() != http::verb::post) {
+  if (auth.challenge) return {std::move(*auth.challenge), nullptr, "", operation};
+  if (auth.who == nullptr) return {unauthorized(v, host), nullptr, "", operation};
+  if (is_ews && req.method() != http::verb::post) {
     // ASMX answers a GET without ?wsdl with its service help page; clients never rely on it.
     return {html_error(v, http::status::method_not_allowed, "405 - HTTP verb used to access this page is not allowed.",
                        "EWS accepts SOAP requests by POST."),
-            u->email, ""};
+            auth.who, auth.who->email, ""};
   }
-  auto result = answer_ews(req.body(), *u, *config.version, config.mailboxes, config.org);
-  routed_response out{xml_response(v, static_cast<http::status>(result.status), std::move(result.body)), u->email,
+  return {std::nullopt, auth.who, auth.who->email, operation};
+}
+
+routed_response answer_request(const http::request<http::string_body>& req, const exchange_config& config,
+                               const user& who) {
+  const unsigned v = req.version();
+  const std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string host = req[http::field::host].empty() ? config.org.server_fqdn() : std::string(req[http::field::host]);
+  const std::string public_host = config.public_host.empty() ? host : config.public_host;
+  if (boost::algorithm::iequals(path, "/autodiscover/autodiscover.xml")) {
+    auto result = answer_autodiscover(req.body(), config.org, *config.version, public_host, host);
+    return {xml_response(v, http::status::ok, std::move(result.body)), who.email, "autodiscover"};
+  }
+  auto result = answer_ews(req.body(), who, *config.version, config.mailboxes, config.org);
+  routed_response out{xml_response(v, static_cast<http::status>(result.status), std::move(result.body)), who.email,
                       std::move(result.operation), std::move(result.stream)};
   if (out.stream) out.response.content_length(out.stream->size());
   return out;
+}
+
+routed_response route_request(const http::request<http::string_body>& req, const exchange_config& config,
+                              connection_auth& connection) {
+  auto admitted = admit_request(req, config, connection);
+  if (admitted.refusal) return {std::move(*admitted.refusal), std::move(admitted.email), std::move(admitted.operation)};
+  return answer_request(req, config, *admitted.who);
+}
+
+bool expects_continue(const http::request_header<>& req, std::optional<std::uint64_t> content_length, bool chunked) {
+  if (req.version() < 11 || (!chunked && content_length.value_or(0) == 0)) return false;
+  for (const auto& field : req) {
+    if (field.name() == http::field::expect && boost::algorithm::iequals(field.value(), "100-continue")) return true;
+  }
+  return false;
 }
 
 }  // namespace exbridge::fake_exchange

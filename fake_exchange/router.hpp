@@ -64,10 +64,31 @@ http::response<http::string_body> service_unavailable_page(unsigned version);
 /// IIS limit on EWS request bodies (maxAllowedContentLength, Exchange 2007 default).
 inline constexpr std::uint64_t ews_max_request_bytes = 30'000'000;
 
-/// Routes one request. `connection` carries NTLM state across the requests of one connection; pass a
-/// fresh one per TCP connection.
+/// What IIS decides from a request's header alone, before any of its body is read: the virtual directory
+/// (404 for an unknown path), authentication (IIS's 401, or an NTLM challenge), then the method (405 for EWS
+/// without POST). A refusal is the answer; else the request runs as `who`. http.sys sends "100 Continue" to a
+/// request that expects it only once it is admitted (see expects_continue).
+struct admission {
+  std::optional<http::response<http::string_body>> refusal;
+  const user* who = nullptr;
+  std::string email;      ///< who authenticated ("" when nobody did)
+  std::string operation;  ///< "autodiscover", or "" for EWS (its operation is in the body)
+};
+admission admit_request(const http::request_header<>& request, const exchange_config& config,
+                        connection_auth& connection);
+
+/// Answers an admitted Autodiscover or EWS request, its body read, as `who`.
+routed_response answer_request(const http::request<http::string_body>& request, const exchange_config& config,
+                               const user& who);
+
+/// admit_request, then answer_request. `connection` carries NTLM state across the requests of one
+/// connection; pass a fresh one per TCP connection.
 routed_response route_request(const http::request<http::string_body>& request, const exchange_config& config,
                               connection_auth& connection);
+
+/// Whether a request waits for "100 Continue" before it sends its body: HTTP/1.1, "Expect: 100-continue"
+/// and a body to send (a zero-length body needs no go-ahead).
+bool expects_continue(const http::request_header<>& request, std::optional<std::uint64_t> content_length, bool chunked);
 
 /// IIS's answer to a request body over maxAllowedContentLength (HTTP 404.13).
 http::response<http::string_body> content_too_large_response(unsigned version);

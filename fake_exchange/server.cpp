@@ -173,6 +173,10 @@ class body_writer {
   connection_end cut_ = connection_end::keep_alive;
 };
 
+/// The largest request body read and discarded to keep a connection after an answer that did not need it
+/// (an echo's, an OUT channel's opening PDUs, a body refused before it was sent); a larger one closes it.
+constexpr std::uint64_t small_body_limit = 64 * 1024;
+
 /// http.sys's answer to a request it cannot parse.
 response_t bad_request() {
   response_t res{http::status::bad_request, 11};
@@ -255,6 +259,20 @@ class session {
       const auto hit = match(rec);
       co_return co_await respond(content_too_large_response(version), nullptr, hit, rec);
     }
+    // A client that sends "Expect: 100-continue" holds its body back until the request is admitted on its
+    // header (http.sys sends 100 Continue once IIS lets the request through to the handler; a refusal goes
+    // out instead and the body is never asked for).
+    std::optional<admission> admitted;
+    if (expects_continue(head.get(), declared ? std::optional<std::uint64_t>(*declared) : std::nullopt, head.chunked())) {
+      admitted = admit_request(head.get(), options_.exchange, c_.auth);
+      if (admitted->refusal) {
+        rec.user = admitted->email;
+        rec.operation = admitted->operation;
+        const auto hit = match(rec);
+        co_return co_await refuse_before_body(std::move(*admitted->refusal), head, hit, rec);
+      }
+      if (!co_await send_continue(rec)) co_return connection_end::graceful;
+    }
     http::request_parser<http::string_body> parser{std::move(head)};
     parser.body_limit(ews_max_request_bytes);  // for chunked bodies, whose size shows only while read
     if (!parser.is_done()) {
@@ -277,7 +295,8 @@ class session {
     }
     rec.bytes_in = parser.get().body().size();
     stats_.received(rec.bytes_in);
-    auto routed = route_request(parser.get(), options_.exchange, c_.auth);
+    auto routed = admitted ? answer_request(parser.get(), options_.exchange, *admitted->who)
+                           : route_request(parser.get(), options_.exchange, c_.auth);
     routed.response.keep_alive(parser.get().keep_alive());
     rec.user = std::move(routed.user);
     rec.operation = std::move(routed.operation);
@@ -293,13 +312,20 @@ class session {
     rec.user = decision.user;
     rec.operation = decision.operation;
     const auto hit = match(rec);
-    if (decision.channel == rpc_channel::in && !(hit && replaces_response(hit->action.kind))) {
-      co_return co_await consume_in_channel(head, hit, rec);
+    const bool proceeds = decision.channel != rpc_channel::none && !(hit && replaces_response(hit->action.kind));
+    if (expects_continue(head.get(), length, head.chunked())) {
+      // rpcproxy lets the channel through: 100 Continue, and the client starts its body (an IN channel's
+      // PDUs, the OUT request's CONN/A1). Refused: the answer instead, before any body byte.
+      if (!proceeds) {
+        co_return co_await refuse_before_body(std::move(decision.response), head, hit, rec);
+      }
+      if (!co_await send_continue(rec)) co_return connection_end::graceful;
     }
+    if (decision.channel == rpc_channel::in && proceeds) co_return co_await consume_in_channel(head, hit, rec);
     // Answers and OUT channels: a small body is read first (it cannot hold more than the opening PDUs);
     // a large one is left unread and the connection closes after the answer.
     const auto declared = head.content_length().value_or(0);
-    if (declared <= 64 * 1024) {
+    if (declared <= small_body_limit) {
       auto [ec, n] = co_await drain_body(c_, head);
       rec.bytes_in = n;
       stats_.received(n);
@@ -308,14 +334,39 @@ class session {
         co_return connection_end::graceful;
       }
     }
-    if (decision.channel == rpc_channel::out && !(hit && replaces_response(hit->action.kind))) {
+    if (decision.channel == rpc_channel::out && proceeds) {
       co_return co_await serve_out_channel(decision.response, hit, rec);
     }
     // rpcproxy's 503 always closes; so does any answer that leaves a body unread.
-    const bool unread = declared > 64 * 1024;
+    const bool unread = declared > small_body_limit;
     const bool rpc_error = decision.response.result() == http::status::service_unavailable;
     decision.response.keep_alive(head.get().keep_alive() && !unread && !rpc_error);
     co_return co_await respond(std::move(decision.response), nullptr, hit, rec);
+  }
+
+  /// http.sys's interim answer to "Expect: 100-continue" for an admitted request. False when the client is gone.
+  net::awaitable<bool> send_continue(request_record& rec) {
+    static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    auto [ec, n] = co_await net::async_write(c_.stream, net::buffer(interim), use_tuple);
+    if (ec) rec.error = "client gone before its body";
+    co_return !ec;
+  }
+
+  /// Answers a request that waits for 100 Continue with a refusal instead, before any of its body was read.
+  /// Then, as http.sys does after an answer sent ahead of the body, a small body (the client may still send
+  /// it) is read and discarded so that the connection carries the next request -- NTLM's next leg; a large
+  /// or chunked one would hold the connection for nothing: it closes.
+  net::awaitable<connection_end> refuse_before_body(response_t refusal, http::request_parser<http::buffer_body>& head,
+                                                    const std::optional<fault_hit>& hit, request_record& rec) {
+    const bool drainable = !head.chunked() && head.content_length().value_or(0) <= small_body_limit;
+    refusal.keep_alive(refusal.keep_alive() && head.get().keep_alive() && drainable);
+    const connection_end end = co_await respond(std::move(refusal), nullptr, hit, rec);
+    if (end != connection_end::keep_alive) co_return end;
+    auto [ec, n] = co_await drain_body(c_, head);
+    if (ec) co_return connection_end::graceful;
+    rec.bytes_in = n;
+    stats_.received(n);
+    co_return end;
   }
 
   /// A healthy IN channel: its body is counted as it streams and never answered. It ends when the

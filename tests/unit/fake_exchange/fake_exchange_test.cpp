@@ -171,6 +171,45 @@ TEST(Router, AcceptsEmailUpnAndDomainBackslashLogons) {
   }
 }
 
+TEST(Router, AdmissionDecidesOnTheHeaderAloneInIisOrder) {
+  const exchange_config config;
+  connection_auth conn;
+  const std::string basic = "Basic " + base64_encode(std::string(demo_email) + ":" + std::string(demo_password));
+  // The virtual directory first (no credentials asked for a path that is not there), then authentication,
+  // then the method.
+  EXPECT_EQ(admit_request(post("/nowhere", "", ""), config, conn).refusal->result(), http::status::not_found);
+  const auto anonymous = admit_request(post("/EWS/Exchange.asmx", "", ""), config, conn);
+  ASSERT_TRUE(anonymous.refusal);
+  EXPECT_EQ(anonymous.refusal->result(), http::status::unauthorized);
+  http::request<http::string_body> get{http::verb::get, "/EWS/Exchange.asmx", 11};
+  get.set(http::field::authorization, basic);
+  const auto wrong_method = admit_request(get, config, conn);
+  ASSERT_TRUE(wrong_method.refusal);
+  EXPECT_EQ(wrong_method.refusal->result(), http::status::method_not_allowed);
+  EXPECT_EQ(wrong_method.email, demo_email);
+  const auto admitted = admit_request(post("/EWS/Exchange.asmx", "", basic), config, conn);
+  EXPECT_FALSE(admitted.refusal);
+  ASSERT_NE(admitted.who, nullptr);
+  EXPECT_EQ(admitted.who->email, demo_email);
+  // The body is answered as the admitted user, without authenticating again.
+  EXPECT_EQ(answer_request(post("/EWS/Exchange.asmx", get_folder("inbox"), ""), config, *admitted.who).response.result(),
+            http::status::ok);
+}
+
+TEST(Router, OnlyAnHttp11RequestWithABodyWaitsFor100Continue) {
+  const auto with = [](unsigned version, const char* expect) {
+    http::request<http::empty_body> r{http::verb::post, "/EWS/Exchange.asmx", version};
+    r.set(http::field::expect, expect);
+    return r;
+  };
+  EXPECT_TRUE(expects_continue(with(11, "100-continue"), 10, false));
+  EXPECT_TRUE(expects_continue(with(11, "100-Continue"), 10, false));  // a token: any case (http.sys on 2003 SP2 got this wrong)
+  EXPECT_TRUE(expects_continue(with(11, "100-continue"), std::nullopt, true));  // chunked
+  EXPECT_FALSE(expects_continue(with(11, "100-continue"), 0, false));   // nothing to hold back
+  EXPECT_FALSE(expects_continue(with(10, "100-continue"), 10, false));  // HTTP/1.0 has no interim answers
+  EXPECT_FALSE(expects_continue(with(11, "something-else"), 10, false));
+}
+
 /// Runs the NTLM handshake against the router the way a client on one connection would.
 routed_response ntlm_request(const exchange_config& config, connection_auth& conn, const std::string& user,
                              const std::string& domain, const std::string& password, bool via = false) {
