@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "common/rts_pdu.hpp"
+#include "common/rts.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -35,8 +35,8 @@ bool valid_port(std::string_view query, const organisation& org) {
 
 bool is_rpc_path(std::string_view target) { return boost::algorithm::istarts_with(target, "/rpc/"); }
 
-std::string rts_echo_pdu() { return rts_pdu(rts_flag_echo); }
-std::string rts_ping_pdu() { return rts_pdu(rts_flag_ping); }
+std::string rts_echo_pdu() { return rts::encode(rts::echo_pdu()); }
+std::string rts_ping_pdu() { return rts::encode(rts::ping_pdu()); }
 
 response_t rpc_error_response(std::uint32_t code) {
   response_t res{http::status::service_unavailable, 10};

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <random>
 
-#include "common/rts_pdu.hpp"
+#include "common/rts.hpp"
 
 namespace exbridge::rehearse {
 namespace {
@@ -26,45 +26,44 @@ constexpr auto idle_close_threshold = std::chrono::seconds(60);
 // After one channel closes, how long (virtual) to watch whether the other one closes with it.
 constexpr auto close_grace = std::chrono::seconds(30);
 
-/// An RTS PDU with commands (MS-RPCH 2.2.3.5/2.2.4): common header, Flags 0, the commands as given.
-std::string rts_with_commands(std::uint16_t count, const std::string& commands) {
-  std::string pdu = rts_pdu(0);
-  const auto length = static_cast<std::uint16_t>(pdu.size() + commands.size());
-  pdu[8] = static_cast<char>(length & 0xff);
-  pdu[9] = static_cast<char>(length >> 8);
-  pdu[18] = static_cast<char>(count & 0xff);
-  pdu[19] = static_cast<char>(count >> 8);
-  return pdu + commands;
-}
-
-std::string le32(std::uint32_t v) {
-  std::string out(4, '\0');
-  for (int i = 0; i < 4; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
-  return out;
-}
-
-std::string command(std::uint32_t type, const std::string& value) { return le32(type) + value; }
-
-std::string cookie(std::mt19937& rng) {
-  std::string c(16, '\0');
-  for (auto& b : c) b = static_cast<char>(rng() & 0xff);
+rts::cookie random_cookie(std::mt19937& rng) {
+  rts::cookie c;
+  for (auto& b : c) b = static_cast<std::uint8_t>(rng() & 0xff);
   return c;
 }
 
-/// CONN/B1, the IN channel's first PDU (104 bytes): Version 1, virtual connection and IN channel cookies,
+/// CONN/B1, the IN channel's first PDU (104 bytes): the virtual connection and IN channel cookies,
 /// ChannelLifetime (the 1 GB), ClientKeepalive (the ping interval, in ms) and an association group id.
-std::string conn_b1(std::mt19937& rng, const std::string& vc, std::chrono::milliseconds keepalive) {
-  const std::string commands = command(6, le32(1)) + command(3, vc) + command(3, cookie(rng)) +
-                               command(4, le32(static_cast<std::uint32_t>(in_channel_length))) +
-                               command(5, le32(static_cast<std::uint32_t>(keepalive.count()))) +
-                               command(12, cookie(rng));
-  return rts_with_commands(6, commands);
+std::string conn_b1(std::mt19937& rng, const rts::cookie& vc, std::chrono::milliseconds keepalive) {
+  return rts::encode(rts::conn_b1(vc, random_cookie(rng), static_cast<std::uint32_t>(in_channel_length),
+                                  static_cast<std::uint32_t>(keepalive.count()), random_cookie(rng)));
 }
 
-/// CONN/A1, the OUT channel's request body (76 bytes): Version 1, the two cookies, ReceiveWindowSize 64 KiB.
-std::string conn_a1(std::mt19937& rng, const std::string& vc) {
-  const std::string commands = command(6, le32(1)) + command(3, vc) + command(3, cookie(rng)) + command(0, le32(65536));
-  return rts_with_commands(4, commands);
+/// CONN/A1, the OUT channel's request body (76 bytes): the two cookies, ReceiveWindowSize 64 KiB.
+std::string conn_a1(std::mt19937& rng, const rts::cookie& vc) {
+  return rts::encode(rts::conn_a1(vc, random_cookie(rng), 65536));
+}
+
+/// Counts the Ping RTS PDUs among the whole PDUs at the start of `pending` and removes those PDUs; a partial
+/// one stays for the next read.
+unsigned count_pings(std::string& pending) {
+  unsigned pings = 0;
+  std::size_t used = 0;
+  for (;;) {
+    const auto rest = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(pending.data()) + used,
+                                                    pending.size() - used);
+    const auto length = rts::pdu_length(rest);
+    if (!length || *length > rest.size()) break;
+    if (*length < rts::header_size) {  // not RPC over HTTP: nothing after it can be framed
+      used = pending.size();
+      break;
+    }
+    const auto pdu = rts::decode(rest.first(*length));
+    if (const auto* p = std::get_if<rts::pdu>(&pdu); p != nullptr && rts::identify(*p) == rts::kind::ping) ++pings;
+    used += *length;
+  }
+  pending.erase(0, used);
+  return pings;
 }
 
 long long whole_seconds(scaled_clock::duration d) {
@@ -130,14 +129,14 @@ class outlook_anywhere_client {
     if (echoed.result() == http::status::unauthorized) co_return fail(refused());
     if (echoed.result() != http::status::ok) co_return fail(rpc_failure(echoed, "RPC echo probe"));
     if (!boost::algorithm::iequals(echoed[http::field::content_type], "application/rpc") ||
-        !is_rts_pdu(echoed.body(), rts_flag_echo)) {
+        echoed.body() != rts::encode(rts::echo_pdu())) {
       co_return probe_result{"bad-response", "the RPC echo probe got 200 but not a 20-byte echo RTS PDU as "
                                              "application/rpc; something between the client and rpcproxy.dll "
                                              "rewrites the answer"};
     }
 
     // (c) The channels, each on its own connection: IN first (no answer is ever expected), then OUT.
-    const std::string vc = cookie(rng_);
+    const rts::cookie vc = random_cookie(rng_);
     const auto keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(s_.ping_interval);
     auto in_header = channel_header("RPC_IN_DATA", in_channel_length);
     const std::string b1 = conn_b1(rng_, vc, keepalive);
@@ -279,7 +278,7 @@ class outlook_anywhere_client {
 
   /// The client's keep-alive: a ping RTS PDU on the IN channel after ping_interval without traffic.
   net::awaitable<void> ping_in() {
-    const std::string ping = rts_pdu(rts_flag_ping);
+    const std::string ping = rts::encode(rts::ping_pdu());
     while (!stopping_ && !in_state_.closed_at) {
       ping_timer_.expires_at(in_state_.last_traffic + s_.ping_interval);
       co_await ping_timer_.async_wait(use_tuple);
@@ -318,9 +317,7 @@ class outlook_anywhere_client {
       if (n > 0 && !stopping_) {
         out_state_.last_traffic = scaled_clock::now();
         pending.append(chunk.data(), n);
-        for (; pending.size() >= rts_pdu_size; pending.erase(0, rts_pdu_size)) {
-          if (is_rts_pdu(std::string_view(pending).substr(0, rts_pdu_size), rts_flag_ping)) ++out_state_.pings;
-        }
+        out_state_.pings += count_pings(pending);
       }
       if (ec || out_parser_.is_done()) {
         closed(out_state_, ec ? ec.message() : std::string("the response ended"));

@@ -1,5 +1,5 @@
 // Writes the seed inputs that are binary or need live ids (not a fuzz target): NTLM Type 1/2/3 messages as
-// common/ntlm.cpp builds them, and fake-exchange requests carrying real folder and item ids from
+// common/ntlm.cpp builds them, RTS PDUs as common/rts.cpp builds them, and fake-exchange requests carrying real folder and item ids from
 // route_request's own answers. Run once, output committed: build-fuzz/bin/fuzz_make_seeds tests/fuzz/corpus
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +9,7 @@
 
 #include "common/base64.hpp"
 #include "common/ntlm.hpp"
+#include "common/rts.hpp"
 #include "fake_exchange/router.hpp"
 
 namespace {
@@ -60,6 +61,31 @@ int main(int argc, char** argv) {
   oem[16] = 7; oem[18] = 7; oem[20] = 40;   // DomainNameFields: 7 bytes at 40
   oem[24] = 4; oem[26] = 4; oem[28] = 47;   // WorkstationFields: 4 bytes at 47
   write("fuzz_ntlm", "type1_oem_names", oem);
+
+  // RTS: a client's opening PDUs as channel bodies (CONN/B1 then a ping on the IN channel; CONN/A1 on the OUT
+  // request), the proxy's answers on the OUT channel, a flow-control ack with a destination, and a PDU carrying
+  // every command type once.
+  {
+    rts::cookie vc{}, in{}, out{}, group{};
+    for (std::uint8_t i = 0; i < 16; ++i) vc[i] = i, in[i] = 0x20 + i, out[i] = 0x40 + i, group[i] = 0x60 + i;
+    write("fuzz_rts", "in_channel", rts::encode(rts::conn_b1(vc, in, 1073741824, 300000, group)) + rts::encode(rts::ping_pdu()));
+    write("fuzz_rts", "out_request", rts::encode(rts::conn_a1(vc, out, 65536)));
+    write("fuzz_rts", "out_channel", rts::encode(rts::conn_a3(120000)) + rts::encode(rts::conn_c2(65536, 120000)) +
+                                         rts::encode(rts::ping_pdu()));
+    write("fuzz_rts", "echo", rts::encode(rts::echo_pdu()));
+    write("fuzz_rts", "ack_to_out_proxy",
+          rts::encode(rts::flow_control_ack_with_destination_pdu(rts::forward_destination::out_proxy, {65536, 131072, out})));
+    rts::client_address v6;
+    v6.ipv6 = true;
+    v6.address[15] = 1;
+    write("fuzz_rts", "every_command",
+          rts::encode({rts::other_cmd,
+                       {rts::receive_window_size{65536}, rts::flow_control_ack{1, 2, in}, rts::connection_timeout{120000},
+                        rts::cookie_command{vc}, rts::channel_lifetime{1073741824}, rts::client_keepalive{300000},
+                        rts::version{1}, rts::empty{}, rts::padding{8}, rts::negative_ance{}, rts::ance{},
+                        rts::client_address{}, v6, rts::association_group_id{group},
+                        rts::destination{rts::forward_destination::server}, rts::ping_traffic_sent_notify{4096}}}));
+  }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.
   exchange_config config;
