@@ -1,8 +1,10 @@
 // The RTS PDU codec (see rts.hpp); sections are [MS-RPCH]'s.
 #include "common/rts.hpp"
 
-#include <cstring>
 #include <stdexcept>
+#include <utility>
+
+#include "common/le_bytes.hpp"
 
 namespace exbridge::rts {
 namespace {
@@ -28,49 +30,8 @@ enum command_type : std::uint32_t {
 constexpr std::uint32_t max_padding = 0xFFFF;  // 2.2.3.5.9: ConformanceCount 0 to 0xFFFF
 constexpr std::size_t client_address_padding = 12;  // 2.2.3.2: 12 zero bytes after the address
 
-class writer {
- public:
-  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u16(std::uint16_t v) {
-    u8(static_cast<std::uint8_t>(v));
-    u8(static_cast<std::uint8_t>(v >> 8));
-  }
-  void u32(std::uint32_t v) {
-    u16(static_cast<std::uint16_t>(v));
-    u16(static_cast<std::uint16_t>(v >> 16));
-  }
-  void bytes(const std::uint8_t* p, std::size_t n) { out_.append(reinterpret_cast<const char*>(p), n); }
-  void zeros(std::size_t n) { out_.append(n, '\0'); }
-  std::string& text() { return out_; }
-
- private:
-  std::string out_;
-};
-
-class reader {
- public:
-  explicit reader(std::span<const std::uint8_t> b) : b_(b) {}
-  bool has(std::size_t n) const { return b_.size() - pos_ >= n; }
-  std::size_t left() const { return b_.size() - pos_; }
-  std::uint8_t u8() { return b_[pos_++]; }
-  std::uint16_t u16() {
-    const std::uint16_t lo = u8();
-    return static_cast<std::uint16_t>(lo | (u8() << 8));
-  }
-  std::uint32_t u32() {
-    const std::uint32_t lo = u16();
-    return lo | (static_cast<std::uint32_t>(u16()) << 16);
-  }
-  void bytes(std::uint8_t* out, std::size_t n) {
-    std::memcpy(out, b_.data() + pos_, n);
-    pos_ += n;
-  }
-  void skip(std::size_t n) { pos_ += n; }
-
- private:
-  std::span<const std::uint8_t> b_;
-  std::size_t pos_ = 0;
-};
+using writer = le_writer;
+using reader = le_reader;
 
 void write_command(writer& w, const command& c) {
   std::visit(
@@ -219,14 +180,12 @@ std::string encode(const pdu& p) {
   for (const auto& c : p.commands) write_command(w, c);
   std::string& out = w.text();
   if (out.size() > 0xFFFF) throw std::length_error("an RTS PDU larger than frag_length can say (65,535 bytes)");
-  const auto length = static_cast<std::uint16_t>(out.size());
-  out[8] = static_cast<char>(length & 0xff);
-  out[9] = static_cast<char>(length >> 8);
+  w.patch_u16(8, static_cast<std::uint16_t>(out.size()));
   return out;
 }
 
 std::variant<pdu, decode_error> decode(std::string_view bytes) {
-  return decode(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+  return decode(as_bytes(bytes));
 }
 
 std::variant<pdu, decode_error> decode(std::span<const std::uint8_t> bytes) {
@@ -267,6 +226,25 @@ std::optional<std::size_t> pdu_length(std::span<const std::uint8_t> bytes) {
 std::optional<std::uint8_t> pdu_type(std::span<const std::uint8_t> bytes) {
   if (bytes.size() < 3) return std::nullopt;
   return bytes[2];
+}
+
+std::optional<std::string> pdu_splitter::next() {
+  if (bad_) return std::nullopt;
+  const auto rest = as_bytes(std::string_view(pending_).substr(used_));
+  const auto length = pdu_length(rest);
+  if (!length) return std::nullopt;
+  if (*length < 16) {
+    bad_ = true;
+    return std::nullopt;
+  }
+  if (*length > rest.size()) {
+    if (used_ > 0) pending_.erase(0, std::exchange(used_, 0));  // keep the buffer from growing
+    return std::nullopt;
+  }
+  std::string out = pending_.substr(used_, *length);
+  used_ += *length;
+  if (used_ == pending_.size()) pending_.clear(), used_ = 0;
+  return out;
 }
 
 kind identify(const pdu& p) {

@@ -100,6 +100,22 @@ std::optional<std::size_t> pdu_length(std::span<const std::uint8_t> bytes);
 /// The PTYPE of the PDU at the start of `bytes` (nullopt when fewer than 3 bytes are there).
 std::optional<std::uint8_t> pdu_type(std::span<const std::uint8_t> bytes);
 
+/// Cuts a channel's body into whole PDUs as its bytes arrive in pieces of any size.
+class pdu_splitter {
+ public:
+  void append(const char* data, std::size_t n) { pending_.append(data, n); }
+  /// The next whole PDU, or nullopt until more bytes arrive. A frag_length shorter than the 16-byte common
+  /// header cannot be framed: bad() turns true and nothing more comes out.
+  std::optional<std::string> next();
+  bool bad() const { return bad_; }
+  std::size_t buffered() const { return pending_.size() - used_; }
+
+ private:
+  std::string pending_;
+  std::size_t used_ = 0;
+  bool bad_ = false;
+};
+
 // --- the named PDUs of [MS-RPCH] 2.2.4 that the client, the proxies and the server exchange ----------------------
 
 /// Which named PDU a decoded one is (by its flags, command count and command types, 2.2.4).
