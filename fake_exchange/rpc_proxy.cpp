@@ -17,18 +17,20 @@ using response_t = http::response<http::string_body>;
 // the stub says 5 (ERROR_ACCESS_DENIED). Not checked against a capture of a real 2007 CAS.
 constexpr std::uint32_t rpc_access_denied = 0x5;
 
-bool valid_port(std::string_view query, const organisation& org) {
+/// The port of `server:port` when rpcproxy lets it through, else nullopt.
+std::optional<std::uint16_t> valid_port(std::string_view query, const organisation& org) {
   const auto colon = query.rfind(':');
-  if (colon == std::string_view::npos) return false;
+  if (colon == std::string_view::npos) return std::nullopt;
   const std::string_view server = query.substr(0, colon);
   const std::string_view port_text = query.substr(colon + 1);
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size()) return false;
+  if (ec != std::errc() || end != port_text.data() + port_text.size()) return std::nullopt;
   // Exchange 2007 writes ValidPorts with the mailbox server's NetBIOS name and FQDN, ports 6001-6002 and 6004.
   const bool known_server =
       boost::algorithm::iequals(server, org.server_name) || boost::algorithm::iequals(server, org.server_fqdn());
-  return known_server && (port == 6001 || port == 6002 || port == 6004);
+  if (!known_server || (port != 6001 && port != 6002 && port != 6004)) return std::nullopt;
+  return static_cast<std::uint16_t>(port);
 }
 
 }  // namespace
@@ -77,7 +79,8 @@ rpc_decision route_rpc(const http::request_header<>& req, std::optional<std::uin
   }
   const std::string_view query = question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
   // RPC over HTTP never chunks: its channels are framed by Content-Length alone.
-  if (!valid_port(query, config.org) || !content_length) {
+  const auto port = valid_port(query, config.org);
+  if (!port || !content_length) {
     return {rpc_channel::none, rpc_error_response(rpc_access_denied), user, method};
   }
   if (*content_length <= rpc_echo_max_length) {
@@ -87,15 +90,15 @@ rpc_decision route_rpc(const http::request_header<>& req, std::optional<std::uin
     res.set(http::field::content_type, "application/rpc");
     res.body() = rts_echo_pdu();
     res.prepare_payload();
-    return {rpc_channel::echo, std::move(res), user, method};
+    return {rpc_channel::echo, std::move(res), user, method, *port};
   }
-  if (in) return {rpc_channel::in, response_t{}, user, method};
+  if (in) return {rpc_channel::in, response_t{}, user, method, *port};
   response_t res{http::status::ok, v};
   res.reason("Success");
   res.set(http::field::server, "Microsoft-IIS/7.0");
   res.set(http::field::content_type, "application/rpc");
   res.content_length(rpc_out_channel_length);
-  return {rpc_channel::out, std::move(res), user, method};
+  return {rpc_channel::out, std::move(res), user, method, *port};
 }
 
 }  // namespace exbridge::fake_exchange

@@ -1,6 +1,6 @@
 // Outlook Anywhere (RPC over HTTP v2, MS-RPCH) as Exchange 2007's RPC proxy shows it at the HTTP level:
-// /rpc/rpcproxy.dll?<server>:<port> with RPC_IN_DATA and RPC_OUT_DATA. A transport stub, not MAPI: what
-// it decides here is which kind of channel a request opens; the server streams the channels.
+// /rpc/rpcproxy.dll?<server>:<port> with RPC_IN_DATA and RPC_OUT_DATA. What it decides here, from the
+// request header, is which kind of channel a request opens; rpc_channels.hpp serves the channels.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +16,8 @@ namespace exbridge::fake_exchange {
 enum class rpc_channel {
   none,  ///< answered by `response` alone (401, 404, 405, 503 RPC Error)
   echo,  ///< Content-Length <= 16: a proxy-discovery echo, answered with 200 and an echo RTS PDU
-  in,    ///< RPC_IN_DATA with a real body: consumed as it streams, never answered while healthy
-  out,   ///< RPC_OUT_DATA: `response` is the 200 header of a body that never ends (keep-alive PDUs)
+  in,    ///< RPC_IN_DATA with a real body: read PDU by PDU as it streams, never answered while healthy
+  out,   ///< RPC_OUT_DATA: `response` is the 200 header of the channel's 1 GB body of PDUs
 };
 
 struct rpc_decision {
@@ -25,6 +25,7 @@ struct rpc_decision {
   http::response<http::string_body> response;  ///< the answer (for `in`: unused)
   std::string user;
   std::string operation;  ///< "RPC_IN_DATA" or "RPC_OUT_DATA" (the method), for the log and the stats
+  std::uint16_t port = 0; ///< the mailbox server's port the channel names (6001, 6002 or 6004)
 };
 
 /// Echo requests carry at most this many body bytes (MS-RPCH 2.1.2.1.1: 0 to 0x10).

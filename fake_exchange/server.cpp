@@ -3,8 +3,6 @@
 // channel. Fault rules shape the answer: delays, slow or cut bodies, error pages, abrupt closes.
 #include "fake_exchange/server.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
-
 #include <boost/algorithm/string/predicate.hpp>
 
 #include <algorithm>
@@ -16,13 +14,13 @@
 #include "common/tls_diagnosis.hpp"
 #include "common/tls_socket.hpp"
 #include "common/watchdog.hpp"
+#include "fake_exchange/connection.hpp"
+#include "fake_exchange/rpc_channels.hpp"
 #include "fake_exchange/rpc_proxy.hpp"
 #include "fake_exchange/streamed_body.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
-
-using namespace boost::asio::experimental::awaitable_operators;
 
 tls_identity identity_or_generated(const server_options& o) {
   if (!o.identity.empty()) return o.identity;
@@ -34,24 +32,6 @@ tls_identity identity_or_generated(const server_options& o) {
   return {.cert_pem = pair.cert_pem, .key_pem = pair.key_pem};
 }
 
-enum class server_timeout { handshake, idle };
-
-/// How a connection goes on after a request.
-enum class connection_end {
-  keep_alive,  ///< read the next request
-  graceful,    ///< close with TLS close_notify (IIS's normal close; also the truncate fault)
-  reset,       ///< TCP RST: SO_LINGER 0, then close
-  abrupt,      ///< TCP FIN without close_notify
-};
-
-using tls_stream = tls_socket;  // OpenSSL on the socket itself (common/tls_socket.hpp): two copies fewer per byte
-using response_t = http::response<http::string_body>;
-
-bool peer_closed(const error_code& ec) {
-  return ec == http::error::end_of_stream || ec == ssl::error::stream_truncated || ec == net::error::eof ||
-         ec == net::error::connection_reset;
-}
-
 /// Virtual directory names as ASP.NET prints them in its error pages.
 std::string application_of(std::string_view target) {
   if (boost::algorithm::istarts_with(target, "/ews/")) return "/EWS";
@@ -59,123 +39,6 @@ std::string application_of(std::string_view target) {
   if (boost::algorithm::istarts_with(target, "/rpc/")) return "/rpc";
   return "/";
 }
-
-bool cuts_body(fault_kind k) {
-  return k == fault_kind::reset || k == fault_kind::truncate || k == fault_kind::no_close_notify;
-}
-
-connection_end end_for(fault_kind k) {
-  if (k == fault_kind::reset) return connection_end::reset;
-  if (k == fault_kind::no_close_notify) return connection_end::abrupt;
-  return connection_end::graceful;
-}
-
-/// One TCP connection: the TLS stream, its idle watchdog, the read buffer and the NTLM state.
-struct connection {
-  connection(tcp::socket socket, ssl::context& tls)
-      : stream(std::move(socket), tls), dog(stream.get_executor(), [this] {
-          error_code ignored;
-          stream.next_layer().close(ignored);
-        }) {}
-
-  /// Waits `d` of virtual time with the idle timeout off (a fault's own wait must not trip it).
-  net::awaitable<void> pause(scaled_clock::duration d) {
-    dog.disarm();
-    exbridge::timer t(stream.get_executor());
-    t.expires_after(d);
-    co_await t.async_wait(use_tuple);
-  }
-
-  tls_stream stream;
-  watchdog<server_timeout> dog;
-  beast::flat_buffer buffer;
-  connection_auth auth;  // NTLM authenticates this TCP connection, not a request
-};
-
-/// Paces a body in either direction by a throttle or stall fault (other faults pass through): before
-/// `done` bytes have moved it waits as the fault says, then tells how many more may move now.
-class pacer {
- public:
-  pacer(connection& c, const fault_action* fault)
-      : c_(c),
-        fault_(fault != nullptr && (fault->kind == fault_kind::throttle || fault->kind == fault_kind::stall) ? fault
-                                                                                                              : nullptr),
-        start_(scaled_clock::now()) {}
-
-  net::awaitable<std::size_t> next(std::uint64_t done, std::size_t wanted) {
-    if (fault_ == nullptr || stalled_) co_return wanted;
-    if (fault_->kind == fault_kind::stall) {
-      const std::uint64_t after = fault_->after_bytes.value_or(0);
-      if (done < after) co_return static_cast<std::size_t>(std::min<std::uint64_t>(wanted, after - done));
-      co_await c_.pause(fault_->duration);
-      stalled_ = true;
-      co_return wanted;
-    }
-    // Throttle: pieces of 1/20 s at the rate, each moving when the rate allows it (virtual time).
-    const auto piece = static_cast<std::size_t>(std::clamp(fault_->rate / 20, 1.0, 65536.0));
-    const std::size_t take = std::min(wanted, piece);
-    const auto due = start_ + std::chrono::duration_cast<scaled_clock::duration>(
-                                  std::chrono::duration<double>(static_cast<double>(done + take) / fault_->rate));
-    if (due > scaled_clock::now()) {
-      c_.dog.disarm();
-      exbridge::timer t(c_.stream.get_executor());
-      t.expires_at(due);
-      co_await t.async_wait(use_tuple);
-    }
-    co_return take;
-  }
-
- private:
-  connection& c_;
-  const fault_action* fault_;
-  scaled_clock::time_point start_;
-  bool stalled_ = false;
-};
-
-/// Writes response body bytes, applying a body-shaping fault (throttle, stall, reset/truncate/no-close-notify
-/// after N bytes). Each piece re-arms the idle timeout, so only a client that stops reading is cut off.
-class body_writer {
- public:
-  body_writer(connection& c, const fault_action* fault, scaled_clock::duration idle)
-      : c_(c), fault_(fault), idle_(idle), pace_(c, fault) {}
-
-  /// Writes `n` bytes, or fewer when the fault cuts the body (then `cut()` says how the connection ends).
-  net::awaitable<error_code> write(const char* data, std::size_t n) {
-    while (n > 0) {
-      std::size_t take = n;
-      if (fault_ != nullptr && cuts_body(fault_->kind) && fault_->after_bytes) {
-        if (written_ >= *fault_->after_bytes) {
-          cut_ = end_for(fault_->kind);
-          co_return net::error::connection_aborted;
-        }
-        take = static_cast<std::size_t>(std::min<std::uint64_t>(take, *fault_->after_bytes - written_));
-      }
-      take = co_await pace_.next(written_, take);
-      c_.dog.arm(idle_, server_timeout::idle);
-      auto [ec, done] = co_await net::async_write(c_.stream, net::buffer(data, take), use_tuple);
-      written_ += done;
-      if (ec) co_return ec;
-      data += take;
-      n -= take;
-    }
-    co_return error_code{};
-  }
-
-  std::uint64_t written() const { return written_; }
-  connection_end cut() const { return cut_; }
-
- private:
-  connection& c_;
-  const fault_action* fault_;
-  scaled_clock::duration idle_;
-  pacer pace_;
-  std::uint64_t written_ = 0;
-  connection_end cut_ = connection_end::keep_alive;
-};
-
-/// The largest request body read and discarded to keep a connection after an answer that did not need it
-/// (an echo's, an OUT channel's opening PDUs, a body refused before it was sent); a larger one closes it.
-constexpr std::uint64_t small_body_limit = 64 * 1024;
 
 /// http.sys's answer to a request it cannot parse.
 response_t bad_request() {
@@ -188,26 +51,12 @@ response_t bad_request() {
   return res;
 }
 
-/// Reads and discards a small request body (an echo's or an OUT channel's opening PDUs); returns its size.
-net::awaitable<std::tuple<error_code, std::uint64_t>> drain_body(connection& c,
-                                                                  http::request_parser<http::buffer_body>& parser) {
-  std::array<char, 16 * 1024> chunk;
-  std::uint64_t total = 0;
-  while (!parser.is_done()) {
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
-    auto [ec, n] = co_await http::async_read(c.stream, c.buffer, parser, use_tuple);
-    total += chunk.size() - parser.get().body().size;
-    if (ec && ec != http::error::need_buffer) co_return std::make_tuple(ec, total);
-  }
-  co_return std::make_tuple(error_code{}, total);
-}
-
 /// The per-connection request loop; a class so that the steps share the connection and the server's parts.
 class session {
  public:
-  session(connection& c, const server_options& o, server_stats& stats, fault_injector& faults, std::string client)
-      : c_(c), options_(o), stats_(stats), faults_(faults), client_(std::move(client)) {}
+  session(connection& c, const server_options& o, server_stats& stats, fault_injector& faults,
+          std::shared_ptr<vc_table> connections, std::string client)
+      : c_(c), options_(o), stats_(stats), faults_(faults), connections_(std::move(connections)), client_(std::move(client)) {}
 
   /// Serves requests until the connection ends; returns how it is to be closed.
   net::awaitable<connection_end> run() {
@@ -321,21 +170,24 @@ class session {
       }
       if (!co_await send_continue(rec)) co_return connection_end::graceful;
     }
-    if (decision.channel == rpc_channel::in && proceeds) co_return co_await consume_in_channel(head, hit, rec);
-    // Answers and OUT channels: a small body is read first (it cannot hold more than the opening PDUs);
-    // a large one is left unread and the connection closes after the answer.
+    const channel_env env{c_, options_, stats_, connections_};
+    if (decision.channel == rpc_channel::in && proceeds) {
+      co_return co_await serve_in_channel(env, head, decision.port, hit, rec);
+    }
+    if (decision.channel == rpc_channel::out && proceeds) {
+      co_return co_await serve_out_channel(env, head, decision.response, decision.port, hit, rec);
+    }
+    // Answers: a small body is read first (an echo's); a large one is left unread and the connection closes
+    // after the answer.
     const auto declared = head.content_length().value_or(0);
     if (declared <= small_body_limit) {
-      auto [ec, n] = co_await drain_body(c_, head);
-      rec.bytes_in = n;
-      stats_.received(n);
+      auto [ec, body] = co_await read_small_body(c_, head);
+      rec.bytes_in = body.size();
+      stats_.received(body.size());
       if (ec) {
         rec.error = "client gone mid-request";
         co_return connection_end::graceful;
       }
-    }
-    if (decision.channel == rpc_channel::out && proceeds) {
-      co_return co_await serve_out_channel(decision.response, hit, rec);
     }
     // rpcproxy's 503 always closes; so does any answer that leaves a body unread.
     const bool unread = declared > small_body_limit;
@@ -362,98 +214,11 @@ class session {
     refusal.keep_alive(refusal.keep_alive() && head.get().keep_alive() && drainable);
     const connection_end end = co_await respond(std::move(refusal), nullptr, hit, rec);
     if (end != connection_end::keep_alive) co_return end;
-    auto [ec, n] = co_await drain_body(c_, head);
+    auto [ec, body] = co_await read_small_body(c_, head);
     if (ec) co_return connection_end::graceful;
-    rec.bytes_in = n;
-    stats_.received(n);
+    rec.bytes_in = body.size();
+    stats_.received(body.size());
     co_return end;
-  }
-
-  /// A healthy IN channel: its body is counted as it streams and never answered. It ends when the
-  /// client closes it (or sends all it declared: the client then recycles the channel on a new connection).
-  net::awaitable<connection_end> consume_in_channel(http::request_parser<http::buffer_body>& parser,
-                                                    const std::optional<fault_hit>& hit, request_record& rec) {
-    // The channel is idle between the client's keep-alives (720 s by default): it has no idle timeout.
-    c_.dog.disarm();
-    if (hit && hit->action.kind == fault_kind::delay) co_await c_.pause(hit->action.duration);
-    const fault_action* cut = hit && cuts_body(hit->action.kind) ? &hit->action : nullptr;
-    const std::uint64_t cut_at = cut != nullptr ? cut->after_bytes.value_or(0) : 0;
-    // A throttled or stalled IN channel is read slowly: TCP's window pushes back on the client.
-    pacer pace(c_, hit ? &hit->action : nullptr);
-    std::vector<char> chunk(64 * 1024);
-    while (!parser.is_done()) {
-      std::size_t room = chunk.size();
-      if (cut != nullptr) room = static_cast<std::size_t>(std::min<std::uint64_t>(room, cut_at - rec.bytes_in));
-      room = co_await pace.next(rec.bytes_in, room);
-      parser.get().body().data = chunk.data();
-      parser.get().body().size = room;
-      auto [ec, n] = co_await http::async_read(c_.stream, c_.buffer, parser, use_tuple);
-      const std::size_t got = room - parser.get().body().size;
-      rec.bytes_in += got;
-      stats_.rpc_in(got);
-      stats_.received(got);
-      if (ec && ec != http::error::need_buffer) {
-        rec.error = peer_closed(ec) ? "channel closed by the client" : "channel ended: " + ec.message();
-        co_return connection_end::graceful;
-      }
-      // A fault "after N bytes" on an IN channel cuts it once N request bytes have arrived.
-      if (cut != nullptr && rec.bytes_in >= cut_at) {
-        rec.error = "channel cut by fault";
-        co_return end_for(cut->kind);
-      }
-    }
-    rec.error = "channel complete";
-    co_return connection_end::graceful;
-  }
-
-  /// An OUT channel: the 200 header with a 1 GB Content-Length, then a ping PDU every rpc_ping_interval
-  /// until the client closes the channel (or a fault cuts it).
-  net::awaitable<connection_end> serve_out_channel(response_t& header, const std::optional<fault_hit>& hit,
-                                                   request_record& rec) {
-    if (hit && hit->action.kind == fault_kind::delay) co_await c_.pause(hit->action.duration);
-    rec.status = header.result_int();
-    c_.dog.arm(options_.idle_timeout, server_timeout::idle);
-    http::response<http::buffer_body> res{header.base()};
-    http::response_serializer<http::buffer_body> sr{res};
-    auto [ec, n] = co_await http::async_write_header(c_.stream, sr, use_tuple);
-    rec.bytes_out = n;
-    if (ec) {
-      rec.error = "write failed: " + ec.message();
-      co_return connection_end::graceful;
-    }
-    // The pings are the channel's keep-alive; between them it is idle by design.
-    c_.dog.disarm();
-    body_writer writer(c_, hit ? &hit->action : nullptr, options_.idle_timeout);
-    auto outcome = co_await (send_pings(writer) || until_closed());
-    rec.bytes_out += writer.written();
-    stats_.served(rec.bytes_out);
-    rec.error = outcome.index() == 0 ? "channel ended: " + std::get<0>(outcome).message() : "channel closed by the client";
-    if (writer.cut() != connection_end::keep_alive) co_return writer.cut();
-    co_return connection_end::graceful;
-  }
-
-  net::awaitable<error_code> send_pings(body_writer& writer) {
-    const std::string ping = rts_ping_pdu();
-    exbridge::timer t(c_.stream.get_executor());
-    for (std::uint64_t sent = 0; sent + ping.size() <= rpc_out_channel_length; sent += ping.size()) {
-      t.expires_after(options_.rpc_ping_interval);
-      if (auto [ec] = co_await t.async_wait(use_tuple); ec) co_return ec;
-      if (auto ec = co_await writer.write(ping.data(), ping.size()); ec) co_return ec;
-      // The write armed the idle timeout (IIS's 120 s) for a client that stops reading; once the ping is
-      // out, the channel is idle by design until the next one.
-      c_.dog.disarm();
-      stats_.rpc_ping();
-    }
-    co_return error_code{};
-  }
-
-  /// Completes when the client closes the connection (it sends nothing more on an OUT channel).
-  net::awaitable<void> until_closed() {
-    std::array<char, 1024> sink;
-    for (;;) {
-      auto [ec, n] = co_await c_.stream.async_read_some(net::buffer(sink), use_tuple);
-      if (ec) co_return;
-    }
   }
 
   static bool replaces_response(fault_kind k) {
@@ -553,6 +318,7 @@ class session {
   const server_options& options_;
   server_stats& stats_;
   fault_injector& faults_;
+  std::shared_ptr<vc_table> connections_;  ///< Outlook Anywhere's virtual connections, shared by all connections
   std::string client_;
   std::string rec_fault_;
   std::chrono::steady_clock::time_point started_;
@@ -598,7 +364,7 @@ net::awaitable<void> server::serve(tcp::socket socket) {
     co_return;
   }
 
-  session s(c, options_, stats_, faults_, client);
+  session s(c, options_, stats_, faults_, connections_, client);
   const connection_end end = co_await s.run();
   c.dog.disarm();
   error_code ignored;

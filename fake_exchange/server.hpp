@@ -13,6 +13,7 @@
 #include "fake_exchange/faults.hpp"
 #include "fake_exchange/router.hpp"
 #include "fake_exchange/stats.hpp"
+#include "fake_exchange/virtual_connection.hpp"
 
 namespace exbridge::fake_exchange {
 
@@ -59,6 +60,9 @@ class server {
   tcp::acceptor acceptor_;
   server_stats stats_;
   fault_injector faults_;
+  /// Outlook Anywhere's virtual connections. Shared with the channel coroutines, whose frames may outlive the
+  /// server when the io_context is destroyed after it. One io thread serves every connection: no lock.
+  std::shared_ptr<vc_table> connections_ = std::make_shared<vc_table>();
 };
 
 }  // namespace exbridge::fake_exchange

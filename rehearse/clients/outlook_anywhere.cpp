@@ -44,25 +44,13 @@ std::string conn_a1(std::mt19937& rng, const rts::cookie& vc) {
   return rts::encode(rts::conn_a1(vc, random_cookie(rng), 65536));
 }
 
-/// Counts the Ping RTS PDUs among the whole PDUs at the start of `pending` and removes those PDUs; a partial
-/// one stays for the next read.
-unsigned count_pings(std::string& pending) {
+/// Counts the Ping RTS PDUs among the whole PDUs that arrived; a partial one waits in `split` for the next read.
+unsigned count_pings(rts::pdu_splitter& split) {
   unsigned pings = 0;
-  std::size_t used = 0;
-  for (;;) {
-    const auto rest = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(pending.data()) + used,
-                                                    pending.size() - used);
-    const auto length = rts::pdu_length(rest);
-    if (!length || *length > rest.size()) break;
-    if (*length < rts::header_size) {  // not RPC over HTTP: nothing after it can be framed
-      used = pending.size();
-      break;
-    }
-    const auto pdu = rts::decode(rest.first(*length));
-    if (const auto* p = std::get_if<rts::pdu>(&pdu); p != nullptr && rts::identify(*p) == rts::kind::ping) ++pings;
-    used += *length;
+  while (const auto pdu = split.next()) {
+    const auto decoded = rts::decode(*pdu);
+    if (const auto* p = std::get_if<rts::pdu>(&decoded); p != nullptr && rts::identify(*p) == rts::kind::ping) ++pings;
   }
-  pending.erase(0, used);
   return pings;
 }
 
@@ -311,13 +299,13 @@ class outlook_anywhere_client {
   /// The OUT channel: count the server's ping PDUs until the channel ends.
   net::awaitable<void> watch_out() {
     std::array<char, 4096> chunk;
-    std::string pending;
+    rts::pdu_splitter split;
     for (;;) {
       auto [ec, n] = co_await out_.read_body(out_parser_, chunk.data(), chunk.size());
       if (n > 0 && !stopping_) {
         out_state_.last_traffic = scaled_clock::now();
-        pending.append(chunk.data(), n);
-        out_state_.pings += count_pings(pending);
+        split.append(chunk.data(), n);
+        out_state_.pings += count_pings(split);
       }
       if (ec || out_parser_.is_done()) {
         closed(out_state_, ec ? ec.message() : std::string("the response ended"));

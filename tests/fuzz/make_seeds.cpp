@@ -1,5 +1,5 @@
 // Writes the seed inputs that are binary or need live ids (not a fuzz target): NTLM Type 1/2/3 messages as
-// common/ntlm.cpp builds them, RTS PDUs as common/rts.cpp builds them, and fake-exchange requests carrying real folder and item ids from
+// common/ntlm.cpp builds them, RTS and DCE/RPC PDUs as common/ builds them, and fake-exchange requests carrying real folder and item ids from
 // route_request's own answers. Run once, output committed: build-fuzz/bin/fuzz_make_seeds tests/fuzz/corpus
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/base64.hpp"
+#include "common/dcerpc.hpp"
 #include "common/ntlm.hpp"
 #include "common/rts.hpp"
 #include "fake_exchange/router.hpp"
@@ -85,6 +86,46 @@ int main(int argc, char** argv) {
                         rts::version{1}, rts::empty{}, rts::padding{8}, rts::negative_ance{}, rts::ance{},
                         rts::client_address{}, v6, rts::association_group_id{group},
                         rts::destination{rts::forward_destination::server}, rts::ping_traffic_sent_notify{4096}}}));
+  }
+
+  // DCE/RPC on an open virtual connection, as a client's IN channel carries it after CONN/B1.
+  {
+    using namespace dcerpc;
+    const syntax_id emsmdb{parse_uuid("a4f1db00-ca47-1067-b31f-00dd010662da"), 0, 81};
+    const syntax_id features{parse_uuid("6cb71c2c-9812-4540-0300-000000000000"), 1, 0};
+    const auto bind_of = [&](std::vector<context_element> contexts, std::optional<auth_verifier> auth) {
+      pdu p;
+      p.type = ptype::bind;
+      p.call_id = 1;
+      p.content = bind_body{4280, 4280, 0, std::move(contexts)};
+      p.auth = std::move(auth);
+      return encode(p);
+    };
+    const auto request_of = [](std::uint32_t id, std::uint16_t context, std::uint8_t flags, std::string stub) {
+      pdu p;
+      p.type = ptype::request;
+      p.flags = flags;
+      p.call_id = id;
+      p.content = request_body{static_cast<std::uint32_t>(stub.size()), context, 10, std::nullopt, std::move(stub)};
+      return encode(p);
+    };
+    const std::string bind = bind_of({{0, emsmdb, {ndr20()}}}, std::nullopt);
+    write("fuzz_dcerpc", "bind_and_call", bind + request_of(2, 0, first_frag | last_frag, std::string(64, 'a')));
+    write("fuzz_dcerpc", "fragmented_call", bind + request_of(2, 0, first_frag, std::string(100, 'b')) +
+                                                request_of(2, 0, 0, std::string(100, 'c')) +
+                                                request_of(2, 0, last_frag, "d"));
+    write("fuzz_dcerpc", "features_and_ndr64",
+          bind_of({{0, emsmdb, {{parse_uuid("71710533-beba-4937-8319-b5dbef9ccc36"), 1, 0}}}, {1, emsmdb, {features}}},
+                  std::nullopt));
+    write("fuzz_dcerpc", "ntlm_bind", bind_of({{0, emsmdb, {ndr20()}}}, auth_verifier{10, 6, 0, 79231, std::string(40, 'N')}));
+    pdu alter;
+    alter.type = ptype::alter_context;
+    alter.call_id = 3;
+    alter.content = bind_body{4280, 4280, 0, {{1, emsmdb, {ndr20()}}}};
+    write("fuzz_dcerpc", "alter_context_and_acks",
+          bind + encode(alter) + rts::encode(rts::ping_pdu()) +
+              rts::encode(rts::flow_control_ack_with_destination_pdu(rts::forward_destination::out_proxy, {100, 65536, {}})) +
+              request_of(4, 1, first_frag | last_frag, ""));
   }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.

@@ -10,6 +10,7 @@
 
 #include "fake_exchange/control_api.hpp"
 #include "tests/support/exchange_lab.hpp"
+#include "tests/support/rpc_over_http.hpp"
 
 namespace exbridge {
 namespace {
@@ -183,11 +184,11 @@ TEST(Faults, CutsEndTheBodyAfterNBytesTheWayTheActionSays) {
   }
 }
 
-TEST(Faults, OutChannelPingsCanBeCutAndRpcRequestsRefusedWith503) {
+TEST(Faults, OutChannelsCanBeCutAndRpcRequestsRefusedWith503) {
   auto cut = rule("oa-reset", fault_kind::reset);
   cut.path = "/rpc/";
   cut.operation = "RPC_OUT_DATA";
-  cut.action.after_bytes = 40;  // two pings
+  cut.action.after_bytes = 20;  // within CONN/A3, the channel's first PDU
   auto refuse = rule("oa-503", fault_kind::error503);
   refuse.operation = "RPC_IN_DATA";
   fake_exchange::server_options options = with_rules({cut, refuse});
@@ -195,10 +196,10 @@ TEST(Faults, OutChannelPingsCanBeCutAndRpcRequestsRefusedWith503) {
   test::exchange_lab lab(options);
   const std::string head = "/rpc/rpcproxy.dll?ex2007.contoso.example:6001 HTTP/1.1\r\nHost: mail.contoso.example\r\n"
                            "Authorization: " + test::demo_basic_auth() + "\r\n";
-  const auto out = one(lab, "RPC_OUT_DATA " + head + "Content-Length: 76\r\n\r\n" + std::string(76, 'x'));
+  const auto out = one(lab, "RPC_OUT_DATA " + head + "Content-Length: 76\r\n\r\n" + test::conn_a1(test::vc_cookies()));
   EXPECT_EQ(out.status, 200u);
   EXPECT_EQ(out.ec, net::error::connection_reset) << out.ec.message();
-  EXPECT_LE(out.body.size(), 40u);
+  EXPECT_LE(out.body.size(), 20u);
   const auto in = one(lab, "RPC_IN_DATA " + head + "Content-Length: 1073741824\r\n\r\n");
   EXPECT_EQ(in.status, 503u);
   EXPECT_EQ(in.reason, "RPC Error: 6ba");
@@ -216,7 +217,7 @@ TEST(Faults, InChannelIsResetAfterNBytesReceived) {
   const error_code seen = lab.io().run([&]() -> net::awaitable<error_code> {
     auto stream = co_await lab.connect();
     co_await test::send_text(stream, request);
-    const std::string body(1024 * 1024, 'x');
+    const std::string body = test::in_channel_body(test::vc_cookies(), 1024 * 1024);
     auto [wec, written] = co_await net::async_write(stream, net::buffer(body), use_tuple);
     if (wec) co_return wec;  // the RST may already have arrived
     std::array<char, 64> sink;
@@ -249,7 +250,7 @@ TEST(Faults, ThrottledOrStalledInChannelsAreReadSlowly) {
     lab.io().run([&]() -> net::awaitable<void> {
       auto stream = co_await lab.connect();
       co_await test::send_text(stream, request);
-      const std::string body(sent, 'x');
+      const std::string body = test::in_channel_body(test::vc_cookies(), sent);
       co_await net::async_write(stream, net::buffer(body), net::use_awaitable);
       stream.next_layer().close();
     }());

@@ -1,11 +1,13 @@
-// Outlook Anywhere (RPC over HTTP) on fake-exchange over real TLS 1.0: echo probes, the OUT channel's
-// never-ending 200 with keep-alive pings, an IN channel consumed without an answer, rpcproxy's 503 for a
-// port outside ValidPorts, IIS authentication (Basic, and NTLM on zero-length requests of one connection).
+// Outlook Anywhere (RPC over HTTP v2) on fake-exchange over real TLS 1.0: echo probes, a virtual connection
+// opened as a client opens it (CONN/A1 and CONN/B1 answered with CONN/A3 and CONN/C2, then pings), a DCE/RPC
+// bind and call across it, an IN channel read without an answer, protocol errors closing channels, rpcproxy's
+// 503 for a port outside ValidPorts, IIS authentication (Basic, and NTLM on zero-length requests).
 #include <gtest/gtest.h>
 
 #include "common/ntlm.hpp"
 #include "fake_exchange/rpc_proxy.hpp"
 #include "tests/support/exchange_lab.hpp"
+#include "tests/support/rpc_over_http.hpp"
 
 namespace exbridge {
 namespace {
@@ -13,14 +15,7 @@ namespace {
 using fake_exchange::rts_echo_pdu;
 using fake_exchange::rts_ping_pdu;
 
-std::string rpc_request(const std::string& method, const std::string& port, std::uint64_t length,
-                        const std::string& authorization) {
-  std::string r = method + " /rpc/rpcproxy.dll?ex2007.contoso.example:" + port +
-                  " HTTP/1.1\r\nHost: mail.contoso.example\r\nAccept: application/rpc\r\nUser-Agent: MSRPC\r\n"
-                  "Cache-Control: no-cache\r\nPragma: No-cache\r\nConnection: Keep-Alive\r\n";
-  if (!authorization.empty()) r += "Authorization: " + authorization + "\r\n";
-  return r + "Content-Length: " + std::to_string(length) + "\r\n\r\n";
-}
+using test::rpc_request;
 
 TEST(RpcProxy, RtsPdusAreTwentyBytesWithTheirFlags) {
   const std::string echo = rts_echo_pdu(), ping = rts_ping_pdu();
@@ -90,47 +85,94 @@ TEST(RpcProxy, PortsOutsideValidPortsGetRpcError503) {
   }
 }
 
-/// Opens an OUT channel and reads until `pings` ping PDUs have arrived: (status, declared length, body).
-std::tuple<unsigned, std::uint64_t, std::string> read_out_channel(test::exchange_lab& lab, std::size_t pings) {
-  return lab.io().run([&]() -> net::awaitable<std::tuple<unsigned, std::uint64_t, std::string>> {
-    auto stream = co_await lab.connect();
-    beast::flat_buffer buffer;
-    // The OUT channel's request carries CONN/A1 (76 bytes); its content is opaque to the stub.
-    const std::string request = rpc_request("RPC_OUT_DATA", "6001", 76, test::demo_basic_auth()) +
-                                std::string(76, '\x05');
-    co_await test::send_text(stream, request);
-    http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
-    co_await http::async_read_header(stream, buffer, parser, net::use_awaitable);
-    std::string body;
-    std::array<char, 256> chunk;
-    while (body.size() < pings * 20) {  // each read waits for the next ping: data, not time, drives the test
-      parser.get().body().data = chunk.data();
-      parser.get().body().size = chunk.size();
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+/// Reads the OUT channel's PDUs one at a time.
+class out_reader {
+ public:
+  explicit out_reader(test::tls_stream& s) : stream_(s) { parser_.body_limit(boost::none); }
+
+  net::awaitable<unsigned> read_header() {
+    co_await http::async_read_header(stream_, buffer_, parser_, net::use_awaitable);
+    co_return parser_.get().result_int();
+  }
+  std::uint64_t declared() const { return parser_.content_length().value_or(0); }
+
+  /// The next whole PDU (data, not time, drives the tests: each read waits for the server's next PDU).
+  net::awaitable<std::string> next() {
+    for (;;) {
+      if (auto p = split_.next()) co_return *p;
+      std::array<char, 512> chunk;
+      parser_.get().body().data = chunk.data();
+      parser_.get().body().size = chunk.size();
+      auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser_, use_tuple);
+      split_.append(chunk.data(), chunk.size() - parser_.get().body().size);
       if (ec && ec != http::error::need_buffer) throw boost::system::system_error(ec);
-      body.append(chunk.data(), chunk.size() - parser.get().body().size);
     }
-    stream.next_layer().close();
-    co_return std::make_tuple(parser.get().result_int(), parser.content_length().value_or(0), body);
+  }
+
+ private:
+  test::tls_stream& stream_;
+  beast::flat_buffer buffer_;
+  http::response_parser<http::buffer_body> parser_;
+  rts::pdu_splitter split_;
+};
+
+rts::kind kind_of(const std::string& pdu) {
+  const auto decoded = rts::decode(pdu);
+  const auto* p = std::get_if<rts::pdu>(&decoded);
+  return p == nullptr ? rts::kind::unknown : rts::identify(*p);
+}
+
+/// Opens a virtual connection (IN first, then OUT, as Windows does) and collects the OUT channel's first
+/// `count` PDUs, then closes both channels.
+struct opened {
+  unsigned status = 0;
+  std::uint64_t declared = 0;
+  std::vector<std::string> pdus;
+};
+opened open_virtual_connection(test::exchange_lab& lab, std::size_t count, const std::string& after_c2 = "") {
+  return lab.io().run([&]() -> net::awaitable<opened> {
+    const test::vc_cookies cookies;
+    auto in = co_await lab.connect();
+    const std::string in_head = rpc_request("RPC_IN_DATA", "6001", 1'073'741'824, test::demo_basic_auth()) +
+                                test::conn_b1(cookies);
+    co_await test::send_text(in, in_head);
+    auto out = co_await lab.connect();
+    const std::string out_head = rpc_request("RPC_OUT_DATA", "6001", 76, test::demo_basic_auth()) + test::conn_a1(cookies);
+    co_await test::send_text(out, out_head);
+    out_reader reader(out);
+    opened o;
+    o.status = co_await reader.read_header();
+    o.declared = reader.declared();
+    while (o.pdus.size() < count) {
+      o.pdus.push_back(co_await reader.next());
+      if (o.pdus.size() == 2 && !after_c2.empty()) co_await test::send_text(in, after_c2);
+    }
+    in.next_layer().close();
+    out.next_layer().close();
+    co_return o;
   }());
 }
 
-TEST(RpcProxy, OutChannelDeclaresAGigabyteAndStreamsPings) {
+TEST(RpcProxy, AVirtualConnectionOpensWithConnA3ThenConnC2ThenPings) {
   fake_exchange::server_options options;
   options.rpc_ping_interval = std::chrono::milliseconds(20);
   test::exchange_lab lab(options);
-  constexpr std::size_t pings = 3;
-  const auto [status, declared, received] = read_out_channel(lab, pings);
-  EXPECT_EQ(status, 200u);
-  EXPECT_EQ(declared, 1'073'741'824u);
-  ASSERT_GE(received.size(), pings * 20);
-  for (std::size_t i = 0; i + 20 <= received.size(); i += 20) EXPECT_EQ(received.substr(i, 20), rts_ping_pdu()) << i;
-  const auto rec = lab.wait_for_request(1);  // logged when the client closes the channel
-  EXPECT_EQ(rec.status, 200u);
-  EXPECT_EQ(rec.operation, "RPC_OUT_DATA");
-  EXPECT_EQ(rec.bytes_in, 76u);
-  EXPECT_GE(lab.server().stats().snapshot().rpc_out_pings, pings);
+  const auto o = open_virtual_connection(lab, 5);
+  EXPECT_EQ(o.status, 200u);
+  EXPECT_EQ(o.declared, 1'073'741'824u);
+  ASSERT_EQ(o.pdus.size(), 5u);
+  // Clients read A3 and C2 by position (impacket does): nothing may come before them.
+  EXPECT_EQ(kind_of(o.pdus[0]), rts::kind::conn_a3);
+  EXPECT_EQ(kind_of(o.pdus[1]), rts::kind::conn_c2);
+  for (std::size_t i = 2; i < 5; ++i) EXPECT_EQ(o.pdus[i], rts_ping_pdu()) << i;
+  // CONN/C2: Version 1, the inbound proxy's receive window (64 KiB), the connection timeout (the ping interval).
+  EXPECT_EQ(o.pdus[1], rts::encode(rts::conn_c2(65536, 20)));
+  EXPECT_EQ(o.pdus[0], rts::encode(rts::conn_a3(20)));
+  const auto first = lab.wait_for_request(1), second = lab.wait_for_request(2);
+  const auto& out = first.operation == "RPC_OUT_DATA" ? first : second;
+  EXPECT_EQ(out.status, 200u);
+  EXPECT_EQ(out.bytes_in, 76u);
+  EXPECT_GE(lab.server().stats().snapshot().rpc_out_pings, 3u);
 }
 
 // IIS's connection timeout (120 s) guards a client that stops reading a response; between two pings an
@@ -141,9 +183,57 @@ TEST(RpcProxy, OutChannelIdleBetweenPingsOutlivesTheConnectionTimeout) {
   options.rpc_ping_interval = std::chrono::milliseconds(60);
   options.idle_timeout = std::chrono::milliseconds(40);
   test::exchange_lab lab(options);
-  const auto [status, declared, received] = read_out_channel(lab, 4);  // throws if the channel is cut
-  EXPECT_EQ(status, 200u);
-  EXPECT_GE(received.size(), 4u * 20);
+  const auto o = open_virtual_connection(lab, 6);  // throws if the channel is cut
+  EXPECT_EQ(o.status, 200u);
+  EXPECT_EQ(o.pdus.back(), rts_ping_pdu());
+}
+
+TEST(RpcProxy, ABindAndACallCrossTheVirtualConnection) {
+  test::exchange_lab lab;
+  dcerpc::pdu call;
+  call.type = dcerpc::ptype::request;
+  call.call_id = 2;
+  call.content = dcerpc::request_body{4, 0, 10, std::nullopt, std::string(4, '\0')};  // EcDoConnectEx, no RPC auth
+  const auto o = open_virtual_connection(lab, 4, test::bind_pdu(1, test::emsmdb_interface()) + dcerpc::encode(call));
+  const auto ack = dcerpc::decode(o.pdus[2]);
+  ASSERT_TRUE(std::holds_alternative<dcerpc::pdu>(ack)) << std::get<dcerpc::decode_error>(ack).what;
+  const auto& bind_ack = std::get<dcerpc::pdu>(ack);
+  ASSERT_EQ(bind_ack.type, dcerpc::ptype::bind_ack);
+  EXPECT_EQ(bind_ack.call_id, 1u);
+  const auto& body = std::get<dcerpc::bind_ack_body>(bind_ack.content);
+  EXPECT_EQ(body.secondary_address, "6001");
+  EXPECT_EQ(body.max_xmit_frag, 4280u);
+  ASSERT_EQ(body.results.size(), 1u);
+  EXPECT_EQ(body.results[0].outcome, dcerpc::result::acceptance);
+  // EMSMDB is secure-only: a call without RPC authentication is refused before it runs.
+  const auto fault = dcerpc::decode(o.pdus[3]);
+  ASSERT_TRUE(std::holds_alternative<dcerpc::pdu>(fault));
+  const auto& f = std::get<dcerpc::pdu>(fault);
+  ASSERT_EQ(f.type, dcerpc::ptype::fault);
+  EXPECT_EQ(std::get<dcerpc::fault_body>(f.content).status, dcerpc::status::access_denied);
+  EXPECT_NE(f.flags & dcerpc::did_not_execute, 0);
+}
+
+TEST(RpcProxy, AChannelThatDoesNotOpenWithItsConnPduIsClosedWithoutAnAnswer) {
+  test::exchange_lab lab;
+  const auto [out_closed, in_closed] = lab.io().run([&]() -> net::awaitable<std::pair<bool, bool>> {
+    auto out = co_await lab.connect();
+    const std::string out_head = rpc_request("RPC_OUT_DATA", "6001", 76, test::demo_basic_auth()) + std::string(76, 'x');
+    co_await test::send_text(out, out_head);
+    std::array<char, 64> sink;
+    auto [out_ec, out_n] = co_await out.async_read_some(net::buffer(sink), use_tuple);
+    auto in = co_await lab.connect();
+    const std::string in_head = rpc_request("RPC_IN_DATA", "6001", 1'073'741'824, test::demo_basic_auth()) +
+                                rts::encode(rts::ping_pdu());
+    co_await test::send_text(in, in_head);
+    auto [in_ec, in_n] = co_await in.async_read_some(net::buffer(sink), use_tuple);
+    co_return std::make_pair(out_n == 0 && out_ec, in_n == 0 && in_ec);
+  }());
+  EXPECT_TRUE(out_closed);
+  EXPECT_TRUE(in_closed);
+  EXPECT_EQ(lab.wait_for_request(1).error, "protocol error: the OUT channel did not begin with CONN/A1");
+  EXPECT_EQ(lab.wait_for_request(2).error, "protocol error: the IN channel did not begin with CONN/B1");
+  EXPECT_EQ(lab.wait_for_request(2).status, 0u);
 }
 
 TEST(RpcProxy, NtlmOnZeroLengthRequestsThenAnInChannelConsumedWithoutAnswer) {
@@ -162,14 +252,12 @@ TEST(RpcProxy, NtlmOnZeroLengthRequestsThenAnInChannelConsumedWithoutAnswer) {
     const std::string with_type3 = rpc_request("RPC_IN_DATA", "6001", 0, http_token("NTLM", type3));
     co_await test::send_text(stream, with_type3);
     const auto echo = co_await test::read_response(stream, buffer);
-    // ...then the 1 GB IN channel on the authenticated connection, without credentials.
+    // ...then the 1 GB IN channel on the authenticated connection, without credentials: CONN/B1 and the
+    // client's pings.
     const std::string channel = rpc_request("RPC_IN_DATA", "6001", 1'073'741'824, "");
     co_await test::send_text(stream, channel);
-    std::vector<char> chunk(64 * 1024);
-    for (std::uint64_t done = 0; done < sent; done += chunk.size()) {
-      for (std::size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>((done + i) * 7);
-      co_await net::async_write(stream, net::buffer(chunk), net::use_awaitable);
-    }
+    const std::string body = test::in_channel_body(test::vc_cookies(), sent);
+    co_await net::async_write(stream, net::buffer(body), net::use_awaitable);
     stream.next_layer().close();  // the client ends its IN channel
     co_return std::make_pair(challenge.result_int(), echo.result_int());
   }());

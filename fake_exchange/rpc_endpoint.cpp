@@ -1,0 +1,182 @@
+// The mailbox server's DCE/RPC association (see rpc_endpoint.hpp).
+#include "fake_exchange/rpc_endpoint.hpp"
+
+#include <algorithm>
+#include <atomic>
+
+namespace exbridge::fake_exchange {
+namespace {
+
+using namespace exbridge::dcerpc;
+
+struct known_interface {
+  rpc_interface which;
+  syntax_id syntax;
+};
+
+const std::vector<known_interface>& known_interfaces() {
+  // [MS-OXCRPC] 1.9, [MS-NSPI] 1.9, [MS-OXABREF] 1.9.
+  static const std::vector<known_interface> all = {
+      {rpc_interface::emsmdb, {parse_uuid("a4f1db00-ca47-1067-b31f-00dd010662da"), 0, 81}},
+      {rpc_interface::nspi, {parse_uuid("f5cc5a18-4264-101a-8c59-08002b2f8426"), 56, 0}},
+      {rpc_interface::rfr, {parse_uuid("1544f5e0-613c-11d1-93df-00c04fd7bd09"), 1, 0}},
+  };
+  return all;
+}
+
+/// [MS-RPCE] 3.3.1.5.3: a transfer syntax whose UUID begins 6cb71c2c-9812-4540 is not a syntax but the client's
+/// offer of bind time features; its last 8 bytes carry the feature bits.
+bool is_bind_time_feature_negotiation(const syntax_id& s) {
+  const uuid prefix = parse_uuid("6cb71c2c-9812-4540-0000-000000000000");
+  return std::equal(prefix.begin(), prefix.begin() + 8, s.id.begin());
+}
+
+// Association group ids handed out by this process (Windows numbers them per server; any non-zero value will do).
+std::atomic<std::uint32_t> next_assoc_group{0x0001e2a1};
+
+constexpr std::size_t max_call_stub = 4 * 1024 * 1024;  // far above EcDoRpcExt2's 256 KiB rgbIn (BIG_RANGE_ULONG)
+
+}  // namespace
+
+std::string_view interface_name(rpc_interface i) {
+  switch (i) {
+    case rpc_interface::emsmdb: return "EMSMDB";
+    case rpc_interface::nspi: return "NSPI";
+    case rpc_interface::rfr: return "RFR";
+  }
+  return "?";
+}
+
+std::vector<rpc_interface> interfaces_on_port(std::uint16_t port) {
+  switch (port) {
+    case 6001: return {rpc_interface::emsmdb};
+    case 6002: return {rpc_interface::rfr};
+    case 6004: return {rpc_interface::nspi, rpc_interface::rfr};
+    default: return {};
+  }
+}
+
+std::optional<std::vector<std::string>> rpc_endpoint::fail(std::string why) {
+  error_ = std::move(why);
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> rpc_endpoint::nak_and_close(std::uint32_t call_id, std::uint16_t why,
+                                                                    std::string error) {
+  pdu nak;
+  nak.type = ptype::bind_nak;
+  nak.call_id = call_id;
+  nak.content = bind_nak_body{why, {{5, 0}}};
+  error_ = std::move(error);
+  closing_ = true;
+  return std::vector<std::string>{encode(nak)};
+}
+
+std::optional<std::vector<std::string>> rpc_endpoint::receive(std::span<const std::uint8_t> bytes) {
+  if (closing_) return fail("a PDU after bind_nak: " + error_);
+  auto decoded = decode(bytes);
+  if (auto* e = std::get_if<decode_error>(&decoded)) return fail("not a DCE/RPC PDU: " + e->what);
+  const pdu& p = std::get<pdu>(decoded);
+  switch (p.type) {
+    case ptype::bind:
+      if (bound_) return nak_and_close(p.call_id, nak::reason_not_specified, "a second bind on one association");
+      return bind(p);
+    case ptype::alter_context:
+      if (!bound_) return fail("alter_context before bind");
+      return bind(p);
+    case ptype::request:
+      if (!bound_) return fail("a request before bind");
+      return request(p);
+    case ptype::auth3:
+      // The third leg of NTLM: unreachable until RPC-level NTLM lands (binds asking for it are refused).
+      return fail("rpc_auth_3 without an authentication in progress");
+    case ptype::co_cancel:
+    case ptype::orphaned:
+      return std::vector<std::string>{};  // calls here complete at once: nothing to cancel
+    default:
+      return fail(std::string(ptype_name(p.type)) + " is not sent by clients");
+  }
+}
+
+std::optional<std::vector<std::string>> rpc_endpoint::bind(const pdu& p) {
+  const auto& b = std::get<bind_body>(p.content);
+  const bool first = p.type == ptype::bind;
+  if (p.auth) {
+    // RPC-level authentication is not implemented yet: refuse the association the way Windows refuses an
+    // authentication service it does not know, rather than accept a bind whose calls could never succeed.
+    return nak_and_close(p.call_id, nak::authentication_type_not_recognized,
+                         "RPC-level authentication (auth_type " + std::to_string(p.auth->type) + ") is not offered yet");
+  }
+  if (first) {
+    if (b.contexts.empty()) return nak_and_close(p.call_id, nak::reason_not_specified, "a bind without contexts");
+    // Windows' rule, as Samba's tests against Windows record it (librpc/rpc/dcesrv_core.c): both sizes become
+    // the smaller proposal, at least 2048, at most 5840, rounded down to a multiple of 8.
+    const auto size = static_cast<std::uint16_t>(
+        std::min<unsigned>(std::max<unsigned>(2048, std::min(b.max_xmit_frag, b.max_recv_frag)), max_fragment) & ~7u);
+    max_xmit_frag_ = max_recv_frag_ = size;
+    assoc_group_id_ = b.assoc_group_id != 0 ? b.assoc_group_id : next_assoc_group++;
+  }
+  const auto offered_here = interfaces_on_port(port_);
+  bind_ack_body ack;
+  ack.max_xmit_frag = max_xmit_frag_;
+  ack.max_recv_frag = max_recv_frag_;
+  ack.assoc_group_id = assoc_group_id_;
+  if (first) ack.secondary_address = std::to_string(port_);
+  for (const auto& c : b.contexts) {
+    context_result r{result::provider_rejection, static_cast<std::uint16_t>(reason::abstract_syntax_not_supported), {}};
+    if (!c.transfer.empty() && is_bind_time_feature_negotiation(c.transfer.front())) {
+      // negotiate_ack with the offered bits this server supports -- security context multiplexing (0x1) and
+      // keep connection on orphan (0x2), both, as Windows after 2003 answers ([MS-RPCE] 3.3.1.5.3, <99>).
+      r = {result::negotiate_ack, static_cast<std::uint16_t>(c.transfer.front().id[8] & 0x03), {}};
+      ack.results.push_back(r);
+      continue;
+    }
+    const auto known = std::find_if(known_interfaces().begin(), known_interfaces().end(),
+                                    [&](const known_interface& k) { return k.syntax == c.abstract; });
+    const bool served = known != known_interfaces().end() &&
+                        std::find(offered_here.begin(), offered_here.end(), known->which) != offered_here.end();
+    if (served) {
+      const auto ndr = std::find(c.transfer.begin(), c.transfer.end(), ndr20());
+      if (ndr == c.transfer.end()) {
+        r.reason = static_cast<std::uint16_t>(reason::proposed_transfer_syntaxes_not_supported);
+      } else {
+        r = {result::acceptance, 0, ndr20()};
+        contexts_[c.context_id] = known->which;
+      }
+    }
+    ack.results.push_back(r);
+  }
+  pdu out;
+  out.type = first ? ptype::bind_ack : ptype::alter_context_resp;
+  out.call_id = p.call_id;
+  out.content = std::move(ack);
+  bound_ = true;
+  return std::vector<std::string>{encode(out)};
+}
+
+std::optional<std::vector<std::string>> rpc_endpoint::request(const pdu& p) {
+  const auto& r = std::get<request_body>(p.content);
+  const bool first_fragment = (p.flags & first_frag) != 0, last_fragment = (p.flags & last_frag) != 0;
+  if (first_fragment) {
+    if (partial_call_) return fail("a new call began before call " + std::to_string(*partial_call_) + " ended");
+    partial_call_ = p.call_id;
+    partial_stub_.clear();
+  } else if (partial_call_ != p.call_id) {
+    return fail("a fragment of call " + std::to_string(p.call_id) + " that never began");
+  }
+  if (partial_stub_.size() + r.stub.size() > max_call_stub) return fail("a call's stub passes 4 MiB");
+  partial_stub_ += r.stub;
+  if (!last_fragment) return std::vector<std::string>{};
+  partial_call_.reset();
+  ++calls_;
+  const auto context = contexts_.find(r.context_id);
+  if (context == contexts_.end()) {
+    // Windows answers an unknown context with context id 0; the association stays usable.
+    return std::vector<std::string>{encode_fault(p.call_id, 0, status::unk_if, true)};
+  }
+  // Secure-only interfaces: the runtime refuses a call on an unauthenticated association before the server
+  // sees it (RpcServerRegisterIf2 with RPC_IF_ALLOW_SECURE_ONLY), whatever its opnum.
+  return std::vector<std::string>{encode_fault(p.call_id, r.context_id, status::access_denied, true)};
+}
+
+}  // namespace exbridge::fake_exchange
