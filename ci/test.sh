@@ -13,6 +13,9 @@ if [ "$preset" = tsan ]; then
   # benchmark smoke runs exbridge on one thread.
   ci/build.sh "$preset" exbridge fake-exchange rehearse integration_tests
   labels=(-L integration -LE slow -E '^integration\.bench_smoke$')
+elif [ "$preset" = asan ]; then
+  # Everything its tests run, not the benchmark tools (the benchmark smoke tests do not run under ASan).
+  ci/build.sh "$preset" exbridge fake-exchange rehearse unit_tests integration_tests e2e_tests
 else
   ci/build.sh "$preset"
 fi

@@ -28,7 +28,7 @@ const struct timeouts& test_timeouts() {
 }
 
 /// An exchange outcome with the test timeouts, shaped by `shape`.
-exchange_outcome exchange(std::function<void(exchange_outcome&)> shape) {
+exchange_outcome outcome_of(std::function<void(exchange_outcome&)> shape) {
   exchange_outcome o;
   o.timeouts = &test_timeouts();
   shape(o);
@@ -72,8 +72,8 @@ const error_code malformed = http::error::bad_chunk;
 
 std::vector<row> table() {
   return {
-      {"a completed exchange", exchange([](auto& o) { o.request_sent = true; }), termination::normal, 0, ""},
-      {"an answer before the whole body", exchange([](auto&) {}), termination::normal, 0, "before the request body ended"},
+      {"a completed exchange", outcome_of([](auto& o) { o.request_sent = true; }), termination::normal, 0, ""},
+      {"an answer before the whole body", outcome_of([](auto&) {}), termination::normal, 0, "before the request body ended"},
       {"handshake refused", handshake_outcome{false, "TLS protocol version refused"},
        termination::downstream_handshake_failed, 0, "protocol version"},
       {"handshake too slow", handshake_outcome{true, "no answer"}, termination::downstream_handshake_timeout, 0, ""},
@@ -101,149 +101,149 @@ std::vector<row> table() {
       {"TLS refused", connect_failure(connect_result::handshake, false), termination::upstream_tls_failed, 502, ""},
       {"TLS too slow", connect_failure(connect_result::handshake, true), termination::upstream_handshake_timeout, 504,
        ""},
-      {"request header not taken", exchange([](auto& o) {
+      {"request header not taken", outcome_of([](auto& o) {
          o.at = phase::request_header;
          o.ec = net::error::broken_pipe;
        }),
        termination::upstream_write_failed, 502, ""},
-      {"upload: client gone", exchange([](auto& o) {
+      {"upload: client gone", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.upload = failed_relay(reset, true);
        }),
        termination::client_closed_body, 0, ""},
-      {"upload: malformed chunk", exchange([](auto& o) {
+      {"upload: malformed chunk", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.upload = failed_relay(malformed, true);
        }),
        termination::bad_request, 400, ""},
-      {"upload: malformed chunk after the answer began", exchange([](auto& o) {
+      {"upload: malformed chunk after the answer began", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.response_started = true;
          o.upload = failed_relay(malformed, true);
        }),
        termination::bad_request, 0, ""},
-      {"upload: client silent", exchange([](auto& o) {
+      {"upload: client silent", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.upload = failed_relay(net::error::operation_aborted, true);
          o.fired.add(timeout_kind::client_read);
        }),
        termination::request_body_timeout, 0, "client moved no body byte for 20 min"},
-      {"upload: RPC client silent", exchange([](auto& o) {
+      {"upload: RPC client silent", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.rpc = true;
          o.upload = failed_relay(net::error::operation_aborted, true);
          o.fired.add(timeout_kind::client_read);
        }),
        termination::rpc_client_idle_timeout, 0, "60 min"},
-      {"upload: client too slow", exchange([](auto& o) {
+      {"upload: client too slow", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.upload = too_slow(true);
        }),
        termination::client_too_slow, 0, "fewer than 1000 bytes/s"},
-      {"upload: server not reading", exchange([](auto& o) {
+      {"upload: server not reading", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.upload = failed_relay(net::error::bad_descriptor, false);
          o.fired.add(timeout_kind::upstream_write);
        }),
        termination::upstream_write_timeout, 504, "took no request body byte for 21 min"},
-      {"upload: RPC server not reading", exchange([](auto& o) {
+      {"upload: RPC server not reading", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.rpc = true;
          o.fired.add(timeout_kind::upstream_write);
        }),
        termination::rpc_upstream_idle_timeout, 504, "60 min"},
-      {"upload: server gone", exchange([](auto& o) {
+      {"upload: server gone", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.ec = net::error::bad_descriptor;
          o.upload = failed_relay(net::error::broken_pipe, false);
        }),
        termination::upstream_write_failed, 502, ""},
-      {"upload: server too slow to take it", exchange([](auto& o) {
+      {"upload: server too slow to take it", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.upload = too_slow(false);
        }),
        termination::upstream_too_slow, 504, "fewer than"},
-      {"no answer", exchange([](auto& o) {
+      {"no answer", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.request_sent = true;
          o.ec = net::error::operation_aborted;
          o.fired.add(timeout_kind::response_headers);
        }),
        termination::response_headers_timeout, 504, "15 min"},
-      {"closed instead of answering", exchange([](auto& o) {
+      {"closed instead of answering", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.request_sent = true;
          o.ec = ssl::error::stream_truncated;
        }),
        termination::upstream_closed_before_response, 502, ""},
-      {"garbage instead of an answer", exchange([](auto& o) {
+      {"garbage instead of an answer", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.request_sent = true;
          o.ec = http::error::bad_version;
        }),
        termination::upstream_bad_response, 502, ""},
-      {"101 refused", exchange([](auto& o) {
+      {"101 refused", outcome_of([](auto& o) {
          o.at = phase::response_headers;
          o.request_sent = true;
          o.refused = "101 Switching Protocols";
        }),
        termination::upstream_bad_response, 502, "101"},
-      {"answer header not taken", exchange([](auto& o) {
+      {"answer header not taken", outcome_of([](auto& o) {
          o.at = phase::client_headers;
          o.ec = net::error::broken_pipe;
        }),
        termination::client_closed_response, 0, ""},
-      {"answer header not taken in time", exchange([](auto& o) {
+      {"answer header not taken in time", outcome_of([](auto& o) {
          o.at = phase::client_headers;
          o.ec = net::error::operation_aborted;
          o.fired.add(timeout_kind::client_write);
        }),
        termination::client_write_timeout, 0, ""},
-      {"download: client gone", exchange([](auto& o) {
+      {"download: client gone", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = failed_relay(net::error::broken_pipe, false);
        }),
        termination::client_closed_response, 0, ""},
-      {"download: client not reading", exchange([](auto& o) {
+      {"download: client not reading", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = failed_relay(net::error::operation_aborted, false);
          o.fired.add(timeout_kind::client_write);
        }),
        termination::client_write_timeout, 0, "20 min"},
-      {"download: server gone", exchange([](auto& o) {
+      {"download: server gone", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = failed_relay(ssl::error::stream_truncated, true);
        }),
        termination::upstream_closed_body, 0, ""},
-      {"download: server silent", exchange([](auto& o) {
+      {"download: server silent", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = failed_relay(net::error::bad_descriptor, true);
          o.fired.add(timeout_kind::upstream_read);
        }),
        termination::response_body_timeout, 0, "upstream moved no body byte for 21 min"},
-      {"download: RPC server silent", exchange([](auto& o) {
+      {"download: RPC server silent", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.rpc = true;
          o.download = failed_relay(net::error::bad_descriptor, true);
          o.fired.add(timeout_kind::upstream_read);
        }),
        termination::rpc_upstream_idle_timeout, 0, "60 min"},
-      {"download: malformed body", exchange([](auto& o) {
+      {"download: malformed body", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = failed_relay(malformed, true);
        }),
        termination::upstream_bad_response, 0, ""},
-      {"download: server too slow", exchange([](auto& o) {
+      {"download: server too slow", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = too_slow(true);
        }),
        termination::upstream_too_slow, 0, ""},
-      {"download: client too slow to take it", exchange([](auto& o) {
+      {"download: client too slow to take it", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.download = too_slow(false);
        }),
        termination::client_too_slow, 0, ""},
-      {"download: RPC client not reading", exchange([](auto& o) {
+      {"download: RPC client not reading", outcome_of([](auto& o) {
          o.at = phase::response_body;
          o.rpc = true;
          o.download = failed_relay(net::error::operation_aborted, false);
@@ -273,7 +273,7 @@ TEST(Classify, TheTableReachesEveryTerminationCode) {
 
 TEST(Classify, OnlyACompletedKeepAliveExchangeKeepsTheConnection) {
   const auto done = [](bool server, bool client) {
-    return classify(exchange([&](auto& o) {
+    return classify(outcome_of([&](auto& o) {
       o.request_sent = true;
       o.response_keep_alive = server;
       o.client_keep_alive = client;
@@ -292,7 +292,7 @@ TEST(Classify, OnlyACompletedKeepAliveExchangeKeepsTheConnection) {
 TEST(Classify, AFailedUploadIsBlamedOnlyWhenTheResponseHalfDidNotStopIt) {
   // The response half ended first (the server answered and closed) and stopped the upload: the upload's
   // aborted read is not the client's fault.
-  const auto v = classify(exchange([](auto& o) {
+  const auto v = classify(outcome_of([](auto& o) {
     o.at = phase::response_body;
     o.upload = failed_relay(net::error::operation_aborted, true);
     o.upload_stopped = true;

@@ -10,13 +10,15 @@
 namespace exbridge::rehearse {
 namespace {
 
-std::set<std::string> codes(const std::vector<config_finding>& findings) {
+std::set<std::string> finding_codes(const std::vector<config_finding>& findings) {
   std::set<std::string> out;
   for (const auto& f : findings) out.insert(f.code);
   return out;
 }
 
-std::set<std::string> lint(const std::string& text) { return codes(lint_stunnel_config(parse_stunnel_config(text, "t.conf"))); }
+std::set<std::string> lint_codes(const std::string& text) {
+  return finding_codes(lint_stunnel_config(parse_stunnel_config(text, "t.conf")));
+}
 
 const std::string chain_head = "[online]\naccept = 443\ncert = c.pem\nkey = k.pem\nconnect = 127.0.0.1:8443\n";
 
@@ -44,7 +46,7 @@ TEST(StunnelConfig, BadLinesNameFileAndLine) {
 TEST(StunnelConfig, TheShippedFirstTryHasItsThreeMistakes) {
   const auto cfg = load_stunnel_config(EXBRIDGE_SOURCE_DIR "/scenarios/stunnel/stunnel-first-try.stunnel.conf");
   const auto findings = lint_stunnel_config(cfg);
-  EXPECT_EQ(codes(findings), (std::set<std::string>{"tls10-needs-seclevel0", "verify-none", "timeout-at-ping-edge"}));
+  EXPECT_EQ(finding_codes(findings), (std::set<std::string>{"tls10-needs-seclevel0", "verify-none", "timeout-at-ping-edge"}));
   for (const auto& f : findings) {
     EXPECT_GT(f.line, 0) << f.code;
     EXPECT_FALSE(f.fix.empty()) << f.code;
@@ -58,26 +60,26 @@ TEST(StunnelConfig, TheShippedFixedConfigIsClean) {
 
 TEST(StunnelConfig, LintNamesEachTrap) {
   // One service only: no TLS towards Exchange 2007.
-  EXPECT_EQ(lint("[a]\naccept = 443\ncert = c.pem\nconnect = 10.0.0.2:443\n"), (std::set<std::string>{"no-upstream-tls"}));
+  EXPECT_EQ(lint_codes("[a]\naccept = 443\ncert = c.pem\nconnect = 10.0.0.2:443\n"), (std::set<std::string>{"no-upstream-tls"}));
   // Only a client service: nothing accepts Exchange Online.
-  EXPECT_TRUE(lint("[b]\nclient = yes\naccept = 8443\nconnect = 10.0.0.2:443\nsecurityLevel = 0\nverifyChain = yes\n"
+  EXPECT_TRUE(lint_codes("[b]\nclient = yes\naccept = 8443\nconnect = 10.0.0.2:443\nsecurityLevel = 0\nverifyChain = yes\n"
                    "checkHost = x\n")
                   .count("no-downstream-tls"));
   const std::string good_client = "[ex]\nclient = yes\naccept = 127.0.0.1:8443\nconnect = 10.0.0.2:443\nverifyChain = yes\ncheckHost = x\n";
-  EXPECT_EQ(lint(chain_head + good_client + "securityLevel = 0\n"), std::set<std::string>{});
-  EXPECT_EQ(lint(chain_head + good_client + "ciphers = DEFAULT:@SECLEVEL=0\n"), std::set<std::string>{});
-  EXPECT_EQ(lint(chain_head + good_client), (std::set<std::string>{"tls10-needs-seclevel0"}));
-  EXPECT_EQ(lint(chain_head + good_client + "securityLevel = 0\nsslVersionMin = TLSv1.2\n"),
+  EXPECT_EQ(lint_codes(chain_head + good_client + "securityLevel = 0\n"), std::set<std::string>{});
+  EXPECT_EQ(lint_codes(chain_head + good_client + "ciphers = DEFAULT:@SECLEVEL=0\n"), std::set<std::string>{});
+  EXPECT_EQ(lint_codes(chain_head + good_client), (std::set<std::string>{"tls10-needs-seclevel0"}));
+  EXPECT_EQ(lint_codes(chain_head + good_client + "securityLevel = 0\nsslVersionMin = TLSv1.2\n"),
             (std::set<std::string>{"upstream-tls-above-1.0"}));
   // A global securityLevel = 0 reaches the public service too.
-  EXPECT_EQ(lint("securityLevel = 0\n" + chain_head + good_client), (std::set<std::string>{"downstream-accepts-tls10"}));
-  EXPECT_EQ(lint("securityLevel = 0\n" + chain_head + "sslVersionMin = TLSv1.2\n" + good_client), std::set<std::string>{});
+  EXPECT_EQ(lint_codes("securityLevel = 0\n" + chain_head + good_client), (std::set<std::string>{"downstream-accepts-tls10"}));
+  EXPECT_EQ(lint_codes("securityLevel = 0\n" + chain_head + "sslVersionMin = TLSv1.2\n" + good_client), std::set<std::string>{});
   // The chain's ports do not meet.
-  EXPECT_TRUE(lint("[online]\naccept = 443\ncert = c.pem\nconnect = 127.0.0.1:9999\n" + good_client + "securityLevel = 0\n")
+  EXPECT_TRUE(lint_codes("[online]\naccept = 443\ncert = c.pem\nconnect = 127.0.0.1:9999\n" + good_client + "securityLevel = 0\n")
                   .count("chain-broken"));
-  EXPECT_EQ(lint(chain_head + "TIMEOUTidle = 300\n" + good_client + "securityLevel = 0\n"),
+  EXPECT_EQ(lint_codes(chain_head + "TIMEOUTidle = 300\n" + good_client + "securityLevel = 0\n"),
             (std::set<std::string>{"timeout-below-ping"}));
-  EXPECT_EQ(lint(chain_head + "[ex]\nclient = yes\naccept = 127.0.0.1:8443\nconnect = 10.0.0.2:443\nsecurityLevel = 0\nverify = 2\n"),
+  EXPECT_EQ(lint_codes(chain_head + "[ex]\nclient = yes\naccept = 127.0.0.1:8443\nconnect = 10.0.0.2:443\nsecurityLevel = 0\nverify = 2\n"),
             (std::set<std::string>{"no-check-host"}));
 }
 
@@ -107,7 +109,7 @@ TEST(StunnelConfig, LabRewritePointsEverythingAtTheLabAndKeepsTheMistakes) {
   EXPECT_EQ(lab_cfg.effective(lab_cfg.services[1], "TIMEOUTidle")->value, "9");  // 900 s at time scale 100
   // The mistakes stay: the lint of the lab file finds the same TLS problem.
   EXPECT_EQ(lab_cfg.effective(lab_cfg.services[1], "sslVersion")->value, "TLSv1");
-  EXPECT_TRUE(codes(lint_stunnel_config(lab_cfg)).count("tls10-needs-seclevel0"));
+  EXPECT_TRUE(finding_codes(lint_stunnel_config(lab_cfg)).count("tls10-needs-seclevel0"));
   bool listed = false;
   for (const auto& c : r.changes) listed = listed || c.find("accept = 443 -> 127.0.0.1:40001") != std::string::npos;
   EXPECT_TRUE(listed);
