@@ -16,6 +16,8 @@ packages=(
   chromium
   # a real third-party EWS client against fake-exchange through exbridge (tests/e2e/exchangelib_client.py)
   python3-exchangelib
+  # a real third-party RPC over HTTP v2 client, the same way (tests/e2e/impacket_rpch_client.py)
+  python3-impacket
 )
 
 missing=()

@@ -36,10 +36,8 @@ import email.utils
 import hashlib
 import json
 import os
-import select
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,6 +54,7 @@ except ImportError:
     print("SKIPPED (python3-exchangelib not installed)")
     sys.exit(0)
 
+from lab import make_pki, processes, start, stop_all
 from exchangelib import BASIC, DELEGATE, NTLM, Account, Build, Configuration, Credentials, Version
 from exchangelib.autodiscover import Autodiscovery, clear_cache
 from exchangelib.protocol import BaseProtocol, close_connections
@@ -76,58 +75,6 @@ def check(ok, what):
         failures.append(what)
         print("MISMATCH: " + what, flush=True)
     return ok
-
-
-# --- the lab: PKI, processes --------------------------------------------------------------------------------
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def make_pki(d):
-    """A lab CA and two leaf certificates (RSA 2048, SHA-256), as common/lab_pki.cpp makes them."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2", "-subj", "/CN=Exbridge Lab CA",
-            "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    leaves = {"bridge": BRIDGE_NAMES, "exchange": ["ex2007.contoso.example"]}
-    for name, dns_names in leaves.items():
-        san = ",".join([f"DNS:{n}" for n in dns_names] + ["IP:127.0.0.1", "IP:::1"])
-        with open(f"{d}/{name}.ext", "w") as f:
-            f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-subj", f"/CN={dns_names[0]}",
-                "-keyout", f"{d}/{name}.key", "-out", f"{d}/{name}.csr")
-        openssl("x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
-                "-CAcreateserial", "-days", "2", "-sha256", "-out", f"{d}/{name}.crt", "-extfile", f"{d}/{name}.ext")
-
-
-processes = []
-
-
-def start(argv, log_path, timeout=60):
-    """Starts a program and returns HOST:PORT from its readiness line 'listening https HOST:PORT'."""
-    log = open(log_path, "w")
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
-    processes.append(p)
-    deadline = time.monotonic() + timeout
-    while True:
-        ready, _, _ = select.select([p.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            raise RuntimeError(f"{argv[0]}: no readiness line within {timeout} s (log: {log_path})")
-        line = p.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{argv[0]} exited with {p.wait()} before listening (log: {log_path})")
-        if line.startswith("listening https "):
-            # Keep draining stdout so that the program never blocks on a full pipe.
-            threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
-            return line.split()[2]
-
-
-def stop_all():
-    for p in processes:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
 
 
 # --- name resolution pointed at the lab ---------------------------------------------------------------------
@@ -340,7 +287,7 @@ def main():
         return 0
     work = args.work or tempfile.mkdtemp(prefix="exbridge-exchangelib-")
     os.makedirs(work, exist_ok=True)
-    make_pki(work)
+    make_pki(work, {"bridge": BRIDGE_NAMES, "exchange": ["ex2007.contoso.example"]})
     manifest_path = f"{work}/manifest.json"
     exchange = start([f"{args.bin_dir}/fake-exchange", "--listen", "127.0.0.1:0", "--cert", f"{work}/exchange.crt",
                       "--key", f"{work}/exchange.key", "--public-host", "mail.contoso.example",
