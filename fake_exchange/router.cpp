@@ -183,19 +183,19 @@ admission admit_request(const http::request_header<>& req, const exchange_config
     return {html_error(v, http::status::not_found, "404 - File or directory not found.",
                        "The resource you are looking for might have been removed, had its name changed, or is "
                        "temporarily unavailable."),
-            nullptr, "", ""};
+            nullptr, ""};
   }
   const std::string operation = is_ews ? "" : "autodiscover";
   auto auth = authenticate(req, config, connection);
-  if (auth.challenge) return {std::move(*auth.challenge), nullptr, "", operation};
-  if (auth.who == nullptr) return {unauthorized(v, host), nullptr, "", operation};
+  if (auth.challenge) return {std::move(*auth.challenge), nullptr, operation};
+  if (auth.who == nullptr) return {unauthorized(v, host), nullptr, operation};
   if (is_ews && req.method() != http::verb::post) {
     // ASMX answers a GET without ?wsdl with its service help page; clients never rely on it.
     return {html_error(v, http::status::method_not_allowed, "405 - HTTP verb used to access this page is not allowed.",
                        "EWS accepts SOAP requests by POST."),
-            auth.who, auth.who->email, ""};
+            auth.who, ""};
   }
-  return {std::nullopt, auth.who, auth.who->email, operation};
+  return {std::nullopt, auth.who, operation};
 }
 
 routed_response answer_request(const http::request<http::string_body>& req, const exchange_config& config,
@@ -219,7 +219,7 @@ routed_response answer_request(const http::request<http::string_body>& req, cons
 routed_response route_request(const http::request<http::string_body>& req, const exchange_config& config,
                               connection_auth& connection) {
   auto admitted = admit_request(req, config, connection);
-  if (admitted.refusal) return {std::move(*admitted.refusal), std::move(admitted.email), std::move(admitted.operation)};
+  if (admitted.refusal) return {std::move(*admitted.refusal), admitted.email(), std::move(admitted.operation)};
   return answer_request(req, config, *admitted.who);
 }
 

@@ -70,9 +70,9 @@ inline constexpr std::uint64_t ews_max_request_bytes = 30'000'000;
 /// request that expects it only once it is admitted (see expects_continue).
 struct admission {
   std::optional<http::response<http::string_body>> refusal;
-  const user* who = nullptr;
-  std::string email;      ///< who authenticated ("" when nobody did)
-  std::string operation;  ///< "autodiscover", or "" for EWS (its operation is in the body)
+  const user* who = nullptr;  ///< who authenticated (nullptr when nobody did)
+  std::string operation;      ///< "autodiscover", or "" for EWS (its operation is in the body)
+  std::string email() const { return who != nullptr ? who->email : std::string(); }
 };
 admission admit_request(const http::request_header<>& request, const exchange_config& config,
                         connection_auth& connection);

@@ -115,7 +115,7 @@ class session {
     if (expects_continue(head.get(), declared ? std::optional<std::uint64_t>(*declared) : std::nullopt, head.chunked())) {
       admitted = admit_request(head.get(), options_.exchange, c_.auth);
       if (admitted->refusal) {
-        rec.user = admitted->email;
+        rec.user = admitted->email();
         rec.operation = admitted->operation;
         const auto hit = match(rec);
         co_return co_await refuse_before_body(std::move(*admitted->refusal), head, hit, rec);

@@ -64,7 +64,7 @@ std::optional<std::string> virtual_connection::receive_in(std::string_view bytes
         // 3.2.1.5.1.2: an ack for a channel this connection does not have is dropped.
         if (ack.channel_cookie != out_cookie_) return std::nullopt;
         ++counters_.acks_received;
-        out_window_ = rts::sender_available_window(ack, out_bytes_sent_);
+        out_window_ = rts::sender_available_window(ack, out_bytes_sent());
         if (wake_out) wake_out();
         return std::nullopt;
       }
@@ -74,7 +74,6 @@ std::optional<std::string> virtual_connection::receive_in(std::string_view bytes
   }
   // A DCE/RPC PDU: only on an established connection (the client waits for CONN/C2 before it binds).
   if (!established()) return "an RPC PDU before CONN/C2 was sent";
-  in_bytes_received_ += static_cast<std::uint32_t>(bytes.size());
   counters_.rpc_in_bytes += bytes.size();
   auto replies = endpoint_.receive(span);
   if (!replies) return "RPC: " + endpoint_.error();
@@ -84,11 +83,11 @@ std::optional<std::string> virtual_connection::receive_in(std::string_view bytes
   }
   // The PDU is consumed once the endpoint has it: the whole window is free again. Ack when half of it was
   // used since the last ack (Windows' rule, 3.2.1.4.1.1 <27>).
-  if (in_bytes_received_ - in_acked_at_ >= settings_.in_receive_window / 2) {
-    in_acked_at_ = in_bytes_received_;
+  if (in_bytes_received() - in_acked_at_ >= settings_.in_receive_window / 2) {
+    in_acked_at_ = in_bytes_received();
     ++counters_.acks_sent;
     queue_rts(rts::flow_control_ack_with_destination_pdu(
-        rts::forward_destination::client, {in_bytes_received_, settings_.in_receive_window, in_cookie_}));
+        rts::forward_destination::client, {in_bytes_received(), settings_.in_receive_window, in_cookie_}));
   }
   if (!rpc_queue_.empty() && wake_out) wake_out();
   return std::nullopt;
@@ -113,7 +112,6 @@ std::optional<std::string> virtual_connection::next_out() {
   const bool was_paused = in_paused();
   backlog_ -= p.size();
   out_window_ -= static_cast<std::uint32_t>(p.size());
-  out_bytes_sent_ += static_cast<std::uint32_t>(p.size());
   counters_.rpc_out_bytes += p.size();
   if (was_paused && !in_paused() && wake_in) wake_in();
   return p;

@@ -94,6 +94,9 @@ class virtual_connection {
  private:
   void queue_rts(const rts::pdu& p);
   void notify();
+  // The protocol's BytesSent and BytesReceived (RPC PDUs only) count modulo 2^32 on both sides (3.2.1.1.4).
+  std::uint32_t out_bytes_sent() const { return static_cast<std::uint32_t>(counters_.rpc_out_bytes); }
+  std::uint32_t in_bytes_received() const { return static_cast<std::uint32_t>(counters_.rpc_in_bytes); }
 
   rts::cookie id_;
   std::uint16_t port_;
@@ -104,8 +107,6 @@ class virtual_connection {
   std::deque<std::string> rpc_queue_;
   std::size_t backlog_ = 0;          ///< bytes in rpc_queue_
   std::uint32_t out_window_ = 0;     ///< Sender AvailableWindow of the OUT channel
-  std::uint32_t out_bytes_sent_ = 0; ///< BytesSent on the OUT channel (RPC PDUs only, modulo 2^32)
-  std::uint32_t in_bytes_received_ = 0;
   std::uint32_t in_acked_at_ = 0;    ///< BytesReceived in the last ack sent
   rpc_endpoint endpoint_;
   vc_counters counters_;

@@ -186,7 +186,7 @@ TEST(Router, AdmissionDecidesOnTheHeaderAloneInIisOrder) {
   const auto wrong_method = admit_request(get, config, conn);
   ASSERT_TRUE(wrong_method.refusal);
   EXPECT_EQ(wrong_method.refusal->result(), http::status::method_not_allowed);
-  EXPECT_EQ(wrong_method.email, demo_email);
+  EXPECT_EQ(wrong_method.email(), demo_email);
   const auto admitted = admit_request(post("/EWS/Exchange.asmx", "", basic), config, conn);
   EXPECT_FALSE(admitted.refusal);
   ASSERT_NE(admitted.who, nullptr);
