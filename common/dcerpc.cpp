@@ -305,22 +305,36 @@ std::variant<pdu, decode_error> decode(std::span<const std::uint8_t> bytes) {
   return p;
 }
 
-std::vector<std::string> fragment_response(std::uint32_t call_id, std::uint16_t context_id, std::string_view stub,
-                                           std::uint16_t max_frag) {
-  if (max_frag <= call_header_size) throw std::invalid_argument("max_frag leaves no room for stub data");
-  const std::size_t room = max_frag - call_header_size;
-  std::vector<std::string> out;
+std::vector<pdu> split_call(ptype type, std::uint32_t call_id, std::uint16_t context_id, std::uint16_t opnum,
+                            std::string_view stub, std::size_t room) {
+  if (room == 0) throw std::invalid_argument("max_frag leaves no room for stub data");
+  std::vector<pdu> out;
   std::size_t at = 0;
   do {
     const std::size_t n = std::min(room, stub.size() - at);
     pdu p;
-    p.type = ptype::response;
+    p.type = type;
     p.call_id = call_id;
     p.flags = static_cast<std::uint8_t>((at == 0 ? first_frag : 0) | (at + n == stub.size() ? last_frag : 0));
-    p.content = response_body{static_cast<std::uint32_t>(stub.size() - at), context_id, 0, std::string(stub.substr(at, n))};
-    out.push_back(encode(p));
+    const auto hint = static_cast<std::uint32_t>(stub.size() - at);
+    if (type == ptype::request) {
+      p.content = request_body{hint, context_id, opnum, std::nullopt, std::string(stub.substr(at, n))};
+    } else {
+      p.content = response_body{hint, context_id, 0, std::string(stub.substr(at, n))};
+    }
+    out.push_back(std::move(p));
     at += n;
   } while (at < stub.size());
+  return out;
+}
+
+std::vector<std::string> fragment_response(std::uint32_t call_id, std::uint16_t context_id, std::string_view stub,
+                                           std::uint16_t max_frag) {
+  if (max_frag <= call_header_size) throw std::invalid_argument("max_frag leaves no room for stub data");
+  std::vector<std::string> out;
+  for (const auto& p : split_call(ptype::response, call_id, context_id, 0, stub, max_frag - call_header_size)) {
+    out.push_back(encode(p));
+  }
   return out;
 }
 

@@ -170,6 +170,12 @@ struct decode_error {
 std::variant<pdu, decode_error> decode(std::span<const std::uint8_t> bytes);
 std::variant<pdu, decode_error> decode(std::string_view bytes);
 
+/// Cuts a call's stub (`type` request or response) into PDUs carrying at most `room` stub bytes each, with
+/// FIRST_FRAG on the first, LAST_FRAG on the last and alloc_hint the stub bytes still to come (C706 12.6.2,
+/// [MS-RPCE] 2.2.2.6); an empty stub is one PDU. Throws std::invalid_argument when room is 0.
+std::vector<pdu> split_call(ptype type, std::uint32_t call_id, std::uint16_t context_id, std::uint16_t opnum,
+                            std::string_view stub, std::size_t room);
+
 /// Splits a response stub into fragments that each fit `max_frag` bytes (the peer's max_recv_frag), with
 /// FIRST_FRAG on the first, LAST_FRAG on the last and alloc_hint the stub bytes still to come (C706 12.6.2,
 /// [MS-RPCE] 2.2.2.6).
@@ -185,7 +191,9 @@ inline constexpr std::uint32_t access_denied = 0x00000005;        ///< ERROR_ACC
 inline constexpr std::uint32_t op_rng_error = 0x1C010002;         ///< nca_s_op_rng_error: opnum out of range
 inline constexpr std::uint32_t unk_if = 0x1C010003;               ///< nca_s_unk_if: unknown interface / context
 inline constexpr std::uint32_t proto_error = 0x1C01000B;          ///< nca_s_proto_error
+inline constexpr std::uint32_t context_mismatch = 0x1C00001A;     ///< nca_s_fault_context_mismatch: unknown handle
 inline constexpr std::uint32_t bad_stub_data = 0x000006F7;        ///< RPC_X_BAD_STUB_DATA
+inline constexpr std::uint32_t sec_pkg_error = 0x00000721;        ///< RPC_S_SEC_PKG_ERROR: a verifier that fails
 }  // namespace status
 
 /// bind_nak reject reasons ([MS-RPCE] 2.2.2.5).

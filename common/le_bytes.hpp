@@ -2,6 +2,7 @@
 // DCE/RPC, later NDR, ROP and FastTransfer) builds on. Every integer on those wires is little-endian
 // ([MS-RPCH] 2.2.1, the DCE/RPC data representation 10 00 00 00 that all Windows peers send).
 // The reader never reads past its span: callers ask has(n) first, and a decode error says what was cut short.
+// The free functions read and write at an offset the caller has already checked (NTLM's offset tables).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,36 @@
 #include <string_view>
 
 namespace exbridge {
+
+inline std::uint16_t load_le16(std::string_view b, std::size_t at) {
+  return static_cast<std::uint16_t>(static_cast<std::uint8_t>(b[at]) | static_cast<std::uint8_t>(b[at + 1]) << 8);
+}
+inline std::uint32_t load_le32(std::string_view b, std::size_t at) {
+  return static_cast<std::uint32_t>(load_le16(b, at)) | static_cast<std::uint32_t>(load_le16(b, at + 2)) << 16;
+}
+inline std::uint64_t load_le64(std::string_view b, std::size_t at) {
+  return static_cast<std::uint64_t>(load_le32(b, at)) | static_cast<std::uint64_t>(load_le32(b, at + 4)) << 32;
+}
+inline void append_le16(std::string& out, std::uint16_t v) {
+  out += static_cast<char>(v & 0xff);
+  out += static_cast<char>(v >> 8);
+}
+inline void append_le32(std::string& out, std::uint32_t v) {
+  append_le16(out, static_cast<std::uint16_t>(v & 0xffff));
+  append_le16(out, static_cast<std::uint16_t>(v >> 16));
+}
+inline void append_le64(std::string& out, std::uint64_t v) {
+  append_le32(out, static_cast<std::uint32_t>(v & 0xffffffff));
+  append_le32(out, static_cast<std::uint32_t>(v >> 32));
+}
+inline void store_le16(std::string& out, std::size_t at, std::uint16_t v) {
+  out[at] = static_cast<char>(v & 0xff);
+  out[at + 1] = static_cast<char>(v >> 8);
+}
+inline void store_le32(std::string& out, std::size_t at, std::uint32_t v) {
+  store_le16(out, at, static_cast<std::uint16_t>(v & 0xffff));
+  store_le16(out, at + 2, static_cast<std::uint16_t>(v >> 16));
+}
 
 class le_writer {
  public:
@@ -29,10 +60,7 @@ class le_writer {
   /// Pads with zeros until the size is a multiple of `alignment`.
   void align(std::size_t alignment) { zeros((alignment - out_.size() % alignment) % alignment); }
   /// Overwrites a u16 written earlier (a length known only at the end).
-  void patch_u16(std::size_t at, std::uint16_t v) {
-    out_[at] = static_cast<char>(v & 0xff);
-    out_[at + 1] = static_cast<char>(v >> 8);
-  }
+  void patch_u16(std::size_t at, std::uint16_t v) { store_le16(out_, at, v); }
   std::size_t size() const { return out_.size(); }
   std::string& text() { return out_; }
 

@@ -1,4 +1,4 @@
-// NTLM implementation: MD4, UTF-8/UTF-16LE, message encoding and bounds-checked decoding, NTLMv2 proofs.
+// NTLM implementation: UTF-8/UTF-16LE, message encoding and bounds-checked decoding, NTLMv2 proofs.
 // Hostile input never reads out of bounds: every field is checked against the message before it is copied.
 #include "common/ntlm.hpp"
 
@@ -13,6 +13,8 @@
 #include <stdexcept>
 
 #include "common/base64.hpp"
+#include "common/le_bytes.hpp"
+#include "common/legacy_crypto.hpp"
 
 namespace exbridge {
 namespace {
@@ -21,45 +23,6 @@ constexpr std::string_view signature{"NTLMSSP\0", 8};
 constexpr std::size_t max_http_token = 64 * 1024;  // base64 characters; real messages are a few hundred
 
 using digest16 = std::array<std::uint8_t, 16>;
-
-// --- little-endian bytes ---
-
-std::uint16_t get_u16(std::string_view b, std::size_t at) {
-  return static_cast<std::uint16_t>(static_cast<std::uint8_t>(b[at]) | static_cast<std::uint8_t>(b[at + 1]) << 8);
-}
-
-std::uint32_t get_u32(std::string_view b, std::size_t at) {
-  return static_cast<std::uint32_t>(get_u16(b, at)) | static_cast<std::uint32_t>(get_u16(b, at + 2)) << 16;
-}
-
-std::uint64_t get_u64(std::string_view b, std::size_t at) {
-  return static_cast<std::uint64_t>(get_u32(b, at)) | static_cast<std::uint64_t>(get_u32(b, at + 4)) << 32;
-}
-
-void put_u16(std::string& out, std::uint16_t v) {
-  out += static_cast<char>(v & 0xff);
-  out += static_cast<char>(v >> 8);
-}
-
-void put_u32(std::string& out, std::uint32_t v) {
-  put_u16(out, static_cast<std::uint16_t>(v & 0xffff));
-  put_u16(out, static_cast<std::uint16_t>(v >> 16));
-}
-
-void put_u64(std::string& out, std::uint64_t v) {
-  put_u32(out, static_cast<std::uint32_t>(v & 0xffffffff));
-  put_u32(out, static_cast<std::uint32_t>(v >> 32));
-}
-
-void set_u16(std::string& out, std::size_t at, std::uint16_t v) {
-  out[at] = static_cast<char>(v & 0xff);
-  out[at + 1] = static_cast<char>(v >> 8);
-}
-
-void set_u32(std::string& out, std::size_t at, std::uint32_t v) {
-  set_u16(out, at, static_cast<std::uint16_t>(v & 0xffff));
-  set_u16(out, at + 2, static_cast<std::uint16_t>(v >> 16));
-}
 
 template <std::size_t N>
 std::string_view bytes_of(const std::array<std::uint8_t, N>& a) {
@@ -71,10 +34,10 @@ std::string_view bytes_of(const std::array<std::uint8_t, N>& a) {
 void put_utf16(std::string& out, std::uint32_t cp) {
   if (cp >= 0x10000) {
     cp -= 0x10000;
-    put_u16(out, static_cast<std::uint16_t>(0xd800 + (cp >> 10)));
-    put_u16(out, static_cast<std::uint16_t>(0xdc00 + (cp & 0x3ff)));
+    append_le16(out, static_cast<std::uint16_t>(0xd800 + (cp >> 10)));
+    append_le16(out, static_cast<std::uint16_t>(0xdc00 + (cp & 0x3ff)));
   } else {
-    put_u16(out, static_cast<std::uint16_t>(cp));
+    append_le16(out, static_cast<std::uint16_t>(cp));
   }
 }
 
@@ -150,11 +113,11 @@ std::optional<std::string> from_utf16le(std::string_view b) {
   std::string out;
   out.reserve(b.size());
   for (std::size_t i = 0; i < b.size(); i += 2) {
-    std::uint32_t u = get_u16(b, i);
+    std::uint32_t u = load_le16(b, i);
     if (u >= 0xdc00 && u <= 0xdfff) return std::nullopt;
     if (u >= 0xd800 && u <= 0xdbff) {
       if (i + 4 > b.size()) return std::nullopt;
-      const std::uint32_t lo = get_u16(b, i + 2);
+      const std::uint32_t lo = load_le16(b, i + 2);
       if (lo < 0xdc00 || lo > 0xdfff) return std::nullopt;
       u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
       i += 2;
@@ -201,25 +164,13 @@ std::string utf16le_upper(std::string_view utf8) {
 
 // --- crypto ---
 
-digest16 hmac_md5(std::string_view key, std::string_view data) {
-  digest16 out{};
-  unsigned int len = 0;
-  if (HMAC(EVP_md5(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-           data.size(), out.data(), &len) == nullptr ||
-      len != out.size()) {
-    throw std::runtime_error("HMAC-MD5 is not available from OpenSSL");
-  }
-  return out;
-}
-
-std::uint32_t rotl(std::uint32_t x, int s) { return x << s | x >> (32 - s); }
 
 // --- message fields ---
 
 /// A (Len, MaxLen, Offset) field of a message header, checked against the message.
 std::optional<std::string_view> field(std::string_view msg, std::size_t at) {
-  const std::uint64_t len = get_u16(msg, at);
-  const std::uint64_t offset = get_u32(msg, at + 4);
+  const std::uint64_t len = load_le16(msg, at);
+  const std::uint64_t offset = load_le32(msg, at + 4);
   if (len == 0) return std::string_view{};
   if (offset > msg.size() || len > msg.size() - offset) return std::nullopt;
   return msg.substr(static_cast<std::size_t>(offset), static_cast<std::size_t>(len));
@@ -233,7 +184,7 @@ std::optional<std::string> text_field(std::string_view msg, std::size_t at, bool
 }
 
 bool has_header(std::string_view msg, std::size_t min_size, std::uint32_t type) {
-  return msg.size() >= min_size && msg.substr(0, 8) == signature && get_u32(msg, 8) == type;
+  return msg.size() >= min_size && msg.substr(0, 8) == signature && load_le32(msg, 8) == type;
 }
 
 /// Lays out a message: a fixed header with (Len, MaxLen, Offset) slots, then the payloads in order.
@@ -244,16 +195,16 @@ struct message_builder {
   }
   void payload(std::size_t slot, std::string_view data) {
     const auto len = static_cast<std::uint16_t>(std::min<std::size_t>(data.size(), 0xffff));
-    set_u16(out, slot, len);
-    set_u16(out, slot + 2, len);
-    set_u32(out, slot + 4, static_cast<std::uint32_t>(out.size()));
+    store_le16(out, slot, len);
+    store_le16(out, slot + 2, len);
+    store_le32(out, slot + 4, static_cast<std::uint32_t>(out.size()));
     out.append(data.substr(0, len));
   }
 };
 
 void put_av(std::string& out, ntlm_av_id id, std::string_view value) {
-  put_u16(out, static_cast<std::uint16_t>(id));
-  put_u16(out, static_cast<std::uint16_t>(std::min<std::size_t>(value.size(), 0xffff)));
+  append_le16(out, static_cast<std::uint16_t>(id));
+  append_le16(out, static_cast<std::uint16_t>(std::min<std::size_t>(value.size(), 0xffff)));
   out.append(value.substr(0, 0xffff));
 }
 
@@ -275,52 +226,15 @@ bool iequals(std::string_view a, std::string_view b) {
 
 // --- primitives -------------------------------------------------------------------------------------------
 
-std::array<std::uint8_t, 16> md4(std::string_view data) {
-  std::uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
-  std::string m(data);
-  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
-  m += '\x80';
-  while (m.size() % 64 != 56) m += '\0';
-  put_u64(m, bits);
-  for (std::size_t block = 0; block < m.size(); block += 64) {
-    std::uint32_t x[16];
-    for (int i = 0; i < 16; ++i) x[i] = get_u32(m, block + 4 * static_cast<std::size_t>(i));
-    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
-    // RFC 1320 3.4: [p q r s k sh] means p = (p + G(q, r, s) + X[k]) <<< sh, G = F, G, H per round.
-    auto round1 = [&x](std::uint32_t& p, std::uint32_t q, std::uint32_t r, std::uint32_t s, int k, int sh) {
-      p = rotl(p + ((q & r) | (~q & s)) + x[k], sh);
-    };
-    auto round2 = [&x](std::uint32_t& p, std::uint32_t q, std::uint32_t r, std::uint32_t s, int k, int sh) {
-      p = rotl(p + ((q & r) | (q & s) | (r & s)) + x[k] + 0x5a827999, sh);
-    };
-    auto round3 = [&x](std::uint32_t& p, std::uint32_t q, std::uint32_t r, std::uint32_t s, int k, int sh) {
-      p = rotl(p + (q ^ r ^ s) + x[k] + 0x6ed9eba1, sh);
-    };
-    for (int k = 0; k < 16; k += 4) {
-      round1(a, b, c, d, k, 3);
-      round1(d, a, b, c, k + 1, 7);
-      round1(c, d, a, b, k + 2, 11);
-      round1(b, c, d, a, k + 3, 19);
-    }
-    for (int k = 0; k < 4; ++k) {
-      round2(a, b, c, d, k, 3);
-      round2(d, a, b, c, k + 4, 5);
-      round2(c, d, a, b, k + 8, 9);
-      round2(b, c, d, a, k + 12, 13);
-    }
-    for (const int k : {0, 2, 1, 3}) {
-      round3(a, b, c, d, k, 3);
-      round3(d, a, b, c, k + 8, 9);
-      round3(c, d, a, b, k + 4, 11);
-      round3(b, c, d, a, k + 12, 15);
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d;
+std::array<std::uint8_t, 16> hmac_md5(std::string_view key, std::string_view data) {
+  digest16 out{};
+  unsigned int len = 0;
+  if (HMAC(EVP_md5(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), out.data(), &len) == nullptr ||
+      len != out.size()) {
+    throw std::runtime_error("HMAC-MD5 is not available from OpenSSL");
   }
-  std::string out;
-  for (const auto v : h) put_u32(out, v);
-  std::array<std::uint8_t, 16> digest{};
-  std::memcpy(digest.data(), out.data(), digest.size());
-  return digest;
+  return out;
 }
 
 std::array<std::uint8_t, 16> ntowfv2(std::string_view password, std::string_view user, std::string_view domain) {
@@ -333,8 +247,8 @@ std::optional<std::vector<ntlm_av_pair>> parse_av_pairs(std::string_view raw) {
   std::size_t at = 0;
   while (true) {
     if (raw.size() - at < 4) return std::nullopt;
-    const auto id = static_cast<ntlm_av_id>(get_u16(raw, at));
-    const std::size_t len = get_u16(raw, at + 2);
+    const auto id = static_cast<ntlm_av_id>(load_le16(raw, at));
+    const std::size_t len = load_le16(raw, at + 2);
     at += 4;
     if (raw.size() - at < len) return std::nullopt;
     if (id == ntlm_av_id::eol) return pairs;
@@ -364,7 +278,7 @@ std::array<std::uint8_t, 8> ntlm_random_challenge() {
 std::optional<ntlm_negotiate> parse_negotiate(std::string_view raw) {
   if (!has_header(raw, 16, 1)) return std::nullopt;
   ntlm_negotiate n;
-  n.flags = get_u32(raw, 12);
+  n.flags = load_le32(raw, 12);
   const bool domain = n.flags & ntlm_flag::oem_domain_supplied;
   const bool workstation = n.flags & ntlm_flag::oem_workstation_supplied;
   if ((domain || workstation) && raw.size() < 32) return std::nullopt;
@@ -387,7 +301,10 @@ std::string make_challenge(const ntlm_negotiate& negotiate, const std::array<std
   std::uint32_t flags = ntlm | target_info | target_type_domain;
   const bool unicode_text = (negotiate.flags & unicode) || !(negotiate.flags & oem);
   flags |= unicode_text ? unicode : oem;
-  flags |= negotiate.flags & (request_target | always_sign | extended_sessionsecurity | version | key_128 | key_56);
+  // Windows grants what the client asks of these; SIGN, SEAL and KEY_EXCH matter where the context then protects
+  // messages (DCE/RPC at PKT_INTEGRITY and PKT_PRIVACY), and are harmless on HTTP, which never uses them.
+  flags |= negotiate.flags & (request_target | sign | seal | always_sign | extended_sessionsecurity | version | key_128 |
+                              key_56 | key_exch);
 
   std::string info;
   put_av(info, ntlm_av_id::nb_domain_name, utf16le(names.nb_domain));
@@ -395,13 +312,13 @@ std::string make_challenge(const ntlm_negotiate& negotiate, const std::array<std
   put_av(info, ntlm_av_id::dns_domain_name, utf16le(names.dns_domain));
   put_av(info, ntlm_av_id::dns_computer_name, utf16le(names.dns_computer));
   std::string stamp;
-  put_u64(stamp, timestamp);
+  append_le64(stamp, timestamp);
   put_av(info, ntlm_av_id::timestamp, stamp);
   put_av(info, ntlm_av_id::eol, {});
 
   message_builder m(56);
-  set_u32(m.out, 8, 2);
-  set_u32(m.out, 20, flags);
+  store_le32(m.out, 8, 2);
+  store_le32(m.out, 20, flags);
   m.out.replace(24, 8, bytes_of(server_challenge));
   if (flags & version) m.out.replace(48, 8, bytes_of(server_version));
   m.payload(12, unicode_text ? utf16le(names.nb_domain) : to_latin1(names.nb_domain));
@@ -412,7 +329,7 @@ std::string make_challenge(const ntlm_negotiate& negotiate, const std::array<std
 std::optional<ntlm_authenticate> parse_authenticate(std::string_view raw) {
   if (!has_header(raw, 64, 3)) return std::nullopt;
   ntlm_authenticate a;
-  a.flags = get_u32(raw, 60);
+  a.flags = load_le32(raw, 60);
   const bool unicode = a.flags & ntlm_flag::unicode;
   const auto lm = field(raw, 12);
   const auto nt = field(raw, 20);
@@ -430,33 +347,41 @@ std::optional<ntlm_authenticate> parse_authenticate(std::string_view raw) {
   return a;
 }
 
-bool verify_ntlmv2(const ntlm_authenticate& authenticate, std::string_view password,
-                   const std::array<std::uint8_t, 8>& server_challenge) {
+std::optional<std::array<std::uint8_t, 16>> ntlmv2_session_base_key(const ntlm_authenticate& authenticate,
+                                                                     std::string_view password,
+                                                                     const std::array<std::uint8_t, 8>& server_challenge) {
   // NTProofStr (16) + blob: RespType, HiRespType, Z(6), Time (8), ClientChallenge (8), Z(4), AV pairs.
   constexpr std::size_t min_blob = 28;
   const std::string_view nt = authenticate.nt_response;
-  if (authenticate.user.empty() || nt.size() < 16 + min_blob) return false;
+  if (authenticate.user.empty() || nt.size() < 16 + min_blob) return std::nullopt;
   const std::string_view blob = nt.substr(16);
-  if (blob[0] != 1 || blob[1] != 1) return false;
+  if (blob[0] != 1 || blob[1] != 1) return std::nullopt;
   const auto key = ntowfv2(password, authenticate.user, authenticate.domain);
   std::string input(bytes_of(server_challenge));
   input += blob;
   const auto proof = hmac_md5(bytes_of(key), input);
-  return CRYPTO_memcmp(proof.data(), nt.data(), proof.size()) == 0;
+  if (CRYPTO_memcmp(proof.data(), nt.data(), proof.size()) != 0) return std::nullopt;
+  // MS-NLMP 3.3.2: SessionBaseKey = HMAC_MD5(ResponseKeyNT, NTProofStr).
+  return hmac_md5(bytes_of(key), bytes_of(proof));
+}
+
+bool verify_ntlmv2(const ntlm_authenticate& authenticate, std::string_view password,
+                   const std::array<std::uint8_t, 8>& server_challenge) {
+  return ntlmv2_session_base_key(authenticate, password, server_challenge).has_value();
 }
 
 // --- client side ------------------------------------------------------------------------------------------
 
-std::string make_negotiate() {
+std::string make_negotiate(std::uint32_t extra_flags) {
   using namespace ntlm_flag;
   message_builder m(40);
-  set_u32(m.out, 8, 1);
-  set_u32(m.out, 12,
+  store_le32(m.out, 8, 1);
+  store_le32(m.out, 12,
           unicode | oem | request_target | ntlm | always_sign | extended_sessionsecurity | version | key_128 |
-              key_56);
+              key_56 | extra_flags);
   // DomainNameFields and WorkstationFields stay zero (nothing supplied); payload offsets point past the header.
-  set_u32(m.out, 20, 40);
-  set_u32(m.out, 28, 40);
+  store_le32(m.out, 20, 40);
+  store_le32(m.out, 28, 40);
   m.out.replace(32, 8, bytes_of(client_version));
   return m.out;
 }
@@ -464,7 +389,7 @@ std::string make_negotiate() {
 std::optional<ntlm_challenge> parse_challenge(std::string_view raw) {
   if (!has_header(raw, 32, 2)) return std::nullopt;
   ntlm_challenge c;
-  c.flags = get_u32(raw, 20);
+  c.flags = load_le32(raw, 20);
   auto name = text_field(raw, 12, c.flags & ntlm_flag::unicode);
   if (!name) return std::nullopt;
   c.target_name = std::move(*name);
@@ -476,7 +401,7 @@ std::optional<ntlm_challenge> parse_challenge(std::string_view raw) {
       const auto pairs = parse_av_pairs(*info);
       if (!pairs) return std::nullopt;
       for (const auto& p : *pairs) {
-        if (p.id == ntlm_av_id::timestamp && p.value.size() == 8) c.timestamp = get_u64(p.value, 0);
+        if (p.id == ntlm_av_id::timestamp && p.value.size() == 8) c.timestamp = load_le64(p.value, 0);
       }
     }
     c.target_info = std::string(*info);
@@ -484,15 +409,16 @@ std::optional<ntlm_challenge> parse_challenge(std::string_view raw) {
   return c;
 }
 
-std::string make_authenticate(std::string_view challenge_raw, std::string_view user, std::string_view domain,
-                              std::string_view password, std::string_view workstation,
-                              const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp) {
+std::optional<ntlm_client_context> make_authenticate_for_session(
+    std::string_view challenge_raw, std::string_view user, std::string_view domain, std::string_view password,
+    std::string_view workstation, const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp,
+    const std::array<std::uint8_t, 16>& random_session_key) {
   using namespace ntlm_flag;
   const auto challenge = parse_challenge(challenge_raw);
-  if (!challenge) return {};
-  std::uint32_t flags = ntlm | (challenge->flags & (unicode | request_target | always_sign |
+  if (!challenge) return std::nullopt;
+  std::uint32_t flags = ntlm | (challenge->flags & (unicode | request_target | sign | seal | always_sign |
                                                     extended_sessionsecurity | target_info | version | key_128 |
-                                                    key_56));
+                                                    key_56 | key_exch));
   if (!(flags & unicode)) flags |= oem;
   const bool unicode_text = flags & unicode;
   auto text = [&](std::string_view s) { return unicode_text ? utf16le(s) : to_latin1(s); };
@@ -500,7 +426,7 @@ std::string make_authenticate(std::string_view challenge_raw, std::string_view u
   const auto key = ntowfv2(password, user, domain);
   const std::string_view server_challenge = bytes_of(challenge->server_challenge);
   std::string blob("\x01\x01\0\0\0\0\0\0", 8);
-  put_u64(blob, challenge->timestamp.value_or(timestamp));
+  append_le64(blob, challenge->timestamp.value_or(timestamp));
   blob += bytes_of(client_challenge);
   blob.append(4, '\0');
   blob += challenge->target_info;
@@ -512,18 +438,42 @@ std::string make_authenticate(std::string_view challenge_raw, std::string_view u
     const auto lm = hmac_md5(bytes_of(key), std::string(server_challenge) + std::string(bytes_of(client_challenge)));
     lm_response = std::string(bytes_of(lm)) + std::string(bytes_of(client_challenge));
   }
+  // MS-NLMP 3.1.5.1.2: SessionBaseKey = HMAC_MD5(ResponseKeyNT, NTProofStr) is NTLMv2's KeyExchangeKey; with
+  // KEY_EXCH the client picks the session key and sends it RC4-encrypted under that key.
+  ntlm_client_context result;
+  result.flags = flags;
+  result.exported_session_key = hmac_md5(bytes_of(key), bytes_of(proof));
+  std::string encrypted_key;
+  if (flags & key_exch) {
+    encrypted_key = std::string(bytes_of(rc4_once(result.exported_session_key, random_session_key)));
+    result.exported_session_key = random_session_key;
+  }
 
   message_builder m(72);
-  set_u32(m.out, 8, 3);
-  set_u32(m.out, 60, flags);
+  store_le32(m.out, 8, 3);
+  store_le32(m.out, 60, flags);
   if (flags & version) m.out.replace(64, 8, bytes_of(client_version));
   m.payload(28, text(domain));
   m.payload(36, text(user));
   m.payload(44, text(workstation));
   m.payload(12, lm_response);
   m.payload(20, nt_response);
-  m.payload(52, {});
-  return m.out;
+  m.payload(52, encrypted_key);
+  result.message = std::move(m.out);
+  return result;
+}
+
+std::string make_authenticate(std::string_view challenge_raw, std::string_view user, std::string_view domain,
+                              std::string_view password, std::string_view workstation,
+                              const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp) {
+  // HTTP authentication protects no messages afterwards: no SIGN, SEAL or key exchange, whatever the server offers.
+  std::string challenge(challenge_raw);
+  if (challenge.size() >= 24) {
+    store_le32(challenge, 20, load_le32(challenge, 20) & ~(ntlm_flag::sign | ntlm_flag::seal | ntlm_flag::key_exch));
+  }
+  auto context = make_authenticate_for_session(challenge, user, domain, password, workstation, client_challenge,
+                                               timestamp, {});
+  return context ? std::move(context->message) : std::string{};
 }
 
 // --- HTTP -------------------------------------------------------------------------------------------------

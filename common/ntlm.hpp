@@ -92,8 +92,8 @@ struct ntlm_authenticate {
 
 // --- primitives -------------------------------------------------------------------------------------------
 
-/// MD4 (RFC 1320), implemented here because OpenSSL 3 keeps it in the legacy provider.
-std::array<std::uint8_t, 16> md4(std::string_view data);
+/// HMAC-MD5, NTLM's keyed hash.
+std::array<std::uint8_t, 16> hmac_md5(std::string_view key, std::string_view data);
 /// NTOWFv2 = HMAC_MD5(MD4(UTF16LE(password)), UTF16LE(UPPERCASE(user) + domain)).
 std::array<std::uint8_t, 16> ntowfv2(std::string_view password, std::string_view user, std::string_view domain);
 /// Parses an AV_PAIR list up to MsvAvEOL (which is not returned); nullopt if it overruns or has no EOL.
@@ -107,8 +107,8 @@ std::array<std::uint8_t, 8> ntlm_random_challenge();
 
 /// Parses a NEGOTIATE_MESSAGE; nullopt for anything malformed or out of bounds.
 std::optional<ntlm_negotiate> parse_negotiate(std::string_view raw);
-/// Builds the CHALLENGE_MESSAGE answering `negotiate`: flags mirror the client's (UNICODE or OEM, NTLM,
-/// ALWAYS_SIGN, EXTENDED_SESSIONSECURITY, VERSION, 128, 56) plus TARGET_INFO and TARGET_TYPE_DOMAIN;
+/// Builds the CHALLENGE_MESSAGE answering `negotiate`: flags mirror the client's (UNICODE or OEM, NTLM, SIGN,
+/// SEAL, ALWAYS_SIGN, EXTENDED_SESSIONSECURITY, VERSION, 128, 56, KEY_EXCH) plus TARGET_INFO and TARGET_TYPE_DOMAIN;
 /// TargetName is names.nb_domain; TargetInfo carries the four names, MsvAvTimestamp = `timestamp`
 /// (a FILETIME) and MsvAvEOL.
 std::string make_challenge(const ntlm_negotiate& negotiate, const std::array<std::uint8_t, 8>& server_challenge,
@@ -116,6 +116,11 @@ std::string make_challenge(const ntlm_negotiate& negotiate, const std::array<std
 /// Parses an AUTHENTICATE_MESSAGE; every offset and length is bounds-checked, strings are UTF-16LE
 /// (UNICODE flag) or 8-bit OEM taken as Latin-1; nullopt for anything malformed.
 std::optional<ntlm_authenticate> parse_authenticate(std::string_view raw);
+/// The SessionBaseKey (MS-NLMP 3.3.2) if the NTLMv2 response proves knowledge of `password` for the user and
+/// domain the client sent; nullopt otherwise (NTLMv1, anonymous, malformed, wrong password). Constant-time compare.
+std::optional<std::array<std::uint8_t, 16>> ntlmv2_session_base_key(const ntlm_authenticate& authenticate,
+                                                                     std::string_view password,
+                                                                     const std::array<std::uint8_t, 8>& server_challenge);
 /// True if the NTLMv2 response proves knowledge of `password` for the user and domain the client sent.
 /// NTLMv1 (24-byte NT response), anonymous and malformed responses give false. Constant-time compare.
 bool verify_ntlmv2(const ntlm_authenticate& authenticate, std::string_view password,
@@ -123,8 +128,9 @@ bool verify_ntlmv2(const ntlm_authenticate& authenticate, std::string_view passw
 
 // --- client side (rehearse, playing Exchange Online) ------------------------------------------------------
 
-/// A NEGOTIATE_MESSAGE asking for UNICODE, NTLM, ALWAYS_SIGN, EXTENDED_SESSIONSECURITY, 128/56, VERSION.
-std::string make_negotiate();
+/// A NEGOTIATE_MESSAGE asking for UNICODE, NTLM, ALWAYS_SIGN, EXTENDED_SESSIONSECURITY, 128/56, VERSION, and
+/// `extra_flags` (SIGN | SEAL | KEY_EXCH for a context that protects messages, as DCE/RPC's).
+std::string make_negotiate(std::uint32_t extra_flags = 0);
 /// Parses a CHALLENGE_MESSAGE; nullopt for anything malformed (including a bad TargetInfo list).
 std::optional<ntlm_challenge> parse_challenge(std::string_view raw);
 /// Builds an NTLMv2 AUTHENTICATE_MESSAGE answering `challenge_raw`. The blob carries the server's
@@ -133,6 +139,20 @@ std::optional<ntlm_challenge> parse_challenge(std::string_view raw);
 std::string make_authenticate(std::string_view challenge_raw, std::string_view user, std::string_view domain,
                               std::string_view password, std::string_view workstation,
                               const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp);
+
+/// An AUTHENTICATE_MESSAGE for a context that goes on to protect messages (DCE/RPC): as make_authenticate, but
+/// SIGN, SEAL and KEY_EXCH are kept where the server granted them, and with KEY_EXCH `random_session_key` is sent
+/// encrypted (MS-NLMP 3.1.5.1.2). Returns the message, the negotiated flags and the exported session key that
+/// ntlm_session takes; nullopt if `challenge_raw` is not a valid CHALLENGE_MESSAGE.
+struct ntlm_client_context {
+  std::string message;
+  std::uint32_t flags = 0;
+  std::array<std::uint8_t, 16> exported_session_key{};
+};
+std::optional<ntlm_client_context> make_authenticate_for_session(
+    std::string_view challenge_raw, std::string_view user, std::string_view domain, std::string_view password,
+    std::string_view workstation, const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp,
+    const std::array<std::uint8_t, 16>& random_session_key);
 
 // --- HTTP -------------------------------------------------------------------------------------------------
 

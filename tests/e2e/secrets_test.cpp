@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/base64.hpp"
+#include "common/legacy_crypto.hpp"
 #include "common/ntlm.hpp"
 #include "tests/support/test_support.hpp"
 

@@ -4,18 +4,14 @@
 #include <gtest/gtest.h>
 
 #include "common/dcerpc.hpp"
+#include "tests/support/hex.hpp"
 
 namespace exbridge {
 namespace {
 
 using namespace dcerpc;
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char b : bytes) out += {digits[b >> 4], digits[b & 15]};
-  return out;
-}
+using test::to_hex;
 
 template <class Body>
 Body body_of(const std::variant<pdu, decode_error>& decoded) {
@@ -25,7 +21,7 @@ Body body_of(const std::variant<pdu, decode_error>& decoded) {
 
 TEST(DceRpc, UuidsUseTheMixedEndianWireLayout) {
   const uuid u = parse_uuid("a4f1db00-ca47-1067-b31f-00dd010662da");
-  EXPECT_EQ(hex(std::string_view(reinterpret_cast<const char*>(u.data()), u.size())), "00dbf1a447ca6710b31f00dd010662da");
+  EXPECT_EQ(to_hex(std::string_view(reinterpret_cast<const char*>(u.data()), u.size())), "00dbf1a447ca6710b31f00dd010662da");
   EXPECT_EQ(to_string(u), "a4f1db00-ca47-1067-b31f-00dd010662da");
   EXPECT_THROW(parse_uuid("a4f1db00-ca47-1067-b31f-00dd010662d"), std::invalid_argument);
   EXPECT_THROW(parse_uuid("g4f1db00-ca47-1067-b31f-00dd010662da"), std::invalid_argument);
@@ -39,11 +35,11 @@ TEST(DceRpc, ABindIsLaidOutAsC706Says) {
   const std::string wire = encode(p);
   // 16 header + 12 (frag sizes, group, count) + 4 (context id, 1 syntax) + 20 abstract + 20 transfer = 72.
   ASSERT_EQ(wire.size(), 72u);
-  EXPECT_EQ(hex(wire.substr(0, 16)), "05000b03" "10000000" "4800" "0000" "01000000");
-  EXPECT_EQ(hex(wire.substr(16, 12)), "b810b810" "00000000" "01000000");
-  EXPECT_EQ(hex(wire.substr(28, 4)), "00000100");
-  EXPECT_EQ(hex(wire.substr(32, 20)), "185accf56442" "1a10" "8c5908002b2f8426" "3800" "0000");  // v56.0
-  EXPECT_EQ(hex(wire.substr(52, 20)), "045d888aeb1cc9119fe808002b104860" "02000000");      // NDR 2.0
+  EXPECT_EQ(to_hex(wire.substr(0, 16)), "05000b03" "10000000" "4800" "0000" "01000000");
+  EXPECT_EQ(to_hex(wire.substr(16, 12)), "b810b810" "00000000" "01000000");
+  EXPECT_EQ(to_hex(wire.substr(28, 4)), "00000100");
+  EXPECT_EQ(to_hex(wire.substr(32, 20)), "185accf56442" "1a10" "8c5908002b2f8426" "3800" "0000");  // v56.0
+  EXPECT_EQ(to_hex(wire.substr(52, 20)), "045d888aeb1cc9119fe808002b104860" "02000000");      // NDR 2.0
   const auto back = body_of<bind_body>(decode(wire));
   ASSERT_EQ(back.contexts.size(), 1u);
   EXPECT_EQ(back.contexts[0].abstract.major, 56);
@@ -58,7 +54,7 @@ TEST(DceRpc, BindAckAlignsItsResultsAfterTheSecondaryAddress) {
   const std::string wire = encode(p);
   // 16 + 8 + 2 + "6001\0" (5) = 31, padded to 32, then 4 + 24.
   ASSERT_EQ(wire.size(), 60u);
-  EXPECT_EQ(hex(wire.substr(24, 8)), "0500" "3630303100" "00");
+  EXPECT_EQ(to_hex(wire.substr(24, 8)), "0500" "3630303100" "00");
   const auto back = body_of<bind_ack_body>(decode(wire));
   EXPECT_EQ(back.secondary_address, "6001");
   EXPECT_EQ(back.assoc_group_id, 0x1e2a1u);
@@ -77,7 +73,7 @@ TEST(DceRpc, BindNakIsTwentyFourBytesWithItsVersions) {
   p.content = bind_nak_body{nak::authentication_type_not_recognized, {{5, 0}}};
   const std::string wire = encode(p);
   ASSERT_EQ(wire.size(), 24u);
-  EXPECT_EQ(hex(wire.substr(16)), "0800" "01" "0500" "000000");
+  EXPECT_EQ(to_hex(wire.substr(16)), "0800" "01" "0500" "000000");
   const auto back = body_of<bind_nak_body>(decode(wire));
   EXPECT_EQ(back.reject_reason, nak::authentication_type_not_recognized);
   EXPECT_EQ(back.versions, (std::vector<std::pair<std::uint8_t, std::uint8_t>>{{5, 0}}));
@@ -86,8 +82,8 @@ TEST(DceRpc, BindNakIsTwentyFourBytesWithItsVersions) {
 TEST(DceRpc, AFaultCarriesItsStatusAndDidNotExecute) {
   const std::string wire = encode_fault(9, 0, status::op_rng_error, true);
   ASSERT_EQ(wire.size(), 32u);
-  EXPECT_EQ(hex(wire.substr(0, 4)), "05000323");  // FIRST|LAST|DID_NOT_EXECUTE
-  EXPECT_EQ(hex(wire.substr(24, 8)), "0200011c" "00000000");
+  EXPECT_EQ(to_hex(wire.substr(0, 4)), "05000323");  // FIRST|LAST|DID_NOT_EXECUTE
+  EXPECT_EQ(to_hex(wire.substr(24, 8)), "0200011c" "00000000");
   const auto f = body_of<fault_body>(decode(wire));
   EXPECT_EQ(f.status, status::op_rng_error);
 }

@@ -1,47 +1,20 @@
-// Unit tests for common/ntlm: MD4 (RFC 1320), the MS-NLMP 4.2.4 NTLMv2 vectors, a full client/server
+// Unit tests for common/ntlm: the MS-NLMP 4.2.4 NTLMv2 vectors and session keys, a full client/server
 // round trip, hostile and truncated messages, and the HTTP header helpers.
 #include <gtest/gtest.h>
 
 #include <random>
 
 #include "common/base64.hpp"
+#include "common/legacy_crypto.hpp"
 #include "common/ntlm.hpp"
+#include "common/ntlm_session.hpp"
+#include "tests/support/hex.hpp"
 
 namespace exbridge {
 namespace {
 
-std::string from_hex(std::string_view hex) {
-  std::string out;
-  int pending = -1;
-  for (const char c : hex) {
-    int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    if (v < 0) continue;
-    if (pending < 0) {
-      pending = v;
-    } else {
-      out += static_cast<char>(pending << 4 | v);
-      pending = -1;
-    }
-  }
-  return out;
-}
-
-std::string to_hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<std::uint8_t>(c) >> 4];
-    out += digits[static_cast<std::uint8_t>(c) & 0xf];
-  }
-  return out;
-}
-
-template <std::size_t N>
-std::string to_hex(const std::array<std::uint8_t, N>& a) {
-  return to_hex(std::string_view(reinterpret_cast<const char*>(a.data()), N));
-}
+using test::from_hex;
+using test::to_hex;
 
 std::string utf16(std::string_view ascii) {
   std::string out;
@@ -85,19 +58,7 @@ std::string lab_authenticate(std::string_view user = "alice", std::string_view d
   return make_authenticate(lab_challenge(), user, domain, password, "EXO-MRS01", lab_client_challenge, 0);
 }
 
-// --- MD4 ---
-
-TEST(Md4, Rfc1320TestSuite) {
-  EXPECT_EQ(to_hex(md4("")), "31d6cfe0d16ae931b73c59d7e0c089c0");
-  EXPECT_EQ(to_hex(md4("a")), "bde52cb31de33e46245e05fbdbd6fb24");
-  EXPECT_EQ(to_hex(md4("abc")), "a448017aaf21d8525fc10ae87aa6729d");
-  EXPECT_EQ(to_hex(md4("message digest")), "d9130a8164549fe818874806e1c7014b");
-  EXPECT_EQ(to_hex(md4("abcdefghijklmnopqrstuvwxyz")), "d79e1c308aa5bbcdeea8ed63df412da9");
-  EXPECT_EQ(to_hex(md4("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")),
-            "043f8582f241db351ce627e153e7f0e4");
-  EXPECT_EQ(to_hex(md4("12345678901234567890123456789012345678901234567890123456789012345678901234567890")),
-            "e33b4ddc9c38f2199c3e7b164fcc0536");
-}
+// --- MD4 (legacy_crypto_test.cpp has RFC 1320's suite) ---
 
 TEST(Md4, NtHashOfTheSpecPassword) {
   // MS-NLMP 4.2.2.1.2: NTOWFv1("Password") = MD4(UTF-16LE("Password")).
@@ -141,6 +102,50 @@ TEST(NtlmSpecVectors, ServerVerifiesTheSpecAuthenticateMessage) {
   EXPECT_TRUE(verify_ntlmv2(*auth, "Password", spec_server_challenge));
   EXPECT_FALSE(verify_ntlmv2(*auth, "password", spec_server_challenge));
   EXPECT_FALSE(verify_ntlmv2(*auth, "Password", lab_server_challenge));
+}
+
+TEST(NtlmSpecVectors, ServerDerivesTheSpecSessionKeys) {
+  // MS-NLMP 4.2.4.1.3 SessionBaseKey; 4.2.4.2.3 the EncryptedRandomSessionKey that KEY_EXCH sends, which opens
+  // to 4.2.1's RandomSessionKey (0x55 x 16), the key every later signature and seal derives from.
+  const auto authenticate = parse_authenticate(spec_authenticate);
+  ASSERT_TRUE(authenticate);
+  const auto base = ntlmv2_session_base_key(*authenticate, "Password", spec_server_challenge);
+  ASSERT_TRUE(base);
+  EXPECT_EQ(to_hex(*base), "8de40ccadbc14a82f15cb0ad0de95ca3");
+  EXPECT_EQ(to_hex(authenticate->session_key), "c5dad2544fc9799094ce1ce90bc9d03e");
+  const auto exported = ntlm_exported_session_key(*base, authenticate->flags, authenticate->session_key);
+  ASSERT_TRUE(exported);
+  EXPECT_EQ(to_hex(*exported), "55555555555555555555555555555555");
+  EXPECT_FALSE(ntlmv2_session_base_key(*authenticate, "password", spec_server_challenge));
+  // Without KEY_EXCH the base key is the session key; KEY_EXCH without a 16-byte key is refused.
+  EXPECT_EQ(ntlm_exported_session_key(*base, 0, ""), *base);
+  EXPECT_FALSE(ntlm_exported_session_key(*base, ntlm_flag::key_exch, "short"));
+}
+
+TEST(NtlmSpecVectors, ClientForASessionSendsItsKeyAsTheServerOpensIt) {
+  // The client side of the same exchange: with SIGN, SEAL and KEY_EXCH granted, the AUTHENTICATE carries the
+  // random session key encrypted under the base key, and both sides end with the same exported key.
+  const auto negotiate = parse_negotiate(make_negotiate(ntlm_flag::sign | ntlm_flag::seal | ntlm_flag::key_exch));
+  ASSERT_TRUE(negotiate);
+  const std::string challenge = make_challenge(*negotiate, lab_server_challenge, ntlm_server_names{}, lab_time);
+  std::array<std::uint8_t, 16> random_key{};
+  random_key.fill(0x55);
+  const auto client = make_authenticate_for_session(challenge, "alice", "CONTOSO", "P@ssw0rd", "EXO-MRS01",
+                                                    lab_client_challenge, 0, random_key);
+  ASSERT_TRUE(client);
+  EXPECT_TRUE(client->flags & ntlm_flag::key_exch);
+  EXPECT_TRUE(client->flags & ntlm_flag::seal);
+  EXPECT_EQ(client->exported_session_key, random_key);
+  const auto authenticate = parse_authenticate(client->message);
+  ASSERT_TRUE(authenticate);
+  const auto base = ntlmv2_session_base_key(*authenticate, "P@ssw0rd", lab_server_challenge);
+  ASSERT_TRUE(base);
+  EXPECT_EQ(ntlm_exported_session_key(*base, authenticate->flags, authenticate->session_key), random_key);
+  // HTTP's make_authenticate never asks for message protection, whatever the server grants.
+  const auto http = parse_authenticate(make_authenticate(challenge, "alice", "CONTOSO", "P@ssw0rd", "W", lab_client_challenge, 0));
+  ASSERT_TRUE(http);
+  EXPECT_FALSE(http->flags & (ntlm_flag::sign | ntlm_flag::seal | ntlm_flag::key_exch));
+  EXPECT_TRUE(http->session_key.empty());
 }
 
 TEST(NtlmSpecVectors, ChallengeParses) {

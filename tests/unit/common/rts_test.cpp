@@ -1,6 +1,7 @@
 // The RTS PDU codec against [MS-RPCH]: the named PDUs' sizes and layouts (2.2.4), every command's encoding
 // (2.2.3.5), what a receiver must refuse (2.2.3.6.1), and the flow-control example of section 4.2.
 #include "common/rts.hpp"
+#include "tests/support/hex.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,18 +14,8 @@ cookie make_cookie(std::uint8_t first) {
   return c;
 }
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const unsigned char b : bytes) out += {digits[b >> 4], digits[b & 15]};
-  return out;
-}
-
-std::string unhex(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2) out.push_back(static_cast<char>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
-  return out;
-}
+using test::from_hex;
+using test::to_hex;
 
 TEST(Rts, NamedPdusHaveTheSpecifiedSizes) {
   // 2.1.2.1.2: an OUT channel request declares 76 bytes, the size of CONN/A1; the others follow 2.2.4.
@@ -42,7 +33,7 @@ TEST(Rts, HeaderAndCommandsAreLaidOutAsSpecified) {
   // The common header (2.2.3.6.1), Flags and NumberOfCommands, then Version (type 6, value 1), two Cookie
   // commands (type 3 + 16 bytes) and ReceiveWindowSize (type 0): CONN/A1 of 2.2.4.2.
   const std::string a1 = encode(conn_a1(make_cookie(0x10), make_cookie(0x30), 0x10000));
-  EXPECT_EQ(hex(a1),
+  EXPECT_EQ(to_hex(a1),
             "05001403" "10000000" "4c00" "0000" "00000000"  // header: v5.0, RTS, FIRST|LAST, LE, 76 bytes
             "0000" "0400"                                    // Flags NONE, 4 commands
             "06000000" "01000000"                            // Version 1
@@ -50,8 +41,8 @@ TEST(Rts, HeaderAndCommandsAreLaidOutAsSpecified) {
             "03000000" "303132333435363738393a3b3c3d3e3f"    // Cookie (OUT channel)
             "00000000" "00000100");                          // ReceiveWindowSize 65536
   // The keep-alive ping and the echo answer: no commands (2.2.4.49, 2.2.4.50).
-  EXPECT_EQ(hex(encode(ping_pdu())), "050014031000000014000000000000000100" "0000");
-  EXPECT_EQ(hex(encode(echo_pdu())), "050014031000000014000000000000004000" "0000");
+  EXPECT_EQ(to_hex(encode(ping_pdu())), "050014031000000014000000000000000100" "0000");
+  EXPECT_EQ(to_hex(encode(echo_pdu())), "050014031000000014000000000000004000" "0000");
 }
 
 TEST(Rts, EveryCommandRoundTrips) {
@@ -152,11 +143,11 @@ TEST(Rts, WhatTheHeaderRulesForbidIsRefused) {
   bad = encode({none, {empty{}, empty{}}});
   bad[18] = 1;
   EXPECT_NE(refused(bad).find("4 bytes after"), std::string::npos);
-  EXPECT_NE(refused(unhex("05001403100000001c000000000000000000" "0100" "08000000" "00000100")).find("over 0xFFFF"),
+  EXPECT_NE(refused(from_hex("05001403100000001c000000000000000000" "0100" "08000000" "00000100")).find("over 0xFFFF"),
             std::string::npos);
-  EXPECT_NE(refused(unhex("050014031000000020000000000000000000" "0100" "0b000000" "02000000" "00000000")).find("AddressType 2"),
+  EXPECT_NE(refused(from_hex("050014031000000020000000000000000000" "0100" "0b000000" "02000000" "00000000")).find("AddressType 2"),
             std::string::npos);
-  EXPECT_NE(refused(unhex("05001403100000001c000000000000000000" "0100" "0d000000" "04000000")).find("Destination 4"),
+  EXPECT_NE(refused(from_hex("05001403100000001c000000000000000000" "0100" "0d000000" "04000000")).find("Destination 4"),
             std::string::npos);
 }
 
