@@ -9,18 +9,12 @@
 
 #include "common/net.hpp"
 #include "fake_exchange/autodiscover.hpp"
+#include "fake_exchange/exchange_config.hpp"
 #include "fake_exchange/mailbox.hpp"
 #include "fake_exchange/streamed_body.hpp"
 #include "fake_exchange/organisation.hpp"
 
 namespace exbridge::fake_exchange {
-
-struct exchange_config {
-  organisation org = demo_organisation();
-  const version_profile* version = &default_version_profile();
-  std::string public_host;  ///< host[:port] in Autodiscover URLs; empty = the request's Host header
-  mailbox_spec mailboxes;   ///< what every user's mailbox holds
-};
 
 /// Authentication state that belongs to one TCP connection, as NTLM's does in IIS: a pending challenge
 /// between the Type 2 and Type 3 messages, then the user the connection authenticated as.

@@ -19,6 +19,7 @@ constexpr auto connection_setup_timeout = std::chrono::minutes(15);
 vc_settings settings_for(const server_options& o) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(o.rpc_ping_interval).count();
   vc_settings s;
+  s.server = &o.exchange;
   s.connection_timeout_ms = static_cast<std::uint32_t>(std::clamp<long long>(ms, 1, std::numeric_limits<std::uint32_t>::max()));
   return s;
 }

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <atomic>
 
+#include "common/le_bytes.hpp"
+#include "common/sha256.hpp"
+
 namespace exbridge::fake_exchange {
 namespace {
 
@@ -34,6 +37,17 @@ bool is_bind_time_feature_negotiation(const syntax_id& s) {
 // Association group ids handed out by this process (Windows numbers them per server; any non-zero value will do).
 std::atomic<std::uint32_t> next_assoc_group{0x0001e2a1};
 
+/// The GUID NspiBind returns: stable for a server name, so every association of one server reports the same.
+std::array<std::uint8_t, 16> server_guid(const exchange_config* server) {
+  sha256 h;
+  h.update("exbridge fake-exchange server GUID ");
+  h.update(server != nullptr ? server->org.server_fqdn() : std::string("no server"));
+  const std::string hex = h.hex_digest();
+  std::array<std::uint8_t, 16> g{};
+  for (std::size_t i = 0; i < g.size(); ++i) g[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  return g;
+}
+
 constexpr std::size_t max_call_stub = 4 * 1024 * 1024;  // far above EcDoRpcExt2's 256 KiB rgbIn (BIG_RANGE_ULONG)
 
 }  // namespace
@@ -56,6 +70,9 @@ std::vector<rpc_interface> interfaces_on_port(std::uint16_t port) {
   }
 }
 
+rpc_endpoint::rpc_endpoint(std::uint16_t port, const exchange_config* server)
+    : port_(port), server_(server), nspi_(server_guid(server)), emsmdb_(server) {}
+
 std::optional<std::vector<std::string>> rpc_endpoint::fail(std::string why) {
   error_ = std::move(why);
   return std::nullopt;
@@ -73,7 +90,17 @@ std::optional<std::vector<std::string>> rpc_endpoint::nak_and_close(std::uint32_
 }
 
 std::optional<std::vector<std::string>> rpc_endpoint::receive(std::span<const std::uint8_t> bytes) {
-  if (closing_) return fail("a PDU after bind_nak: " + error_);
+  if (closing_) return fail("a PDU after the association closed: " + error_);
+  std::string opened;  // a protected request, checked and decrypted
+  if (session_ && security_->signs() && bytes.size() >= header_size && bytes[2] == static_cast<std::uint8_t>(ptype::request)) {
+    opened.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (auto why = open_protected(opened, *security_, *session_)) {
+      const bool unsigned_fragment = load_le16(opened, 10) == 0;
+      return fault_and_close(load_le32(opened, 12), 0, unsigned_fragment ? status::access_denied : status::sec_pkg_error,
+                             "RPC: " + *why);
+    }
+    bytes = as_bytes(opened);
+  }
   auto decoded = decode(bytes);
   if (auto* e = std::get_if<decode_error>(&decoded)) return fail("not a DCE/RPC PDU: " + e->what);
   const pdu& p = std::get<pdu>(decoded);
@@ -88,8 +115,9 @@ std::optional<std::vector<std::string>> rpc_endpoint::receive(std::span<const st
       if (!bound_) return fail("a request before bind");
       return request(p);
     case ptype::auth3:
-      // The third leg of NTLM: unreachable until RPC-level NTLM lands (binds asking for it are refused).
-      return fail("rpc_auth_3 without an authentication in progress");
+      if (!negotiate_) return fail("rpc_auth_3 without an authentication in progress");
+      complete_authentication(p);
+      return std::vector<std::string>{};  // rpc_auth_3 has no answer, whatever its outcome
     case ptype::co_cancel:
     case ptype::orphaned:
       return std::vector<std::string>{};  // calls here complete at once: nothing to cancel
@@ -101,11 +129,15 @@ std::optional<std::vector<std::string>> rpc_endpoint::receive(std::span<const st
 std::optional<std::vector<std::string>> rpc_endpoint::bind(const pdu& p) {
   const auto& b = std::get<bind_body>(p.content);
   const bool first = p.type == ptype::bind;
-  if (p.auth) {
-    // RPC-level authentication is not implemented yet: refuse the association the way Windows refuses an
-    // authentication service it does not know, rather than accept a bind whose calls could never succeed.
-    return nak_and_close(p.call_id, nak::authentication_type_not_recognized,
-                         "RPC-level authentication (auth_type " + std::to_string(p.auth->type) + ") is not offered yet");
+  std::optional<auth_verifier> reply_auth;
+  if (p.auth && first) {
+    std::uint16_t reason = nak::reason_not_specified;
+    auto challenge = start_authentication(*p.auth, reason);
+    if (!challenge) return nak_and_close(p.call_id, reason, auth_error_);
+    reply_auth = auth_verifier{p.auth->type, p.auth->level, 0, p.auth->context_id, std::move(*challenge)};
+  } else if (p.auth && !(security_ && p.auth->context_id == security_->context_id)) {
+    // NTLM completes in one round; an alter_context may only name the association's own security context.
+    return fail("alter_context with another security context than the bind's");
   }
   if (first) {
     if (b.contexts.empty()) return nak_and_close(p.call_id, nak::reason_not_specified, "a bind without contexts");
@@ -150,6 +182,7 @@ std::optional<std::vector<std::string>> rpc_endpoint::bind(const pdu& p) {
   out.type = first ? ptype::bind_ack : ptype::alter_context_resp;
   out.call_id = p.call_id;
   out.content = std::move(ack);
+  out.auth = std::move(reply_auth);
   bound_ = true;
   return std::vector<std::string>{encode(out)};
 }
@@ -176,7 +209,89 @@ std::optional<std::vector<std::string>> rpc_endpoint::request(const pdu& p) {
   }
   // Secure-only interfaces: the runtime refuses a call on an unauthenticated association before the server
   // sees it (RpcServerRegisterIf2 with RPC_IF_ALLOW_SECURE_ONLY), whatever its opnum.
-  return std::vector<std::string>{encode_fault(p.call_id, r.context_id, status::access_denied, true)};
+  if (user_ == nullptr) return std::vector<std::string>{encode_fault(p.call_id, r.context_id, status::access_denied, true)};
+  call_result result = rpc_fault{status::op_rng_error};
+  if (context->second == rpc_interface::nspi) result = nspi_.call(r.opnum, partial_stub_);
+  if (context->second == rpc_interface::emsmdb) result = emsmdb_.call(r.opnum, partial_stub_, *user_);
+  partial_stub_.clear();
+  if (auto* f = std::get_if<rpc_fault>(&result)) {
+    // The runtime's own refusals (an opnum the server does not serve, a stub it cannot unmarshal) did not execute.
+    return std::vector<std::string>{encode_fault(p.call_id, r.context_id, f->status, true)};
+  }
+  return answer(p, std::get<std::string>(result));
+}
+
+std::vector<std::string> rpc_endpoint::answer(const pdu& p, const std::string& stub) {
+  const auto context_id = std::get<request_body>(p.content).context_id;
+  if (session_ && security_->signs()) {
+    return encode_protected_call(ptype::response, p.call_id, context_id, 0, stub, max_xmit_frag_, *security_, *session_);
+  }
+  return fragment_response(p.call_id, context_id, stub, max_xmit_frag_);
+}
+
+std::vector<std::string> rpc_endpoint::fault_and_close(std::uint32_t call_id, std::uint16_t context_id,
+                                                       std::uint32_t status, std::string why) {
+  error_ = std::move(why);
+  closing_ = true;
+  return {encode_fault(call_id, context_id, status, true)};
+}
+
+std::optional<std::string> rpc_endpoint::start_authentication(const auth_verifier& a, std::uint16_t& nak_reason) {
+  if (a.type != authn::winnt) {
+    nak_reason = nak::authentication_type_not_recognized;
+    auth_error_ = "RPC-level authentication type " + std::to_string(a.type) + " is not offered; NTLM (10) is";
+    return std::nullopt;
+  }
+  if (a.level < authn::level_connect || a.level > authn::level_privacy) {
+    auth_error_ = "RPC authentication level " + std::to_string(a.level) + " is not one of 2 (CONNECT) to 6 (PKT_PRIVACY)";
+    return std::nullopt;
+  }
+  negotiate_ = parse_negotiate(a.token);
+  if (!negotiate_) {
+    auth_error_ = "the bind's NTLM token is not a NEGOTIATE_MESSAGE";
+    return std::nullopt;
+  }
+  security_ = security_context{a.type, a.level, a.context_id};
+  challenge_ = ntlm_random_challenge();
+  ntlm_server_names names;
+  if (server_ != nullptr) {
+    const auto& org = server_->org;
+    names = {org.netbios_domain, org.server_name, org.domain, org.server_fqdn()};
+  }
+  return make_challenge(*negotiate_, challenge_, names, ntlm_filetime_now());
+}
+
+void rpc_endpoint::complete_authentication(const pdu& p) {
+  negotiate_.reset();  // one AUTHENTICATE per challenge
+  if (!p.auth || p.auth->context_id != security_->context_id) {
+    auth_error_ = "rpc_auth_3 names another security context than the bind's";
+    return;
+  }
+  const auto authenticate = parse_authenticate(p.auth->token);
+  if (!authenticate) {
+    auth_error_ = "rpc_auth_3 carries no valid NTLM AUTHENTICATE_MESSAGE";
+    return;
+  }
+  const std::string logon = authenticate->domain.empty() ? authenticate->user : authenticate->domain + "\\" + authenticate->user;
+  const user* u = server_ != nullptr ? server_->org.find_logon(logon) : nullptr;
+  const auto base_key = u != nullptr ? ntlmv2_session_base_key(*authenticate, u->password, challenge_) : std::nullopt;
+  if (!base_key) {
+    auth_error_ = "RPC-level NTLM logon failed for " + logon + " (unknown user, wrong password, or not NTLMv2)";
+    return;
+  }
+  const auto exported = ntlm_exported_session_key(*base_key, authenticate->flags, authenticate->session_key);
+  if (!exported) {
+    auth_error_ = "rpc_auth_3 asks for a key exchange without a 16-byte session key";
+    return;
+  }
+  if (security_->signs()) {
+    if (!ntlm_session::supports(authenticate->flags)) {
+      auth_error_ = "signing without NTLM extended session security is not offered";
+      return;
+    }
+    session_.emplace(*exported, authenticate->flags, ntlm_session::role::server);
+  }
+  user_ = u;
 }
 
 }  // namespace exbridge::fake_exchange

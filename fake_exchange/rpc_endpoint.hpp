@@ -9,9 +9,19 @@
 // abstract_syntax_not_supported ([MS-RPCE] 3.3.1.5.6).
 //
 // Authentication: both interfaces are registered secure-only, so a call on an association without RPC
-// authentication is refused with fault ERROR_ACCESS_DENIED (5), flagged did-not-execute. RPC-level NTLM
-// (auth_type 10) is the next step of this endpoint; until then a bind that asks for it gets bind_nak
-// "authentication type not recognized" (8), which clients report as such.
+// authentication is refused with fault ERROR_ACCESS_DENIED (5), flagged did-not-execute. NTLM (auth_type 10) is
+// offered at every level a 2007 store accepts: CONNECT (the association is authenticated, PDUs carry no
+// verifier), CALL and PKT (taken as PKT, each fragment signed), PKT_INTEGRITY (signed) and PKT_PRIVACY (signed
+// and encrypted). The three legs are bind (NEGOTIATE) -> bind_ack (CHALLENGE) -> rpc_auth_3 (AUTHENTICATE).
+// What is refused, and how:
+//   * another authentication service -- SPNEGO (9), Kerberos (16), ... -- gets bind_nak 8 "authentication type
+//     not recognized" (a real 2007 server offers SPNEGO too, which needs a domain controller the lab lacks);
+//   * an authentication level outside 2-6, or a bind token that is not an NTLM NEGOTIATE, gets bind_nak 0;
+//   * a wrong password or unknown user in rpc_auth_3 (which has no answer of its own) leaves the association
+//     unauthenticated: its calls get fault 5, as Windows answers them;
+//   * a client without NTLMv2's extended session security at a signing level is refused the same way;
+//   * a fragment whose verifier is missing or does not verify gets fault 5 or RPC_S_SEC_PKG_ERROR (0x721) and
+//     the association closes, as Windows drops a connection whose integrity failed.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +33,12 @@
 #include <vector>
 
 #include "common/dcerpc.hpp"
+#include "common/dcerpc_auth.hpp"
+#include "common/ntlm.hpp"
+#include "common/ntlm_session.hpp"
+#include "fake_exchange/nspi.hpp"
+#include "fake_exchange/emsmdb.hpp"
+#include "fake_exchange/exchange_config.hpp"
 
 namespace exbridge::fake_exchange {
 
@@ -35,7 +51,8 @@ std::vector<rpc_interface> interfaces_on_port(std::uint16_t port);
 
 class rpc_endpoint {
  public:
-  explicit rpc_endpoint(std::uint16_t port) : port_(port) {}
+  /// `server`: who may log on and what the mailboxes hold (nullptr: nobody may); it outlives the endpoint.
+  rpc_endpoint(std::uint16_t port, const exchange_config* server);
 
   /// One whole DCE/RPC PDU from the client. Returns the PDUs to send back, in order (none for auth3 or a
   /// fragment that is not the last). A PDU that breaks the protocol (undecodable, a request before bind,
@@ -51,6 +68,12 @@ class rpc_endpoint {
   std::uint16_t max_xmit_frag() const { return max_xmit_frag_; }
   bool bound() const { return bound_; }
   std::uint64_t calls() const { return calls_; }
+  /// Why RPC-level authentication failed or was refused (empty when it did not).
+  const std::string& auth_error() const { return auth_error_; }
+  /// The user RPC-level NTLM authenticated, once rpc_auth_3 succeeded.
+  const user* authenticated_user() const { return user_; }
+  /// The association's authentication level (0 without RPC authentication).
+  std::uint8_t auth_level() const { return security_ ? security_->level : 0; }
 
   /// The largest fragment either side may use (Windows' default for connection-oriented transports).
   static constexpr std::uint16_t max_fragment = 5840;
@@ -58,11 +81,27 @@ class rpc_endpoint {
  private:
   std::optional<std::vector<std::string>> bind(const dcerpc::pdu& p);
   std::optional<std::vector<std::string>> request(const dcerpc::pdu& p);
+  /// The CHALLENGE_MESSAGE for a bind's NEGOTIATE, or nullopt with the bind_nak reason and auth_error_ set.
+  std::optional<std::string> start_authentication(const dcerpc::auth_verifier& a, std::uint16_t& nak_reason);
+  void complete_authentication(const dcerpc::pdu& p);
+  std::vector<std::string> answer(const dcerpc::pdu& p, const std::string& stub);
+  std::vector<std::string> fault_and_close(std::uint32_t call_id, std::uint16_t context_id, std::uint32_t status,
+                                           std::string why);
   std::optional<std::vector<std::string>> fail(std::string why);
   std::optional<std::vector<std::string>> nak_and_close(std::uint32_t call_id, std::uint16_t why, std::string error);
 
   std::uint16_t port_;
+  const exchange_config* server_;
   bool bound_ = false;
+  // RPC-level NTLM: the context the bind asked for, the challenge sent, and once rpc_auth_3 verified, the session.
+  std::optional<dcerpc::security_context> security_;
+  std::optional<ntlm_negotiate> negotiate_;
+  std::array<std::uint8_t, 8> challenge_{};
+  std::optional<ntlm_session> session_;
+  const user* user_ = nullptr;
+  std::string auth_error_;
+  nspi_server nspi_;
+  emsmdb_server emsmdb_;
   std::uint32_t assoc_group_id_ = 0;
   std::uint16_t max_xmit_frag_ = max_fragment;
   std::uint16_t max_recv_frag_ = max_fragment;

@@ -8,7 +8,7 @@
 namespace exbridge::fake_exchange {
 
 virtual_connection::virtual_connection(const rts::cookie& id, std::uint16_t port, vc_settings settings)
-    : id_(id), port_(port), settings_(settings), endpoint_(port) {}
+    : id_(id), port_(port), settings_(settings), endpoint_(port, settings.server) {}
 
 void virtual_connection::notify() {
   if (wake_out) wake_out();

@@ -35,6 +35,9 @@ struct vc_settings {
   std::uint32_t in_receive_window = 65'536;       ///< the inbound proxy's window, sent in CONN/C2 (Windows: 64 KiB)
   /// RPC bytes that may wait for OUT window before the IN side stops reading.
   std::size_t out_backlog_limit = 256 * 1024;
+  /// The server behind the endpoint: who may log on at the RPC level, what mailboxes hold (nullptr: nobody may
+  /// log on); outlives the connection.
+  const exchange_config* server = nullptr;
 };
 
 /// Counters of one virtual connection, for the log line and the server's stats.

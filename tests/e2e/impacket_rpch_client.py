@@ -6,9 +6,13 @@
 #   * CONN/A1 and CONN/B1 answered with CONN/A3 and CONN/C2, which impacket reads by position;
 #   * a DCE/RPC bind to NSPI (port 6004) and to EMSMDB (port 6001), accepted; EMSMDB on 6004 rejected as Windows
 #     rejects an interface a port does not serve (provider_rejection, abstract_syntax_not_supported);
-#   * a call on each: fake-exchange does not do RPC-level authentication yet, so NspiBind and EcDoConnectEx are
-#     answered with the fault a secure-only interface gives an unauthenticated call, rpc_s_access_denied. When
-#     RPC-level NTLM lands, these checks become successful calls.
+#   * RPC-level NTLM on top (the bind's NEGOTIATE, the bind_ack's CHALLENGE, rpc_auth_3), at PKT_PRIVACY as
+#     impacket's exchanger uses it, at PKT_INTEGRITY and at CONNECT: NspiBind answered with a context handle and
+#     the server's GUID through signed and sealed fragments, NspiUnbind answered UnbindSuccess;
+#   * EMSMDB on :6001 at PKT_PRIVACY: EcDoConnectEx with the user's legacy DN answered ecNone with the display name
+#     and 2007 SP3's version (8.3.83.6), EcDoDisconnect answered ecNone;
+#   * what a secure-only interface refuses: a call on an association without RPC authentication, and one whose
+#     rpc_auth_3 carried a wrong password, both get the fault rpc_s_access_denied.
 #
 # impacket only talks to an RPC proxy on port 80 or 443, so exbridge listens on port 443 of a random loopback
 # address (127.x.y.z: no clash with anything else on the machine); that needs root (or CAP_NET_BIND_SERVICE).
@@ -20,12 +24,14 @@ import os
 import random
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 
 try:
     from impacket.dcerpc.v5 import nspi, transport
-    from impacket.dcerpc.v5.rpcrt import DCERPCException
+    from impacket.dcerpc.v5.rpcrt import (DCERPCException, RPC_C_AUTHN_LEVEL_CONNECT, RPC_C_AUTHN_LEVEL_NONE,
+                                          RPC_C_AUTHN_LEVEL_PKT_INTEGRITY, RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
     from impacket.http import AUTH_BASIC, AUTH_NTLM
     from impacket.uuid import uuidtup_to_bin
 except ImportError:
@@ -37,6 +43,7 @@ from lab import make_pki, processes, start, stop_all
 EMAIL = "alex.wilber@contoso.example"
 PASSWORD = "Exbridge-Demo-2007"
 EMSMDB = uuidtup_to_bin(("A4F1DB00-CA47-1067-B31F-00DD010662DA", "0.81"))
+USER_DN = "/o=Contoso/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=alex.wilber"
 
 failures = []
 
@@ -65,7 +72,11 @@ def free_loopback_443():
     return None
 
 
-def connect(proxy, port, auth):
+LEVELS = {RPC_C_AUTHN_LEVEL_CONNECT: "CONNECT", RPC_C_AUTHN_LEVEL_PKT_INTEGRITY: "PKT_INTEGRITY",
+          RPC_C_AUTHN_LEVEL_PKT_PRIVACY: "PKT_PRIVACY"}
+
+
+def connect(proxy, port, auth, level=RPC_C_AUTHN_LEVEL_NONE, rpc_password=PASSWORD):
     binding = f"ncacn_http:ex2007.contoso.example[{port},RpcProxy={proxy}:443]"
     t = transport.DCERPCTransportFactory(binding)
     if auth == AUTH_NTLM:
@@ -74,16 +85,66 @@ def connect(proxy, port, auth):
         t.set_credentials(EMAIL, PASSWORD, "")
     t.set_auth_type(auth)
     dce = t.get_dce_rpc()
+    if level != RPC_C_AUTHN_LEVEL_NONE:  # RPC-level NTLM, as exchanger.py sets it up
+        dce.set_credentials("alex.wilber", rpc_password, "CONTOSO")
+        dce.set_auth_level(level)
     dce.connect()  # HTTP auth, 100 Continue, CONN/A1..CONN/C2: raises on any deviation
     return dce
 
 
-def refused_unauthenticated(what, call):
+def refused(what, call):
     try:
         call()
     except DCERPCException as e:
-        return check("rpc_s_access_denied" in str(e), f"{what}: answered {e}")
-    return check(False, f"{what}: answered without a fault, though this association has no RPC authentication")
+        return check("rpc_s_access_denied" in str(e), f"{what}: refused ({e})")
+    return check(False, f"{what}: answered, though this association has no valid RPC authentication")
+
+
+def nspi_session(proxy, auth, level):
+    """NspiBind then NspiUnbind over an association authenticated at `level`."""
+    name = f"{auth} + RPC NTLM at {LEVELS[level]}"
+    dce = connect(proxy, 6004, auth, level)
+    dce.bind(nspi.MSRPC_UUID_NSPI)
+    check(True, f"{name}: bind to NSPI v56.0 accepted (NTLM CHALLENGE in bind_ack, rpc_auth_3)")
+    resp = nspi.hNspiBind(dce)  # raises unless ErrorCode is Success
+    handle = resp["contextHandle"].getData()
+    check(len(handle) == 20 and handle[4:] != b"\0" * 16, f"{name}: NspiBind answered Success with a context handle")
+    guid = bytes(resp["pServerGuid"])  # impacket passes a non-NULL pointer, so the server fills it in
+    check(len(guid) == 16 and guid != b"\0" * 16, f"{name}: NspiBind returned the server's GUID {guid.hex()}")
+    resp = nspi.hNspiUnbind(dce, resp["contextHandle"])
+    check(resp["ErrorCode"] == 1, f"{name}: NspiUnbind answered {resp['ErrorCode']} (UnbindSuccess is 1)")
+    dce.disconnect()
+
+
+def ndr_string(text):
+    """A conformant varying 8-bit string ([string] char*), NUL included, padded to 4 bytes."""
+    data = text.encode() + b"\0"
+    out = struct.pack("<III", len(data), 0, len(data)) + data
+    return out + b"\0" * (-len(out) % 4)
+
+
+def ec_do_connect_ex_stub(user_dn):
+    # [MS-OXCRPC] EcDoConnectEx: szUserDN, ulFlags, ulConMod, cbLimit, ulCpid, ulLcidString, ulLcidSort,
+    # ulIcxrLink, usFCanConvertCodePages, rgwClientVersion[3], pulTimeStamp, rgbAuxIn (empty), cbAuxIn, pcbAuxOut.
+    return (ndr_string(user_dn) + struct.pack("<7I", 0, 0, 0, 1252, 0x409, 0x409, 0xFFFFFFFF) +
+            struct.pack("<H3H", 1, 0x000C, 0x1773, 0) + struct.pack("<IIII", 0, 0, 0, 0x1008))
+
+
+def emsmdb_session(proxy, auth):
+    name = f"{auth} + RPC NTLM at PKT_PRIVACY"
+    dce = connect(proxy, 6001, auth, RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
+    dce.bind(EMSMDB)
+    check(True, f"{name}: bind to EMSMDB v0.81 on :6001 accepted")
+    dce.call(10, ec_do_connect_ex_stub(USER_DN))
+    out = dce.recv()
+    handle, error = out[:20], struct.unpack("<I", out[-4:])[0]
+    check(error == 0 and handle[4:] != b"\0" * 16, f"{name}: EcDoConnectEx answered ecNone ({error:#x}) with a session")
+    check(b"Alex Wilber\0" in out, f"{name}: EcDoConnectEx named the mailbox's display name")
+    check(struct.pack("<3H", 0x0803, 0x8053, 0x0006) in out, f"{name}: EcDoConnectEx reported 2007 SP3, 8.3.83.6")
+    dce.call(1, handle)
+    out = dce.recv()
+    check(out == b"\0" * 24, f"{name}: EcDoDisconnect answered ecNone with the handle cleared")
+    dce.disconnect()
 
 
 def main():
@@ -112,11 +173,19 @@ def main():
 
     for auth in (AUTH_BASIC, AUTH_NTLM):
         try:
+            for level in LEVELS:
+                nspi_session(proxy, auth, level)
+            emsmdb_session(proxy, auth)
+
             dce = connect(proxy, 6004, auth)
             check(True, f"{auth}: virtual connection to :6004 open (CONN/A3, CONN/C2)")
             dce.bind(nspi.MSRPC_UUID_NSPI)
-            check(True, f"{auth}: bind to NSPI v56.0 accepted")
-            refused_unauthenticated(f"{auth}: NspiBind", lambda: nspi.hNspiBind(dce))
+            refused(f"{auth}: NspiBind without RPC authentication", lambda: nspi.hNspiBind(dce))
+            dce.disconnect()
+
+            dce = connect(proxy, 6004, auth, RPC_C_AUTHN_LEVEL_PKT_PRIVACY, rpc_password="not-the-password")
+            dce.bind(nspi.MSRPC_UUID_NSPI)
+            refused(f"{auth}: NspiBind after rpc_auth_3 with a wrong password", lambda: nspi.hNspiBind(dce))
             dce.disconnect()
 
             dce = connect(proxy, 6001, auth)
@@ -126,7 +195,7 @@ def main():
             def ec_do_connect_ex():
                 dce.call(10, b"\0" * 64)  # EcDoConnectEx; the stub does not matter before authentication
                 dce.recv()
-            refused_unauthenticated(f"{auth}: EcDoConnectEx", ec_do_connect_ex)
+            refused(f"{auth}: EcDoConnectEx without RPC authentication", ec_do_connect_ex)
             dce.disconnect()
 
             dce = connect(proxy, 6004, auth)

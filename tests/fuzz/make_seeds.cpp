@@ -9,6 +9,7 @@
 
 #include "common/base64.hpp"
 #include "common/dcerpc.hpp"
+#include "common/le_bytes.hpp"
 #include "common/ntlm.hpp"
 #include "common/rts.hpp"
 #include "fake_exchange/router.hpp"
@@ -126,6 +127,40 @@ int main(int argc, char** argv) {
           bind + encode(alter) + rts::encode(rts::ping_pdu()) +
               rts::encode(rts::flow_control_ack_with_destination_pdu(rts::forward_destination::out_proxy, {100, 65536, {}})) +
               request_of(4, 1, first_frag | last_frag, ""));
+  }
+
+  // Calls on an NTLM-authenticated association: the level byte, then [kind][opnum][length u16][bytes] records.
+  {
+    const auto record = [](std::uint8_t kind, std::uint8_t opnum, const std::string& bytes) {
+      le_writer w;
+      w.u8(kind), w.u8(opnum), w.u16(static_cast<std::uint16_t>(bytes.size()));
+      w.bytes(bytes);
+      return std::move(w.text());
+    };
+    le_writer bind_stub;  // NspiBind: dwFlags, STAT (CodePage 1252), a non-NULL pServerGuid
+    bind_stub.u32(0);
+    for (int i = 0; i < 9; ++i) bind_stub.u32(i == 6 ? 1252 : 0);
+    bind_stub.u32(0x20000);
+    bind_stub.zeros(16);
+    write("fuzz_rpc_call", "nspi_bind_unbind_privacy",
+          std::string(1, '\x04') + record(1, 0, bind_stub.text()) + record(1, 1, std::string(24, '\0')));
+    write("fuzz_rpc_call", "nspi_bind_integrity", std::string(1, '\x03') + record(1, 0, bind_stub.text()));
+    write("fuzz_rpc_call", "large_call_small_fragments", std::string(1, '\x04') + record(3, 5, std::string(3000, 'x')));
+    dcerpc::pdu plain;
+    plain.type = dcerpc::ptype::request;
+    plain.call_id = 7;
+    plain.content = dcerpc::request_body{4, 0, 0, std::nullopt, "abcd"};
+    write("fuzz_rpc_call", "unprotected_fragment", std::string(1, '\x04') + record(0, 0, dcerpc::encode(plain)));
+    write("fuzz_rpc_call", "connect_level_call", std::string(1, '\x00') + record(1, 0, bind_stub.text()));
+    le_writer connect;  // EcDoConnectEx on EMSMDB (first byte 9: PKT_PRIVACY, port 6001), then EcDoDisconnect
+    const std::string dn = "/o=Contoso/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=alex.wilber";
+    connect.u32(static_cast<std::uint32_t>(dn.size() + 1)), connect.u32(0), connect.u32(static_cast<std::uint32_t>(dn.size() + 1));
+    connect.bytes(dn), connect.u8(0), connect.align(4);
+    for (const std::uint32_t v : {0u, 0u, 0u, 1252u, 0x409u, 0x409u, 0xFFFFFFFFu}) connect.u32(v);
+    connect.u16(1), connect.u16(12), connect.u16(0x1773), connect.u16(0);
+    connect.u32(0), connect.u32(0), connect.u32(0), connect.u32(0x1008);
+    write("fuzz_rpc_call", "emsmdb_connect_disconnect",
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(1, 1, std::string(20, '\0')));
   }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.
