@@ -193,6 +193,7 @@ inline constexpr std::uint32_t unk_if = 0x1C010003;               ///< nca_s_unk
 inline constexpr std::uint32_t proto_error = 0x1C01000B;          ///< nca_s_proto_error
 inline constexpr std::uint32_t context_mismatch = 0x1C00001A;     ///< nca_s_fault_context_mismatch: unknown handle
 inline constexpr std::uint32_t bad_stub_data = 0x000006F7;        ///< RPC_X_BAD_STUB_DATA
+inline constexpr std::uint32_t invalid_bound = 0x000006C6;        ///< RPC_S_INVALID_BOUND: a [range] broken
 inline constexpr std::uint32_t sec_pkg_error = 0x00000721;        ///< RPC_S_SEC_PKG_ERROR: a verifier that fails
 }  // namespace status
 

@@ -1,11 +1,10 @@
-// The store (EMSMDB, [MS-OXCRPC]) as a 2007 mailbox server answers it over RPC over HTTP on port 6001: the
-// session calls first -- EcDoConnectEx opens a session for the authenticated user's mailbox and returns its
-// context handle (CXH), EcDoDisconnect closes it. Pure: NDR request stubs in, NDR response stubs or an RPC
-// fault status out, like nspi.hpp.
+// The store (EMSMDB, [MS-OXCRPC]) as a 2007 mailbox server answers it over RPC over HTTP on port 6001:
+// EcDoConnectEx opens a session for the authenticated user's mailbox and returns its context handle (CXH),
+// EcDoRpcExt2 carries the session's remote operations (store.hpp) in extended buffers, EcDoDisconnect closes it.
+// Pure: NDR request stubs in, NDR response stubs or an RPC fault status out, like nspi.hpp.
 //
-// Not served yet: EcDoRpcExt2 (opnum 11, the remote operations that walk and copy a mailbox) and the older or
-// notification calls. They get the fault nca_s_op_rng_error -- a clean refusal, never a hang -- until the mailbox
-// over EMSMDB lands.
+// Not served: the older and the notification calls (EcDoConnect, EcDoRpc, EcRRegisterPushNotification, ...).
+// They get the fault nca_s_op_rng_error -- a clean refusal, never a hang.
 #pragma once
 
 #include <array>
@@ -16,15 +15,9 @@
 
 #include "fake_exchange/exchange_config.hpp"
 #include "fake_exchange/nspi.hpp"
+#include "fake_exchange/store.hpp"
 
 namespace exbridge::fake_exchange {
-
-/// Error codes the store returns ([MS-OXCDATA] 2.4).
-namespace emsmdb_ec {
-inline constexpr std::uint32_t none = 0;
-inline constexpr std::uint32_t unknown_user = 0x000003EB;
-inline constexpr std::uint32_t access_denied = 0x80070005;
-}  // namespace emsmdb_ec
 
 /// One association's store sessions.
 class emsmdb_server {
@@ -38,9 +31,10 @@ class emsmdb_server {
  private:
   call_result connect(std::string_view stub, const user& caller);
   call_result disconnect(std::string_view stub);
+  call_result rpc_ext2(std::string_view stub);
 
   const exchange_config* server_;
-  std::map<context_handle, const user*> sessions_;
+  std::map<context_handle, store_session> sessions_;
   std::uint16_t next_index_ = 1;  ///< picxr: the session's index on this server
 };
 

@@ -10,7 +10,8 @@
 #     impacket's exchanger uses it, at PKT_INTEGRITY and at CONNECT: NspiBind answered with a context handle and
 #     the server's GUID through signed and sealed fragments, NspiUnbind answered UnbindSuccess;
 #   * EMSMDB on :6001 at PKT_PRIVACY: EcDoConnectEx with the user's legacy DN answered ecNone with the display name
-#     and 2007 SP3's version (8.3.83.6), EcDoDisconnect answered ecNone;
+#     and 2007 SP3's version (8.3.83.6); EcDoRpcExt2 carrying RopLogon to the own mailbox answered with its special
+#     folders; EcDoDisconnect answered ecNone;
 #   * what a secure-only interface refuses: a call on an association without RPC authentication, and one whose
 #     rpc_auth_3 carried a wrong password, both get the fault rpc_s_access_denied.
 #
@@ -130,6 +131,34 @@ def ec_do_connect_ex_stub(user_dn):
             struct.pack("<H3H", 1, 0x000C, 0x1773, 0) + struct.pack("<IIII", 0, 0, 0, 0x1008))
 
 
+def ec_do_rpc_ext2_stub(handle, rops, handles):
+    # [MS-OXCRPC] EcDoRpcExt2: pcxh, pulFlags (NoCompression | NoXorMagic), rgbIn = one RPC_HEADER_EXT (Last) around
+    # the ROP buffer (RopSize, ROPs, handle table), cbIn, pcbOut, rgbAuxIn (empty), cbAuxIn, pcbAuxOut.
+    buffer = struct.pack("<H", 2 + len(rops)) + rops + b"".join(struct.pack("<I", h) for h in handles)
+    rgb_in = struct.pack("<HHHH", 0, 0x0004, len(buffer), len(buffer)) + buffer
+    stub = handle + struct.pack("<II", 0x3, len(rgb_in)) + rgb_in
+    stub += b"\0" * (-len(stub) % 4)
+    return stub + struct.pack("<IIIII", len(rgb_in), 0x40000, 0, 0, 0x1008)
+
+
+def rop_logon(user_dn):
+    # [MS-OXCROPS] RopLogon: RopId 0xFE, LogonId, OutputHandleIndex, LogonFlags Private, OpenFlags, StoreState,
+    # EssdnSize, Essdn with its NUL.
+    essdn = user_dn.encode() + b"\0"
+    return struct.pack("<BBBBIIH", 0xFE, 0, 0, 0x01, 0x01000000, 0, len(essdn)) + essdn
+
+
+def rops_of(reply):
+    """The ROP responses in an EcDoRpcExt2 reply stub, and its return value."""
+    n = struct.unpack("<I", reply[24:28])[0]
+    rgb_out = reply[36:36 + n]
+    error = struct.unpack("<I", reply[-4:])[0]
+    if n < 10:
+        return b"", error
+    rop_size = struct.unpack("<H", rgb_out[8:10])[0]
+    return rgb_out[10:8 + rop_size], error
+
+
 def emsmdb_session(proxy, auth):
     name = f"{auth} + RPC NTLM at PKT_PRIVACY"
     dce = connect(proxy, 6001, auth, RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
@@ -141,6 +170,12 @@ def emsmdb_session(proxy, auth):
     check(error == 0 and handle[4:] != b"\0" * 16, f"{name}: EcDoConnectEx answered ecNone ({error:#x}) with a session")
     check(b"Alex Wilber\0" in out, f"{name}: EcDoConnectEx named the mailbox's display name")
     check(struct.pack("<3H", 0x0803, 0x8053, 0x0006) in out, f"{name}: EcDoConnectEx reported 2007 SP3, 8.3.83.6")
+    dce.call(11, ec_do_rpc_ext2_stub(handle, rop_logon(USER_DN), [0xFFFFFFFF]))
+    rops, error = rops_of(dce.recv())
+    logon_ok = error == 0 and len(rops) >= 7 + 13 * 8 and rops[0] == 0xFE and rops[2:6] == b"\0\0\0\0"
+    inbox = rops[7 + 4 * 8:7 + 5 * 8] if logon_ok else b""
+    check(logon_ok and inbox == bytes.fromhex("0100000000000005"),
+          f"{name}: EcDoRpcExt2 RopLogon answered ecNone with the Inbox's folder ID ({inbox.hex()})")
     dce.call(1, handle)
     out = dce.recv()
     check(out == b"\0" * 24, f"{name}: EcDoDisconnect answered ecNone with the handle cleared")

@@ -1,9 +1,12 @@
 // libFuzzer target: calls on an association authenticated with RPC-level NTLM -- fake-exchange's RPC endpoint
-// (fake_exchange/rpc_endpoint.cpp, nspi.cpp) behind NTLM-protected fragments (common/dcerpc_auth.cpp,
-// ntlm_session.cpp). The harness logs on as the demo user at the level the first byte picks (CONNECT .. PKT_PRIVACY),
-// to NSPI on 6004 or EMSMDB on 6001 (fake_exchange/nspi.cpp, emsmdb.cpp) as it also picks, then turns the rest into records [kind u8][opnum u8][length u16][bytes]: an odd kind sends the bytes as a call's
-// stub in fragments the harness protects correctly (so NSPI's stub parsers see them), an even kind sends them raw
-// as one fragment (so open_protected's refusals and decode() see them).
+// (fake_exchange/rpc_endpoint.cpp) behind NTLM-protected fragments (common/dcerpc_auth.cpp, ntlm_session.cpp).
+// The harness logs on as the demo user at the level the first byte picks (CONNECT .. PKT_PRIVACY), to NSPI on
+// 6004 or EMSMDB on 6001 (fake_exchange/nspi.cpp, emsmdb.cpp) as it also picks, then turns the rest into records
+// [kind u8][opnum u8][length u16][bytes]: an odd kind sends the bytes as a call's stub in fragments the harness
+// protects correctly (so the stub parsers see them), an even kind sends them raw as one fragment (so
+// open_protected's refusals and decode() see them). With bit 1 of the kind set, the stub's first 20 bytes are
+// replaced by the context handle the last EcDoConnectEx returned, so that EcDoRpcExt2 and the ROPs behind it
+// (fake_exchange/store.cpp, common/rop_buffer.cpp) are reached.
 //
 // Invariants: every fragment the server answers opens at the client -- its signature verifies and the sequence
 // numbers agree -- and fits the size agreed at bind; an association that refuses something says why and answers
@@ -73,12 +76,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   le_reader r({data + 1, size - 1});
   std::uint32_t call_id = 2;
+  std::string session;  // the CXH of the last EcDoConnectEx answered
   while (r.has(4) && !e.closing()) {
     const std::uint8_t kind = r.u8();
     const std::uint16_t opnum = r.u8();
     const std::size_t n = std::min<std::size_t>(r.u16(), r.left());
-    const std::string bytes = r.text(n);
+    std::string bytes = r.text(n);
+    if ((kind & 2) && session.size() == 20 && bytes.size() >= 20) bytes.replace(0, 20, session);
     std::vector<std::string> sent;
+    std::string answer;  // the response stub, reassembled
     if (kind & 1) {
       const auto max_frag = static_cast<std::uint16_t>(std::max<unsigned>(256, std::min<unsigned>(4280, 256u * (kind >> 1))));
       sent = encode_protected_call(ptype::request, call_id++, 0, opnum, bytes, max_frag, sec, *client);
@@ -96,10 +102,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (reply.size() > 2 && reply[2] == static_cast<char>(ptype::response)) {
           if (auto why = open_protected(reply, sec, *client)) fuzz::invariant_failed("a response the client cannot open:", *why);
         }
-        if (!std::holds_alternative<pdu>(decode(reply))) fuzz::invariant_failed("a reply that does not decode");
+        const auto decoded = decode(reply);
+        if (!std::holds_alternative<pdu>(decoded)) fuzz::invariant_failed("a reply that does not decode");
+        if (const auto* body = std::get_if<response_body>(&std::get<pdu>(decoded).content)) answer += body->stub;
       }
       if (e.closing() && e.error().empty()) fuzz::invariant_failed("an association closed without a reason");
     }
+    if (emsmdb && opnum == 10 && answer.size() >= 20) session = answer.substr(0, 20);
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "common/dcerpc.hpp"
 #include "common/le_bytes.hpp"
 #include "common/ntlm.hpp"
+#include "common/rop_buffer.hpp"
 #include "common/rts.hpp"
 #include "fake_exchange/router.hpp"
 
@@ -160,7 +161,22 @@ int main(int argc, char** argv) {
     connect.u16(1), connect.u16(12), connect.u16(0x1773), connect.u16(0);
     connect.u32(0), connect.u32(0), connect.u32(0), connect.u32(0x1008);
     write("fuzz_rpc_call", "emsmdb_connect_disconnect",
-          std::string(1, '\x09') + record(1, 10, connect.text()) + record(1, 1, std::string(20, '\0')));
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 1, std::string(20, '\0')));
+    // EcDoRpcExt2 carrying RopLogon to the own mailbox and RopRelease; the harness puts the session's CXH first.
+    le_writer rops;
+    rops.u8(0xFE), rops.u8(0), rops.u8(0), rops.u8(1), rops.u32(0x01000000), rops.u32(0);
+    rops.u16(static_cast<std::uint16_t>(dn.size() + 1)), rops.bytes(dn), rops.u8(0);
+    rops.u8(0x01), rops.u8(0), rops.u8(0);
+    std::string buffer;
+    append_le16(buffer, static_cast<std::uint16_t>(2 + rops.size()));
+    buffer += rops.text();
+    append_le32(buffer, 0xFFFFFFFF);
+    const std::string rgb_in = rop::write_extended(buffer);
+    le_writer ext2;
+    ext2.zeros(20), ext2.u32(3), ext2.u32(static_cast<std::uint32_t>(rgb_in.size())), ext2.bytes(rgb_in), ext2.align(4);
+    ext2.u32(static_cast<std::uint32_t>(rgb_in.size())), ext2.u32(0x40000), ext2.u32(0), ext2.u32(0), ext2.u32(0x1008);
+    write("fuzz_rpc_call", "emsmdb_logon_release",
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, ext2.text()));
   }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.

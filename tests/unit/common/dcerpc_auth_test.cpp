@@ -8,7 +8,7 @@
 #include "common/ntlm.hpp"
 
 namespace exbridge {
-namespace {
+namespace dcerpc_auth_test {
 
 using namespace dcerpc;
 
@@ -135,5 +135,5 @@ TEST(DcerpcAuth, ConnectLevelCarriesNoVerifier) {
   EXPECT_EQ(p.server.sent(), 0u);
 }
 
-}  // namespace
+}  // namespace dcerpc_auth_test
 }  // namespace exbridge

@@ -8,7 +8,7 @@
 #include "tests/support/hex.hpp"
 
 namespace exbridge {
-namespace {
+namespace legacy_crypto_test {
 
 using test::from_hex;
 using test::to_hex;
@@ -61,5 +61,5 @@ TEST(Rc4, OnceEncryptsSixteenBytes) {
 
 TEST(Rc4, AnEmptyKeyIsRefused) { EXPECT_THROW(rc4_stream(key_of("")), std::runtime_error); }
 
-}  // namespace
+}  // namespace legacy_crypto_test
 }  // namespace exbridge

@@ -7,7 +7,7 @@
 #include "tests/support/hex.hpp"
 
 namespace exbridge {
-namespace {
+namespace ntlm_session_test {
 
 using test::from_hex;
 using test::to_hex;
@@ -104,5 +104,5 @@ TEST(NtlmSession, ExtendedSessionSecurityIsRequired) {
                std::invalid_argument);
 }
 
-}  // namespace
+}  // namespace ntlm_session_test
 }  // namespace exbridge

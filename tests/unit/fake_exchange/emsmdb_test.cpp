@@ -1,19 +1,21 @@
-// EMSMDB's session calls (fake_exchange/emsmdb): EcDoConnectEx's NDR layout, the caller's own mailbox only,
-// EcDoDisconnect, and the runtime's answers to stubs that do not unmarshal and opnums not served.
+// EMSMDB's calls (fake_exchange/emsmdb, store): EcDoConnectEx's NDR layout, the caller's own mailbox only,
+// EcDoRpcExt2 carrying RopLogon and RopRelease, EcDoDisconnect, and the runtime's answers to stubs that do not unmarshal and opnums not served.
 #include <gtest/gtest.h>
 
 #include "common/dcerpc.hpp"
 #include "common/le_bytes.hpp"
 #include "common/ndr.hpp"
+#include "common/rop_buffer.hpp"
 #include "fake_exchange/emsmdb.hpp"
+#include "tests/support/hex.hpp"
 
 namespace exbridge {
-namespace {
+namespace emsmdb_test {
 
 using fake_exchange::emsmdb_server;
 using fake_exchange::exchange_config;
 using fake_exchange::rpc_fault;
-namespace ec = fake_exchange::emsmdb_ec;
+namespace ec = fake_exchange::mapi_ec;
 
 /// EcDoConnectEx's request stub as Outlook lays it out.
 std::string connect_stub(std::string_view user_dn, std::string_view aux = "", std::uint32_t aux_out = 0x1008) {
@@ -135,10 +137,151 @@ TEST(Emsmdb, StubsThatDoNotUnmarshalAndOpnumsNotServed) {
   EXPECT_EQ(std::get<rpc_fault>(s.call(10, no_nul, alex)).status, dcerpc::status::bad_stub_data);
   EXPECT_EQ(std::get<rpc_fault>(s.call(10, connect_stub(server.org.legacy_dn(alex), "", 0x1009), alex)).status,
             0x000006C6u);  // pcbAuxOut out of its [range]: RPC_S_INVALID_BOUND
-  for (const std::uint16_t opnum : {0, 2, 11, 14, 200}) {
+  for (const std::uint16_t opnum : {0, 2, 4, 14, 200}) {
     EXPECT_EQ(std::get<rpc_fault>(s.call(opnum, "", alex)).status, dcerpc::status::op_rng_error) << opnum;
   }
 }
 
-}  // namespace
+// --- EcDoRpcExt2 ---
+
+/// EcDoRpcExt2's request stub around `rgb_in`.
+std::string rpc_ext2_stub(const std::string& handle, const std::string& rgb_in, std::uint32_t out_limit = 0x40000) {
+  le_writer w;
+  w.bytes(handle);
+  w.u32(0x3);  // pulFlags: NoCompression | NoXorMagic
+  w.u32(static_cast<std::uint32_t>(rgb_in.size()));
+  w.bytes(rgb_in);
+  w.align(4);
+  w.u32(static_cast<std::uint32_t>(rgb_in.size()));
+  w.u32(out_limit);
+  w.u32(0), w.u32(0);  // rgbAuxIn (none), cbAuxIn
+  w.u32(0x1008);
+  return std::move(w.text());
+}
+
+/// A RopLogon request for `essdn` into handle slot 0, with a one-slot handle table.
+std::string logon_rops(std::string_view essdn, std::uint8_t flags = 0x01) {
+  le_writer rops;
+  rops.u8(0xFE), rops.u8(0), rops.u8(0), rops.u8(flags), rops.u32(0x01000000), rops.u32(0);
+  rops.u16(static_cast<std::uint16_t>(essdn.size() + 1));
+  rops.bytes(essdn), rops.u8(0);
+  std::string buffer;
+  append_le16(buffer, static_cast<std::uint16_t>(2 + rops.size()));
+  buffer += rops.text();
+  append_le32(buffer, 0xFFFFFFFF);
+  return rop::write_extended(buffer);
+}
+
+struct ext2_reply {
+  std::string rops;  ///< the ROP responses
+  std::vector<std::uint32_t> handles;
+  std::uint32_t ec = 0;
+};
+
+ext2_reply parse_ext2(const fake_exchange::call_result& result) {
+  if (const auto* f = std::get_if<rpc_fault>(&result)) throw std::runtime_error("fault " + std::to_string(f->status));
+  const std::string& out = std::get<std::string>(result);
+  le_reader r(as_bytes(out));
+  r.skip(20 + 4);
+  const std::uint32_t n = r.u32();
+  r.skip(4);
+  EXPECT_EQ(r.u32(), n);
+  const std::string rgb_out = r.text(n);
+  ndr::align(r, 4);
+  EXPECT_EQ(r.u32(), n);  // pcbOut
+  r.skip(16);             // rgbAuxOut (three counts), pcbAuxOut
+  r.skip(4);              // pulTransTime
+  ext2_reply reply;
+  reply.ec = r.u32();
+  EXPECT_EQ(r.left(), 0u);
+  if (n == 0) return reply;
+  const auto payloads = std::get<std::vector<std::string>>(rop::read_extended(rgb_out));
+  const auto buffer = std::get<rop::request_buffer>(rop::read_request_buffer(payloads.at(0)));
+  reply.rops = std::string(buffer.rops);
+  reply.handles = buffer.handles;
+  return reply;
+}
+
+struct connected {
+  exchange_config server;
+  emsmdb_server s{&server};
+  std::string handle;
+  const fake_exchange::user& alex() const { return server.org.users.front(); }
+  connected() { handle = parse_connect(s.call(10, connect_stub(server.org.legacy_dn(alex())), alex())).handle; }
+};
+
+TEST(EmsmdbRpcExt2, LogonToTheOwnMailboxReturnsItsSpecialFolders) {
+  connected c;
+  const auto reply = parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, logon_rops(c.server.org.legacy_dn(c.alex()))), c.alex()));
+  EXPECT_EQ(reply.ec, ec::none);
+  le_reader r(as_bytes(reply.rops));
+  EXPECT_EQ(r.u8(), 0xFE);  // RopId
+  EXPECT_EQ(r.u8(), 0);     // OutputHandleIndex
+  EXPECT_EQ(r.u32(), ec::none);
+  EXPECT_EQ(r.u8(), 0x01);  // LogonFlags: Private, echoed
+  std::vector<std::uint64_t> folders;
+  for (int i = 0; i < 13; ++i) {
+    const std::uint64_t lo = r.u32();
+    folders.push_back(lo | static_cast<std::uint64_t>(r.u32()) << 32);
+  }
+  // ReplicaId 1, then the global counter big-endian: the Inbox (the fifth) is 0001-000000000005.
+  EXPECT_EQ(folders[4], fake_exchange::folder_id(5));
+  EXPECT_EQ(folders[4], 0x0500000000000001ULL);
+  EXPECT_EQ(r.u8(), 0x07);  // ResponseFlags: Reserved | OwnerRight | SendAsRight
+  r.skip(16);               // MailboxGuid
+  EXPECT_EQ(r.u16(), 1);    // ReplId
+  r.skip(16 + 8 + 8 + 4);   // ReplGuid, LogonTime, GwartTime, StoreState
+  EXPECT_EQ(r.left(), 0u);
+  ASSERT_EQ(reply.handles.size(), 1u);
+  EXPECT_NE(reply.handles[0], 0xFFFFFFFFu);  // the logon's server handle, in the slot the request named
+
+  // RopRelease frees it and has no response.
+  std::string release;
+  append_le16(release, 5);
+  release += std::string("\x01\x00\x00", 3);
+  append_le32(release, reply.handles[0]);
+  const auto released = parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rop::write_extended(release)), c.alex()));
+  EXPECT_EQ(released.ec, ec::none);
+  EXPECT_TRUE(released.rops.empty());
+}
+
+TEST(EmsmdbRpcExt2, LogonRefusalsFollowTheStoreRules) {
+  connected c;
+  const auto rop_result = [&](const std::string& rgb_in) {
+    const auto reply = parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rgb_in), c.alex()));
+    EXPECT_EQ(reply.ec, ec::none);
+    EXPECT_EQ(reply.rops.size(), 6u);  // RopId, OutputHandleIndex, ReturnValue: a failure stops there
+    return load_le32(reply.rops, 2);
+  };
+  EXPECT_EQ(rop_result(logon_rops("/o=Contoso/cn=Recipients/cn=nobody")), ec::unknown_user);
+  c.server.org.users.push_back({"megan.bowen@contoso.example", "pw", "Megan Bowen", "megan.bowen"});
+  EXPECT_EQ(rop_result(logon_rops(c.server.org.legacy_dn(c.server.org.users.back()))), ec::access_denied);
+  EXPECT_EQ(rop_result(logon_rops(c.server.org.legacy_dn(c.alex()), 0x00)), ec::login_failure);  // public folders
+}
+
+TEST(EmsmdbRpcExt2, BuffersThatDoNotParseAndRopsNotServed) {
+  connected c;
+  const auto call = [&](const std::string& rgb_in, std::uint32_t out_limit = 0x40000) {
+    return parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rgb_in, out_limit), c.alex()));
+  };
+  EXPECT_EQ(call(std::string(8, '\x01')).ec, ec::rpc_format);  // no valid RPC_HEADER_EXT
+  EXPECT_EQ(call(rop::write_extended("\x09\x00")).ec, ec::rpc_format);  // RopSize past the buffer
+  // A ROP not served yet: ecNotSupported for it, and the buffer ends there.
+  std::string open_folder;
+  append_le16(open_folder, 2 + 12);
+  open_folder += std::string("\x02\x00\x00\x01", 4) + std::string(8, '\x05');
+  append_le32(open_folder, 0x10), append_le32(open_folder, 0xFFFFFFFF);
+  const auto reply = call(rop::write_extended(open_folder));
+  EXPECT_EQ(reply.ec, ec::none);
+  EXPECT_EQ(test::to_hex(reply.rops), "020002010480");  // RopOpenFolder, index 0, 0x80040102
+  // pcbOut below what the answer needs: ecBufferTooSmall; out of its range: the runtime's bound fault.
+  EXPECT_EQ(call(logon_rops(c.server.org.legacy_dn(c.alex())), 64).ec, ec::buffer_too_small);
+  EXPECT_EQ(std::get<rpc_fault>(c.s.call(11, rpc_ext2_stub(c.handle, logon_rops("x"), 0x40001), c.alex())).status,
+            dcerpc::status::invalid_bound);
+  // A session handle not issued here.
+  EXPECT_EQ(std::get<rpc_fault>(c.s.call(11, rpc_ext2_stub(std::string(20, '\x07'), logon_rops("x")), c.alex())).status,
+            dcerpc::status::context_mismatch);
+}
+
+}  // namespace emsmdb_test
 }  // namespace exbridge

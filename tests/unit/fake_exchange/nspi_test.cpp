@@ -7,7 +7,7 @@
 #include "fake_exchange/nspi.hpp"
 
 namespace exbridge {
-namespace {
+namespace nspi_test {
 
 using fake_exchange::call_result;
 using fake_exchange::nspi_server;
@@ -84,5 +84,5 @@ TEST(Nspi, ShortStubsAndOpnumsNotServedAreRuntimeFaults) {
   }
 }
 
-}  // namespace
+}  // namespace nspi_test
 }  // namespace exbridge
