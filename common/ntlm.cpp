@@ -15,6 +15,7 @@
 #include "common/base64.hpp"
 #include "common/le_bytes.hpp"
 #include "common/legacy_crypto.hpp"
+#include "common/utf16.hpp"
 
 namespace exbridge {
 namespace {
@@ -31,106 +32,10 @@ std::string_view bytes_of(const std::array<std::uint8_t, N>& a) {
 
 // --- text ---
 
-void put_utf16(std::string& out, std::uint32_t cp) {
-  if (cp >= 0x10000) {
-    cp -= 0x10000;
-    append_le16(out, static_cast<std::uint16_t>(0xd800 + (cp >> 10)));
-    append_le16(out, static_cast<std::uint16_t>(0xdc00 + (cp & 0x3ff)));
-  } else {
-    append_le16(out, static_cast<std::uint16_t>(cp));
-  }
-}
-
-/// Decodes UTF-8 to code points; malformed sequences become U+FFFD.
-std::vector<std::uint32_t> code_points(std::string_view s) {
-  std::vector<std::uint32_t> out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<std::uint8_t>(s[i]);
-    int extra = 0;
-    std::uint32_t cp = 0;
-    std::uint32_t min = 0;
-    if (c < 0x80) {
-      cp = c;
-    } else if ((c & 0xe0) == 0xc0) {
-      extra = 1, cp = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2, cp = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3, cp = c & 0x07, min = 0x10000;
-    } else {
-      out.push_back(0xfffd);
-      ++i;
-      continue;
-    }
-    std::size_t j = i + 1;
-    bool ok = true;
-    for (int k = 0; k < extra; ++k, ++j) {
-      if (j >= s.size() || (static_cast<std::uint8_t>(s[j]) & 0xc0) != 0x80) {
-        ok = false;
-        break;
-      }
-      cp = cp << 6 | (static_cast<std::uint8_t>(s[j]) & 0x3f);
-    }
-    if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      out.push_back(0xfffd);
-      i = j;  // resynchronise at the first byte that did not fit (j > i always)
-      continue;
-    }
-    out.push_back(cp);
-    i = j;
-  }
-  return out;
-}
-
-void put_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | cp >> 6);
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | cp >> 12);
-    out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | cp >> 18);
-    out += static_cast<char>(0x80 | (cp >> 12 & 0x3f));
-    out += static_cast<char>(0x80 | (cp >> 6 & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
-std::string utf16le(std::string_view utf8) {
-  std::string out;
-  for (const auto cp : code_points(utf8)) put_utf16(out, cp);
-  return out;
-}
-
-/// UTF-16LE to UTF-8; nullopt for an odd length or an unpaired surrogate.
-std::optional<std::string> from_utf16le(std::string_view b) {
-  if (b.size() % 2 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(b.size());
-  for (std::size_t i = 0; i < b.size(); i += 2) {
-    std::uint32_t u = load_le16(b, i);
-    if (u >= 0xdc00 && u <= 0xdfff) return std::nullopt;
-    if (u >= 0xd800 && u <= 0xdbff) {
-      if (i + 4 > b.size()) return std::nullopt;
-      const std::uint32_t lo = load_le16(b, i + 2);
-      if (lo < 0xdc00 || lo > 0xdfff) return std::nullopt;
-      u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-      i += 2;
-    }
-    put_utf8(out, u);
-  }
-  return out;
-}
-
 /// 8-bit OEM text, taken as Latin-1 (exact for ASCII, which is what clients send in practice).
 std::string from_latin1(std::string_view b) {
   std::string out;
-  for (const char c : b) put_utf8(out, static_cast<std::uint8_t>(c));
+  for (const char c : b) append_utf8(out, static_cast<std::uint8_t>(c));
   return out;
 }
 
@@ -158,7 +63,7 @@ std::uint32_t upcase(std::uint32_t c) {
 
 std::string utf16le_upper(std::string_view utf8) {
   std::string out;
-  for (const auto cp : code_points(utf8)) put_utf16(out, upcase(cp));
+  for (const auto cp : code_points(utf8)) append_utf16le(out, upcase(cp));
   return out;
 }
 
@@ -409,16 +314,19 @@ std::optional<ntlm_challenge> parse_challenge(std::string_view raw) {
   return c;
 }
 
-std::optional<ntlm_client_context> make_authenticate_for_session(
+namespace {
+
+/// The AUTHENTICATE_MESSAGE both clients build; `protection` are the message-protection flags (SIGN, SEAL,
+/// KEY_EXCH) the context may take from the server's offer -- none for HTTP.
+std::optional<ntlm_client_context> authenticate_message(
     std::string_view challenge_raw, std::string_view user, std::string_view domain, std::string_view password,
     std::string_view workstation, const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp,
-    const std::array<std::uint8_t, 16>& random_session_key) {
+    const std::array<std::uint8_t, 16>& random_session_key, std::uint32_t protection) {
   using namespace ntlm_flag;
   const auto challenge = parse_challenge(challenge_raw);
   if (!challenge) return std::nullopt;
-  std::uint32_t flags = ntlm | (challenge->flags & (unicode | request_target | sign | seal | always_sign |
-                                                    extended_sessionsecurity | target_info | version | key_128 |
-                                                    key_56 | key_exch));
+  std::uint32_t flags = ntlm | (challenge->flags & ((unicode | request_target | always_sign | extended_sessionsecurity |
+                                                     target_info | version | key_128 | key_56) | protection));
   if (!(flags & unicode)) flags |= oem;
   const bool unicode_text = flags & unicode;
   auto text = [&](std::string_view s) { return unicode_text ? utf16le(s) : to_latin1(s); };
@@ -463,16 +371,23 @@ std::optional<ntlm_client_context> make_authenticate_for_session(
   return result;
 }
 
+}  // namespace
+
+std::optional<ntlm_client_context> make_authenticate_for_session(
+    std::string_view challenge_raw, std::string_view user, std::string_view domain, std::string_view password,
+    std::string_view workstation, const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp,
+    const std::array<std::uint8_t, 16>& random_session_key) {
+  using namespace ntlm_flag;
+  return authenticate_message(challenge_raw, user, domain, password, workstation, client_challenge, timestamp,
+                              random_session_key, sign | seal | key_exch);
+}
+
 std::string make_authenticate(std::string_view challenge_raw, std::string_view user, std::string_view domain,
                               std::string_view password, std::string_view workstation,
                               const std::array<std::uint8_t, 8>& client_challenge, std::uint64_t timestamp) {
   // HTTP authentication protects no messages afterwards: no SIGN, SEAL or key exchange, whatever the server offers.
-  std::string challenge(challenge_raw);
-  if (challenge.size() >= 24) {
-    store_le32(challenge, 20, load_le32(challenge, 20) & ~(ntlm_flag::sign | ntlm_flag::seal | ntlm_flag::key_exch));
-  }
-  auto context = make_authenticate_for_session(challenge, user, domain, password, workstation, client_challenge,
-                                               timestamp, {});
+  auto context = authenticate_message(challenge_raw, user, domain, password, workstation, client_challenge, timestamp,
+                                      {}, 0);
   return context ? std::move(context->message) : std::string{};
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fake_exchange/ews.hpp"
+#include "fake_exchange/folder_tree.hpp"
 
 namespace exbridge::fake_exchange {
 
@@ -51,19 +52,7 @@ std::string ascii_lower(std::string_view s);
 /// "true"/"false" of an xs:boolean attribute or element text (1/0 allowed).
 bool xs_boolean(std::string_view text);
 
-// --- The folder tree (ews_folders.cpp) ---
-
-struct folder_info {
-  std::string_view key;           ///< DistinguishedFolderIdNameType value, or a name for non-distinguished folders
-  std::string_view parent;        ///< key of the parent folder; "" for root and the public folder root
-  std::string_view display_name;
-  std::string_view folder_class;  ///< "" when the folder has none (root, Top of Information Store, ...)
-  std::string_view element;       ///< Folder, CalendarFolder, ContactsFolder, TasksFolder or SearchFolder
-  bool distinguished;
-};
-
-/// A folder by distinguished id (nullptr for a name the 2007 schema does not know).
-const folder_info* distinguished_folder(std::string_view id);
+// --- Folders (ews_folders.cpp; the tree is folder_tree.hpp) ---
 
 /// Which folder properties a FolderShape asks for.
 struct folder_shape {
@@ -72,8 +61,6 @@ struct folder_shape {
 folder_shape parse_folder_shape(const pugi::xml_node& shape);
 /// One folder as <t:Folder>/<t:CalendarFolder>/... with the properties `shape` asks for.
 std::string folder_xml(const folder_info& f, const mailbox& box, const folder_shape& shape);
-/// The folders below `f` in depth-first order: only its children (`deep` false), or its whole subtree.
-std::vector<const folder_info*> folders_below(const folder_info& f, bool deep);
 
 /// What a FolderId or DistinguishedFolderId element names: a folder, or the per-item error code and text.
 struct folder_lookup {

@@ -1,4 +1,4 @@
-// The ROPs of one EMSMDB session (see store.hpp).
+// The ROPs of one EMSMDB session (see store.hpp). Sections are [MS-OXCROPS]'s unless named otherwise.
 #include "fake_exchange/store.hpp"
 
 #include <algorithm>
@@ -12,7 +12,10 @@
 namespace exbridge::fake_exchange {
 namespace {
 
-constexpr std::uint8_t rop_release = 0x01, rop_logon = 0xFE;
+constexpr std::uint8_t rop_release = 0x01, rop_open_folder = 0x02, rop_get_hierarchy_table = 0x04,
+                       rop_get_contents_table = 0x05, rop_set_columns = 0x12, rop_query_rows = 0x15, rop_logon = 0xFE;
+/// Responses stop once they pass this many bytes, so the answer fits one 32 KiB extended buffer.
+constexpr std::size_t response_budget = 28 * 1024;
 constexpr std::uint8_t logon_private = 0x01;
 /// [MS-OXCSTOR] 2.2.1.1.3 ResponseFlags: Reserved (must be set), OwnerRight, SendAsRight.
 constexpr std::uint8_t response_flags_owner = 0x01 | 0x02 | 0x04;
@@ -46,71 +49,216 @@ void put_logon_time(le_writer& w) {
 
 }  // namespace
 
-std::uint64_t folder_id(std::uint64_t global_counter) {
+std::uint64_t store_id(std::uint64_t global_counter) {
   std::uint64_t id = 0x0001;  // ReplicaId 1: bytes 0-1
   for (int i = 0; i < 6; ++i) id |= ((global_counter >> (8 * (5 - i))) & 0xFF) << (8 * (2 + i));
   return id;
+}
+
+std::uint64_t folder_id(const folder_info& f) { return store_id(folder_counter(f)); }
+
+std::uint64_t message_id(const folder_info& f, unsigned index) {
+  return store_id(folder_counter(f) << 24 | (static_cast<std::uint64_t>(index) + 1));
+}
+
+store_session::object* store_session::find(std::uint32_t handle, std::initializer_list<kind> kinds) {
+  const auto it = objects_.find(handle);
+  if (it == objects_.end() || std::find(kinds.begin(), kinds.end(), it->second.what) == kinds.end()) return nullptr;
+  return &it->second;
+}
+
+std::uint32_t store_session::add(object o) {
+  const std::uint32_t handle = next_handle_++;
+  objects_[handle] = std::move(o);
+  return handle;
 }
 
 std::variant<std::string, std::uint32_t> store_session::execute(const rop::request_buffer& in) {
   le_reader r(as_bytes(in.rops));
   std::vector<std::uint32_t> handles = in.handles;
   le_writer out;
-  while (r.left() > 0) {
+  while (r.left() > 0 && out.size() < response_budget) {
     if (!r.has(3)) return mapi_ec::rpc_format;
     const std::uint8_t rop_id = r.u8();
     r.u8();  // LogonId: one logon per session here
     const std::uint8_t index = r.u8();  // OutputHandleIndex for RopLogon, InputHandleIndex for the others
     if (index >= handles.size()) return mapi_ec::rpc_format;
-    if (rop_id == rop_release) {
-      objects_.erase(handles[index]);  // [MS-OXCROPS] 2.2.15.3: RopRelease has no response
-      continue;
+    bool ok = true;
+    switch (rop_id) {
+      case rop_release: objects_.erase(handles[index]); break;  // [MS-OXCROPS] 2.2.15.3: no response
+      case rop_logon: ok = logon(r, index, handles, out); break;
+      case rop_open_folder: ok = open_folder(r, index, handles, out); break;
+      case rop_get_hierarchy_table:
+      case rop_get_contents_table: ok = get_table(r, rop_id, index, handles, out); break;
+      case rop_set_columns: ok = set_columns(r, index, handles, out); break;
+      case rop_query_rows: ok = query_rows(r, index, handles, out); break;
+      default:
+        out.u8(rop_id), out.u8(index), out.u32(mapi_ec::not_supported);
+        return rop::write_response_buffer(out.text(), handles);
     }
-    if (rop_id != rop_logon) {
-      out.u8(rop_id), out.u8(index), out.u32(mapi_ec::not_supported);
-      break;
-    }
-    // [MS-OXCROPS] 2.2.3.1.1: LogonFlags, OpenFlags, StoreState, EssdnSize, Essdn (NUL-terminated).
-    if (!r.has(1 + 4 + 4 + 2)) return mapi_ec::rpc_format;
-    const std::uint8_t logon_flags = r.u8();
-    r.skip(8);
-    const std::uint16_t essdn_size = r.u16();
-    if (!r.has(essdn_size)) return mapi_ec::rpc_format;
-    std::string essdn = r.text(essdn_size);
-    while (!essdn.empty() && essdn.back() == '\0') essdn.pop_back();
-
-    // [MS-OXCSTOR] 3.2.5.1.1 and 3.2.5.1.3: an ESSDN nobody has is ecUnknownUser; another user's mailbox needs
-    // rights this lab does not grant, ecAccessDenied; the lab has no public folder database, ecLoginFailure.
-    const auto& org = server_->org;
-    std::uint32_t ec = mapi_ec::none;
-    if (!(logon_flags & logon_private)) {
-      ec = mapi_ec::login_failure;
-    } else if (!iequal(essdn, org.legacy_dn(*owner_))) {
-      const bool someone = std::any_of(org.users.begin(), org.users.end(),
-                                       [&](const user& u) { return iequal(essdn, org.legacy_dn(u)); });
-      ec = someone ? mapi_ec::access_denied : mapi_ec::unknown_user;
-    }
-    out.u8(rop_logon), out.u8(index), out.u32(ec);
-    if (ec != mapi_ec::none) continue;
-    const std::uint32_t handle = next_handle_++;
-    objects_[handle] = object{kind::logon};
-    handles[index] = handle;
-    // [MS-OXCSTOR] 2.2.1.1.3: the private mailbox's success response.
-    out.u8(logon_flags);
-    for (std::uint64_t counter = 1; counter <= 13; ++counter) {  // root, deferred action, ... shortcuts
-      const std::uint64_t fid = folder_id(counter);
-      out.u32(static_cast<std::uint32_t>(fid)), out.u32(static_cast<std::uint32_t>(fid >> 32));
-    }
-    out.u8(response_flags_owner);
-    const std::string dn = org.legacy_dn(*owner_);
-    out.bytes(guid_of("mailbox " + dn));
-    out.u16(0x0001);                      // ReplId
-    out.bytes(guid_of("replica " + dn));  // ReplGuid
-    put_logon_time(out);
-    out.u32(0), out.u32(0);  // GwartTime: no address book changes to report
-    out.u32(0);              // StoreState
+    if (!ok) return mapi_ec::rpc_format;
   }
   return rop::write_response_buffer(out.text(), handles);
+}
+
+bool store_session::logon(le_reader& r, std::uint8_t index, std::vector<std::uint32_t>& handles, le_writer& out) {
+  // [MS-OXCROPS] 2.2.3.1.1: LogonFlags, OpenFlags, StoreState, EssdnSize, Essdn (NUL-terminated).
+  if (!r.has(1 + 4 + 4 + 2)) return false;
+  const std::uint8_t logon_flags = r.u8();
+  r.skip(8);
+  const std::uint16_t essdn_size = r.u16();
+  if (!r.has(essdn_size)) return false;
+  std::string essdn = r.text(essdn_size);
+  while (!essdn.empty() && essdn.back() == '\0') essdn.pop_back();
+
+  // [MS-OXCSTOR] 3.2.5.1.1 and 3.2.5.1.3: an ESSDN nobody has is ecUnknownUser; another user's mailbox needs
+  // rights this lab does not grant, ecAccessDenied; the lab has no public folder database, ecLoginFailure.
+  const auto& org = server_->org;
+  std::uint32_t ec = mapi_ec::none;
+  if (!(logon_flags & logon_private)) {
+    ec = mapi_ec::login_failure;
+  } else if (!iequal(essdn, org.legacy_dn(*owner_))) {
+    const bool someone = std::any_of(org.users.begin(), org.users.end(),
+                                     [&](const user& u) { return iequal(essdn, org.legacy_dn(u)); });
+    ec = someone ? mapi_ec::access_denied : mapi_ec::unknown_user;
+  }
+  out.u8(rop_logon), out.u8(index), out.u32(ec);
+  if (ec != mapi_ec::none) return true;
+  handles[index] = add(object{kind::logon});
+  // [MS-OXCSTOR] 2.2.1.1.3: the private mailbox's success response; its 13 special folders in this order.
+  out.u8(logon_flags);
+  for (const std::string_view key : {"root", "deferredaction", "spoolerqueue", "msgfolderroot", "inbox", "outbox",
+                                     "sentitems", "deleteditems", "commonviews", "schedule", "searchfolders", "views",
+                                     "shortcuts"}) {
+    const std::uint64_t fid = folder_id(*folder_by_key(key));
+    out.u32(static_cast<std::uint32_t>(fid)), out.u32(static_cast<std::uint32_t>(fid >> 32));
+  }
+  out.u8(response_flags_owner);
+  const std::string dn = org.legacy_dn(*owner_);
+  out.bytes(guid_of("mailbox " + dn));
+  out.u16(0x0001);                      // ReplId
+  out.bytes(guid_of("replica " + dn));  // ReplGuid
+  put_logon_time(out);
+  out.u32(0), out.u32(0);  // GwartTime: no address book changes to report
+  out.u32(0);              // StoreState
+  return true;
+}
+
+bool store_session::open_folder(le_reader& r, std::uint8_t in, std::vector<std::uint32_t>& handles, le_writer& out) {
+  // [MS-OXCROPS] 2.2.4.1.1: OutputHandleIndex, FolderId, OpenModeFlags. The response names the output index.
+  if (!r.has(1 + 8 + 1)) return false;
+  const std::uint8_t output = r.u8();
+  const std::uint64_t lo = r.u32(), fid = lo | static_cast<std::uint64_t>(r.u32()) << 32;
+  r.skip(1);
+  if (output >= handles.size()) return false;
+  const folder_info* folder = nullptr;
+  for (const auto& f : all_folders()) {
+    if (folder_id(f) == fid && f.key != "publicfoldersroot") folder = &f;  // that one is in the public store
+  }
+  std::uint32_t ec = mapi_ec::none;
+  if (find(handles[in], {kind::logon, kind::folder}) == nullptr) ec = mapi_ec::null_object;
+  else if (folder == nullptr) ec = mapi_ec::not_found;
+  out.u8(rop_open_folder), out.u8(output), out.u32(ec);
+  if (ec != mapi_ec::none) return true;
+  handles[output] = add(object{kind::folder, folder});
+  out.u8(0), out.u8(0);  // HasRules, IsGhosted: a mailbox folder, no rules
+  return true;
+}
+
+bool store_session::get_table(le_reader& r, std::uint8_t rop_id, std::uint8_t in, std::vector<std::uint32_t>& handles,
+                              le_writer& out) {
+  // [MS-OXCROPS] 2.2.4.13.1 / 2.2.4.14.1: OutputHandleIndex, TableFlags (Depth 0x04 for hierarchies, Associated
+  // 0x02 for contents); the response carries the row count.
+  if (!r.has(2)) return false;
+  const std::uint8_t output = r.u8(), flags = r.u8();
+  if (output >= handles.size()) return false;
+  const object* folder = find(handles[in], {kind::folder});
+  out.u8(rop_id), out.u8(output), out.u32(folder == nullptr ? mapi_ec::null_object : mapi_ec::none);
+  if (folder == nullptr) return true;
+  object table{rop_id == rop_get_hierarchy_table ? kind::hierarchy_table : kind::contents_table, folder->folder};
+  table.deep = (flags & 0x04) != 0;
+  table.associated = (flags & 0x02) != 0;
+  out.u32(static_cast<std::uint32_t>(row_count(table)));
+  handles[output] = add(std::move(table));
+  return true;
+}
+
+bool store_session::set_columns(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles, le_writer& out) {
+  // [MS-OXCROPS] 2.2.5.1.1: SetColumnsFlags, PropertyTagCount, PropertyTags; answered TableStatus complete.
+  if (!r.has(3)) return false;
+  r.skip(1);
+  const std::uint16_t count = r.u16();
+  if (!r.has(4u * count)) return false;
+  std::vector<std::uint32_t> columns;
+  for (std::uint16_t i = 0; i < count; ++i) columns.push_back(r.u32());
+  object* table = find(handles[in], {kind::hierarchy_table, kind::contents_table});
+  out.u8(rop_set_columns), out.u8(in), out.u32(table == nullptr ? mapi_ec::null_object : mapi_ec::none);
+  if (table == nullptr) return true;
+  table->columns = std::move(columns);
+  table->columns_set = true;
+  out.u8(0);  // TableStatus: TBLSTAT_COMPLETE
+  return true;
+}
+
+bool store_session::query_rows(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles, le_writer& out) {
+  // [MS-OXCROPS] 2.2.5.4.1: QueryRowsFlags (Advance 0, NoAdvance 1), ForwardRead, RowCount. The response:
+  // Origin (where the cursor is afterwards: BOOKMARK_CURRENT 1 or BOOKMARK_END 2), RowCount, the rows.
+  if (!r.has(4)) return false;
+  const std::uint8_t flags = r.u8(), forward = r.u8();
+  const std::uint16_t wanted = r.u16();
+  object* table = find(handles[in], {kind::hierarchy_table, kind::contents_table});
+  std::uint32_t ec = mapi_ec::none;
+  if (table == nullptr || !table->columns_set) ec = mapi_ec::null_object;  // no table, or no columns yet
+  else if (forward == 0) ec = mapi_ec::not_supported;                     // backwards reads are not offered
+  out.u8(rop_query_rows), out.u8(in), out.u32(ec);
+  if (ec != mapi_ec::none) return true;
+  le_writer rows;
+  std::size_t i = table->cursor;
+  const std::size_t total = row_count(*table);
+  std::uint16_t sent = 0;
+  // As many rows as asked for, as long as the answer stays inside one extended buffer.
+  while (i < total && sent < wanted && out.size() + rows.size() < response_budget) {
+    mapi::write_row(rows, table->columns, row(*table, i));
+    ++i, ++sent;
+  }
+  if ((flags & 0x01) == 0) table->cursor = i;
+  out.u8(i >= total ? 2 : 1);
+  out.u16(sent);
+  out.bytes(rows.text());
+  return true;
+}
+
+std::size_t store_session::row_count(const object& table) const {
+  if (table.what == kind::hierarchy_table) return folders_below(*table.folder, table.deep).size();
+  return table.associated ? 0 : box_.count(table.folder->key);
+}
+
+std::vector<mapi::property> store_session::row(const object& table, std::size_t i) const {
+  using mapi::property;
+  namespace tag = mapi::tag;
+  if (table.what == kind::hierarchy_table) {
+    const folder_info& f = *folders_below(*table.folder, table.deep).at(i);
+    const unsigned total = box_.count(f.key);
+    std::vector<property> props{
+        {tag::folder_id, folder_id(f)},
+        {tag::parent_folder_id, folder_id(*folder_by_key(f.parent))},
+        {tag::display_name, std::string(f.display_name)},
+        {tag::content_count, std::uint64_t{total}},
+        {tag::content_unread_count, std::uint64_t{std::min(total, unread_items)}},
+        {tag::subfolders, std::uint64_t{child_count(f) > 0}},
+    };
+    if (!f.folder_class.empty()) props.push_back({tag::container_class, std::string(f.folder_class)});
+    return props;
+  }
+  const auto item = box_.item(table.folder->key, static_cast<unsigned>(i));
+  const std::uint64_t flags = (item.is_read ? 0x01 : 0) | (item.has_attachment ? 0x10 : 0);  // MSGFLAG_READ, _HASATTACH
+  return {
+      {tag::mid, message_id(*table.folder, static_cast<unsigned>(i))},
+      {tag::subject, item.subject},
+      {tag::message_class, std::string("IPM.Note")},
+      {tag::message_size, std::min<std::uint64_t>(item.size, 0x7FFFFFFF)},
+      {tag::message_flags, flags},
+  };
 }
 
 }  // namespace exbridge::fake_exchange

@@ -149,14 +149,15 @@ def rop_logon(user_dn):
 
 
 def rops_of(reply):
-    """The ROP responses in an EcDoRpcExt2 reply stub, and its return value."""
+    """The ROP responses in an EcDoRpcExt2 reply stub, its return value, and the server object handle table."""
     n = struct.unpack("<I", reply[24:28])[0]
     rgb_out = reply[36:36 + n]
     error = struct.unpack("<I", reply[-4:])[0]
     if n < 10:
-        return b"", error
+        return b"", error, []
     rop_size = struct.unpack("<H", rgb_out[8:10])[0]
-    return rgb_out[10:8 + rop_size], error
+    table = rgb_out[8 + rop_size:]
+    return rgb_out[10:8 + rop_size], error, [h for (h,) in struct.iter_unpack("<I", table[:len(table) // 4 * 4])]
 
 
 def emsmdb_session(proxy, auth):
@@ -171,11 +172,25 @@ def emsmdb_session(proxy, auth):
     check(b"Alex Wilber\0" in out, f"{name}: EcDoConnectEx named the mailbox's display name")
     check(struct.pack("<3H", 0x0803, 0x8053, 0x0006) in out, f"{name}: EcDoConnectEx reported 2007 SP3, 8.3.83.6")
     dce.call(11, ec_do_rpc_ext2_stub(handle, rop_logon(USER_DN), [0xFFFFFFFF]))
-    rops, error = rops_of(dce.recv())
+    rops, error, handles = rops_of(dce.recv())
     logon_ok = error == 0 and len(rops) >= 7 + 13 * 8 and rops[0] == 0xFE and rops[2:6] == b"\0\0\0\0"
     inbox = rops[7 + 4 * 8:7 + 5 * 8] if logon_ok else b""
-    check(logon_ok and inbox == bytes.fromhex("0100000000000005"),
+    check(logon_ok and inbox == bytes.fromhex("0100000000000007"),
           f"{name}: EcDoRpcExt2 RopLogon answered ecNone with the Inbox's folder ID ({inbox.hex()})")
+    if logon_ok:
+        # The IPM subtree's whole hierarchy: RopOpenFolder, RopGetHierarchyTable (Depth), RopSetColumns
+        # (PidTagDisplayName), RopQueryRows -- in one buffer, handles in slots 0 (logon), 1 (folder), 2 (table).
+        logon_handle = handles[0]
+        ipm_subtree = rops[7 + 3 * 8:7 + 4 * 8]
+        walk = (struct.pack("<BBBB", 0x02, 0, 0, 1) + ipm_subtree + b"\0" +
+                struct.pack("<BBBBB", 0x04, 0, 1, 2, 0x04) +
+                struct.pack("<BBBBHI", 0x12, 0, 2, 0, 1, 0x3001001F) +
+                struct.pack("<BBBBBH", 0x15, 0, 2, 0, 1, 100))
+        dce.call(11, ec_do_rpc_ext2_stub(handle, walk, [logon_handle, 0xFFFFFFFF, 0xFFFFFFFF]))
+        rops, error, _ = rops_of(dce.recv())
+        names = [n for n in ("Inbox", "Sent Items", "Deleted Items", "Calendar") if (n + "\0").encode("utf-16-le") in rops]
+        check(error == 0 and len(names) == 4,
+              f"{name}: the IPM subtree's hierarchy table lists {', '.join(names) or 'nothing'}")
     dce.call(1, handle)
     out = dce.recv()
     check(out == b"\0" * 24, f"{name}: EcDoDisconnect answered ecNone with the handle cleared")

@@ -177,6 +177,31 @@ int main(int argc, char** argv) {
     ext2.u32(static_cast<std::uint32_t>(rgb_in.size())), ext2.u32(0x40000), ext2.u32(0), ext2.u32(0), ext2.u32(0x1008);
     write("fuzz_rpc_call", "emsmdb_logon_release",
           std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, ext2.text()));
+    // A folder walk in one buffer: logon (slot 0), the IPM subtree (1), its hierarchy table (2), SetColumns,
+    // QueryRows; the Inbox (3), its contents table (2 again), SetColumns, QueryRows.
+    le_writer walk;
+    walk.u8(0xFE), walk.u8(0), walk.u8(0), walk.u8(1), walk.u32(0x01000000), walk.u32(0);
+    walk.u16(static_cast<std::uint16_t>(dn.size() + 1)), walk.bytes(dn), walk.u8(0);
+    walk.u8(0x02), walk.u8(0), walk.u8(0), walk.u8(1), walk.u32(0x00000001), walk.u32(0x02000000), walk.u8(0);
+    walk.u8(0x04), walk.u8(0), walk.u8(1), walk.u8(2), walk.u8(0x04);
+    walk.u8(0x12), walk.u8(0), walk.u8(2), walk.u8(0), walk.u16(3), walk.u32(0x3001001F), walk.u32(0x67480014), walk.u32(0x3613001F);
+    walk.u8(0x15), walk.u8(0), walk.u8(2), walk.u8(0), walk.u8(1), walk.u16(50);
+    walk.u8(0x02), walk.u8(0), walk.u8(0), walk.u8(3), walk.u32(0x00000001), walk.u32(0x07000000), walk.u8(0);
+    walk.u8(0x05), walk.u8(0), walk.u8(3), walk.u8(2), walk.u8(0);
+    walk.u8(0x12), walk.u8(0), walk.u8(2), walk.u8(0), walk.u16(2), walk.u32(0x674A0014), walk.u32(0x0037001F);
+    walk.u8(0x15), walk.u8(0), walk.u8(2), walk.u8(0), walk.u8(1), walk.u16(5);
+    std::string walk_buffer;
+    append_le16(walk_buffer, static_cast<std::uint16_t>(2 + walk.size()));
+    walk_buffer += walk.text();
+    for (int i = 0; i < 4; ++i) append_le32(walk_buffer, 0xFFFFFFFF);
+    const std::string walk_in = rop::write_extended(walk_buffer);
+    le_writer walk_call;
+    walk_call.zeros(20), walk_call.u32(3), walk_call.u32(static_cast<std::uint32_t>(walk_in.size())), walk_call.bytes(walk_in);
+    walk_call.align(4);
+    walk_call.u32(static_cast<std::uint32_t>(walk_in.size())), walk_call.u32(0x40000), walk_call.u32(0), walk_call.u32(0);
+    walk_call.u32(0x1008);
+    write("fuzz_rpc_call", "emsmdb_folder_walk",
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, walk_call.text()));
   }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.

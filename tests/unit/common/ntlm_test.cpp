@@ -148,6 +148,16 @@ TEST(NtlmSpecVectors, ClientForASessionSendsItsKeyAsTheServerOpensIt) {
   EXPECT_TRUE(http->session_key.empty());
 }
 
+TEST(NtlmHostile, ClientsJudgeAChallengeByTheBytesTheServerSent) {
+  // fuzz_ntlm found it: a TargetName field that overlaps NegotiateFlags. Its UTF-16 is bad as sent, so the
+  // challenge is refused -- by both clients, which must not judge a copy with the protection flags masked off.
+  const std::string overlapping = from_hex(
+      "4e544c4d53535000 02000000 0e000030 0e000000 0501dcdc 00820089 01dcdcdc 2bdcdc2e be6e00");
+  EXPECT_FALSE(parse_challenge(overlapping));
+  EXPECT_EQ(make_authenticate(overlapping, "u", "D", "p", "W", lab_client_challenge, 0), "");
+  EXPECT_FALSE(make_authenticate_for_session(overlapping, "u", "D", "p", "W", lab_client_challenge, 0, {}));
+}
+
 TEST(NtlmSpecVectors, ChallengeParses) {
   const auto c = parse_challenge(spec_challenge);
   ASSERT_TRUE(c);

@@ -207,7 +207,11 @@ struct connected {
   emsmdb_server s{&server};
   std::string handle;
   const fake_exchange::user& alex() const { return server.org.users.front(); }
-  connected() { handle = parse_connect(s.call(10, connect_stub(server.org.legacy_dn(alex())), alex())).handle; }
+  /// `colleague`: a second user, added before any session exists (sessions point into the user list).
+  explicit connected(bool colleague = false) {
+    if (colleague) server.org.users.push_back({"megan.bowen@contoso.example", "pw", "Megan Bowen", "megan.bowen"});
+    handle = parse_connect(s.call(10, connect_stub(server.org.legacy_dn(alex())), alex())).handle;
+  }
 };
 
 TEST(EmsmdbRpcExt2, LogonToTheOwnMailboxReturnsItsSpecialFolders) {
@@ -224,9 +228,11 @@ TEST(EmsmdbRpcExt2, LogonToTheOwnMailboxReturnsItsSpecialFolders) {
     const std::uint64_t lo = r.u32();
     folders.push_back(lo | static_cast<std::uint64_t>(r.u32()) << 32);
   }
-  // ReplicaId 1, then the global counter big-endian: the Inbox (the fifth) is 0001-000000000005.
-  EXPECT_EQ(folders[4], fake_exchange::folder_id(5));
-  EXPECT_EQ(folders[4], 0x0500000000000001ULL);
+  // ReplicaId 1, then the global counter big-endian: the Inbox (the fifth; seventh in the folder tree) is
+  // 0001-000000000007, and the IPM subtree (the fourth) is Top of Information Store.
+  EXPECT_EQ(folders[4], fake_exchange::folder_id(*fake_exchange::folder_by_key("inbox")));
+  EXPECT_EQ(folders[4], 0x0700000000000001ULL);
+  EXPECT_EQ(folders[3], fake_exchange::folder_id(*fake_exchange::folder_by_key("msgfolderroot")));
   EXPECT_EQ(r.u8(), 0x07);  // ResponseFlags: Reserved | OwnerRight | SendAsRight
   r.skip(16);               // MailboxGuid
   EXPECT_EQ(r.u16(), 1);    // ReplId
@@ -246,7 +252,7 @@ TEST(EmsmdbRpcExt2, LogonToTheOwnMailboxReturnsItsSpecialFolders) {
 }
 
 TEST(EmsmdbRpcExt2, LogonRefusalsFollowTheStoreRules) {
-  connected c;
+  connected c(true);
   const auto rop_result = [&](const std::string& rgb_in) {
     const auto reply = parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rgb_in), c.alex()));
     EXPECT_EQ(reply.ec, ec::none);
@@ -254,7 +260,6 @@ TEST(EmsmdbRpcExt2, LogonRefusalsFollowTheStoreRules) {
     return load_le32(reply.rops, 2);
   };
   EXPECT_EQ(rop_result(logon_rops("/o=Contoso/cn=Recipients/cn=nobody")), ec::unknown_user);
-  c.server.org.users.push_back({"megan.bowen@contoso.example", "pw", "Megan Bowen", "megan.bowen"});
   EXPECT_EQ(rop_result(logon_rops(c.server.org.legacy_dn(c.server.org.users.back()))), ec::access_denied);
   EXPECT_EQ(rop_result(logon_rops(c.server.org.legacy_dn(c.alex()), 0x00)), ec::login_failure);  // public folders
 }
@@ -267,13 +272,13 @@ TEST(EmsmdbRpcExt2, BuffersThatDoNotParseAndRopsNotServed) {
   EXPECT_EQ(call(std::string(8, '\x01')).ec, ec::rpc_format);  // no valid RPC_HEADER_EXT
   EXPECT_EQ(call(rop::write_extended("\x09\x00")).ec, ec::rpc_format);  // RopSize past the buffer
   // A ROP not served yet: ecNotSupported for it, and the buffer ends there.
-  std::string open_folder;
-  append_le16(open_folder, 2 + 12);
-  open_folder += std::string("\x02\x00\x00\x01", 4) + std::string(8, '\x05');
-  append_le32(open_folder, 0x10), append_le32(open_folder, 0xFFFFFFFF);
-  const auto reply = call(rop::write_extended(open_folder));
+  std::string unserved;
+  append_le16(unserved, 2 + 12);
+  unserved += std::string("\x07\x00\x00\x00", 4) + std::string(8, '\x05');  // RopGetPropertiesSpecific
+  append_le32(unserved, 0x10), append_le32(unserved, 0xFFFFFFFF);
+  const auto reply = call(rop::write_extended(unserved));
   EXPECT_EQ(reply.ec, ec::none);
-  EXPECT_EQ(test::to_hex(reply.rops), "020002010480");  // RopOpenFolder, index 0, 0x80040102
+  EXPECT_EQ(test::to_hex(reply.rops), "070002010480");  // RopGetPropertiesSpecific, index 0, 0x80040102
   // pcbOut below what the answer needs: ecBufferTooSmall; out of its range: the runtime's bound fault.
   EXPECT_EQ(call(logon_rops(c.server.org.legacy_dn(c.alex())), 64).ec, ec::buffer_too_small);
   EXPECT_EQ(std::get<rpc_fault>(c.s.call(11, rpc_ext2_stub(c.handle, logon_rops("x"), 0x40001), c.alex())).status,
