@@ -187,6 +187,7 @@ net::awaitable<connection_end> serve_in_channel(channel_env env, http::request_p
   }
   if (why.empty()) why = "channel complete";  // all it declared: the client goes on with a new IN channel
   rec.error = why;
+  if (vc) rec.rpc = vc->endpoint().summary();
   co_return end;
 }
 
@@ -251,6 +252,7 @@ net::awaitable<connection_end> serve_out_channel(channel_env env, http::request_
   env.stats.served(rec.bytes_out);
   why = outcome.index() == 0 ? std::get<0>(outcome) : std::string("channel closed by the client");
   rec.error = why;
+  rec.rpc = vc->endpoint().summary();
   if (writer.cut() != connection_end::keep_alive) co_return writer.cut();
   co_return connection_end::graceful;
 }

@@ -73,6 +73,23 @@ std::vector<rpc_interface> interfaces_on_port(std::uint16_t port) {
 rpc_endpoint::rpc_endpoint(std::uint16_t port, const exchange_config* server)
     : port_(port), server_(server), nspi_(server_guid(server)), emsmdb_(server) {}
 
+std::string rpc_endpoint::summary() const {
+  static constexpr const char* levels[] = {"", "NONE", "CONNECT", "CALL", "PKT", "PKT_INTEGRITY", "PKT_PRIVACY"};
+  std::string out;
+  if (!bound_) {
+    out = "no bind";
+  } else if (user_ != nullptr) {
+    out = std::string("NTLM ") + levels[std::min<std::uint8_t>(security_->level, 6)] + " " + user_->email;
+  } else if (!auth_error_.empty()) {
+    out = auth_error_;
+  } else {
+    out = "no RPC authentication";
+  }
+  out += ", " + std::to_string(calls_) + (calls_ == 1 ? " call" : " calls");
+  if (closing_ && !error_.empty() && error_ != auth_error_) out += "; " + error_;
+  return out;
+}
+
 std::optional<std::vector<std::string>> rpc_endpoint::fail(std::string why) {
   error_ = std::move(why);
   return std::nullopt;

@@ -68,6 +68,10 @@ class rpc_endpoint {
   std::uint16_t max_xmit_frag() const { return max_xmit_frag_; }
   bool bound() const { return bound_; }
   std::uint64_t calls() const { return calls_; }
+  /// One line for the channel's log: the association's authentication and calls, e.g. "NTLM PKT_PRIVACY
+  /// alex.wilber@contoso.example, 4 calls", "no RPC authentication, 1 call", or why the logon failed; then why
+  /// the association closed, if it did.
+  std::string summary() const;
   /// Why RPC-level authentication failed or was refused (empty when it did not).
   const std::string& auth_error() const { return auth_error_; }
   /// The user RPC-level NTLM authenticated, once rpc_auth_3 succeeded.

@@ -310,7 +310,8 @@ class session {
     log_info(cat(client_, " \"", rec.method, ' ', rec.target, "\" op=", rec.operation.empty() ? "-" : rec.operation,
                  " user=", rec.user.empty() ? "-" : rec.user, " status=", rec.status == 0 ? "-" : std::to_string(rec.status),
                  " in=", rec.bytes_in, " bytes=", rec.bytes_out, " ms=", rec.duration.count(),
-                 rec.fault.empty() ? "" : " fault=" + rec.fault, rec.error.empty() ? "" : " (" + rec.error + ")"));
+                 rec.fault.empty() ? "" : " fault=" + rec.fault, rec.rpc.empty() ? "" : " rpc=[" + rec.rpc + "]",
+                 rec.error.empty() ? "" : " (" + rec.error + ")"));
     if (options_.on_request) options_.on_request(rec);
   }
 

@@ -26,6 +26,7 @@ struct request_record {
   std::chrono::milliseconds duration{};
   std::string fault;            ///< "rule:action" when a fault was injected
   std::string error;            ///< why it ended early, if it did
+  std::string rpc;              ///< Outlook Anywhere channels: what the RPC association did (rpc_endpoint::summary)
 };
 
 struct server_options {

@@ -13,7 +13,8 @@ namespace exbridge::fake_exchange {
 namespace {
 
 constexpr std::uint8_t rop_release = 0x01, rop_open_folder = 0x02, rop_get_hierarchy_table = 0x04,
-                       rop_get_contents_table = 0x05, rop_set_columns = 0x12, rop_query_rows = 0x15, rop_logon = 0xFE;
+                       rop_get_contents_table = 0x05, rop_get_properties_specific = 0x07, rop_set_columns = 0x12,
+                       rop_query_rows = 0x15, rop_logon = 0xFE;
 /// Responses stop once they pass this many bytes, so the answer fits one 32 KiB extended buffer.
 constexpr std::size_t response_budget = 28 * 1024;
 constexpr std::uint8_t logon_private = 0x01;
@@ -92,6 +93,7 @@ std::variant<std::string, std::uint32_t> store_session::execute(const rop::reque
       case rop_get_contents_table: ok = get_table(r, rop_id, index, handles, out); break;
       case rop_set_columns: ok = set_columns(r, index, handles, out); break;
       case rop_query_rows: ok = query_rows(r, index, handles, out); break;
+      case rop_get_properties_specific: ok = get_properties(r, index, handles, out); break;
       default:
         out.u8(rop_id), out.u8(index), out.u32(mapi_ec::not_supported);
         return rop::write_response_buffer(out.text(), handles);
@@ -228,6 +230,40 @@ bool store_session::query_rows(le_reader& r, std::uint8_t in, const std::vector<
   return true;
 }
 
+bool store_session::get_properties(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles,
+                                   le_writer& out) {
+  // [MS-OXCROPS] 2.2.8.3.1: PropertySizeLimit, WantUnicode, PropertyTagCount, PropertyTags; the response is one
+  // PropertyRow in the order asked. Folders are served; a logon's own properties are not modelled (every column
+  // comes back as ecNotFound).
+  if (!r.has(6)) return false;
+  r.skip(4);  // PropertySizeLimit, WantUnicode: the tags say which string type is wanted
+  const std::uint16_t count = r.u16();
+  if (!r.has(4u * count)) return false;
+  std::vector<std::uint32_t> tags;
+  for (std::uint16_t i = 0; i < count; ++i) tags.push_back(r.u32());
+  const object* o = find(handles[in], {kind::logon, kind::folder});
+  out.u8(rop_get_properties_specific), out.u8(in), out.u32(o == nullptr ? mapi_ec::null_object : mapi_ec::none);
+  if (o == nullptr) return true;
+  mapi::write_row(out, tags, o->what == kind::folder ? folder_properties(*o->folder) : std::vector<mapi::property>{});
+  return true;
+}
+
+std::vector<mapi::property> store_session::folder_properties(const folder_info& f) const {
+  namespace tag = mapi::tag;
+  const unsigned total = box_.count(f.key);
+  std::vector<mapi::property> props{
+      {tag::folder_id, folder_id(f)},
+      {tag::display_name, std::string(f.display_name)},
+      {tag::content_count, std::uint64_t{total}},
+      {tag::content_unread_count, std::uint64_t{std::min(total, unread_items)}},
+      {tag::subfolders, std::uint64_t{child_count(f) > 0}},
+  };
+  // Built in place: GCC 12 warns (falsely) of an uninitialised string when a temporary property is moved in.
+  if (const folder_info* parent = folder_by_key(f.parent)) props.emplace_back(tag::parent_folder_id, folder_id(*parent));
+  if (!f.folder_class.empty()) props.emplace_back(tag::container_class, std::string(f.folder_class));
+  return props;
+}
+
 std::size_t store_session::row_count(const object& table) const {
   if (table.what == kind::hierarchy_table) return folders_below(*table.folder, table.deep).size();
   return table.associated ? 0 : box_.count(table.folder->key);
@@ -236,20 +272,7 @@ std::size_t store_session::row_count(const object& table) const {
 std::vector<mapi::property> store_session::row(const object& table, std::size_t i) const {
   using mapi::property;
   namespace tag = mapi::tag;
-  if (table.what == kind::hierarchy_table) {
-    const folder_info& f = *folders_below(*table.folder, table.deep).at(i);
-    const unsigned total = box_.count(f.key);
-    std::vector<property> props{
-        {tag::folder_id, folder_id(f)},
-        {tag::parent_folder_id, folder_id(*folder_by_key(f.parent))},
-        {tag::display_name, std::string(f.display_name)},
-        {tag::content_count, std::uint64_t{total}},
-        {tag::content_unread_count, std::uint64_t{std::min(total, unread_items)}},
-        {tag::subfolders, std::uint64_t{child_count(f) > 0}},
-    };
-    if (!f.folder_class.empty()) props.push_back({tag::container_class, std::string(f.folder_class)});
-    return props;
-  }
+  if (table.what == kind::hierarchy_table) return folder_properties(*folders_below(*table.folder, table.deep).at(i));
   const auto item = box_.item(table.folder->key, static_cast<unsigned>(i));
   const std::uint64_t flags = (item.is_read ? 0x01 : 0) | (item.has_attachment ? 0x10 : 0);  // MSGFLAG_READ, _HASATTACH
   return {

@@ -1,7 +1,7 @@
 // One EMSMDB session's side of the remote operations ([MS-OXCROPS], [MS-OXCSTOR], [MS-OXCFOLD], [MS-OXCTABL]):
 // its server objects, the handle table each ROP buffer carries, and the ROPs a migration walk needs so far --
-// RopLogon to the session owner's own private mailbox, RopOpenFolder, RopGetHierarchyTable,
-// RopGetContentsTable, RopSetColumns, RopQueryRows and RopRelease, over the same folder tree and synthetic
+// RopLogon to the session owner's own private mailbox, RopOpenFolder, RopGetPropertiesSpecific on folders,
+// RopGetHierarchyTable, RopGetContentsTable, RopSetColumns, RopQueryRows and RopRelease, over the same folder tree and synthetic
 // mailbox EWS serves. Pure: a ROP request buffer in, a ROP response buffer out.
 //
 // A ROP not served yet gets a response with ecNotSupported (0x80040102) and ends the buffer there: a ROP's
@@ -75,11 +75,13 @@ class store_session {
   bool get_table(le_reader& r, std::uint8_t rop_id, std::uint8_t in, std::vector<std::uint32_t>& handles, le_writer& out);
   bool set_columns(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles, le_writer& out);
   bool query_rows(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles, le_writer& out);
+  bool get_properties(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles, le_writer& out);
 
   object* find(std::uint32_t handle, std::initializer_list<kind> kinds);
   std::uint32_t add(object o);
   std::size_t row_count(const object& table) const;
   std::vector<mapi::property> row(const object& table, std::size_t i) const;
+  std::vector<mapi::property> folder_properties(const folder_info& f) const;
 
   const exchange_config* server_;
   const user* owner_;

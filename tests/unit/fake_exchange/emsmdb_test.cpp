@@ -274,11 +274,11 @@ TEST(EmsmdbRpcExt2, BuffersThatDoNotParseAndRopsNotServed) {
   // A ROP not served yet: ecNotSupported for it, and the buffer ends there.
   std::string unserved;
   append_le16(unserved, 2 + 12);
-  unserved += std::string("\x07\x00\x00\x00", 4) + std::string(8, '\x05');  // RopGetPropertiesSpecific
+  unserved += std::string("\x27\x00\x00\x00", 4) + std::string(8, '\x05');  // RopGetReceiveFolder
   append_le32(unserved, 0x10), append_le32(unserved, 0xFFFFFFFF);
   const auto reply = call(rop::write_extended(unserved));
   EXPECT_EQ(reply.ec, ec::none);
-  EXPECT_EQ(test::to_hex(reply.rops), "070002010480");  // RopGetPropertiesSpecific, index 0, 0x80040102
+  EXPECT_EQ(test::to_hex(reply.rops), "270002010480");  // RopGetReceiveFolder, index 0, 0x80040102
   // pcbOut below what the answer needs: ecBufferTooSmall; out of its range: the runtime's bound fault.
   EXPECT_EQ(call(logon_rops(c.server.org.legacy_dn(c.alex())), 64).ec, ec::buffer_too_small);
   EXPECT_EQ(std::get<rpc_fault>(c.s.call(11, rpc_ext2_stub(c.handle, logon_rops("x"), 0x40001), c.alex())).status,

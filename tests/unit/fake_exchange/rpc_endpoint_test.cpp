@@ -293,6 +293,9 @@ TEST(RpcEndpointNtlm, EveryLevelAuthenticatesAndAnswersNspiBind) {
     EXPECT_EQ(load_le32(client.call(1, handle + std::string(4, '\0')), 20), fake_exchange::nspi_ec::unbind_success);
     EXPECT_THROW(client.call(1, handle + std::string(4, '\0')), std::runtime_error);
     EXPECT_FALSE(e.closing());
+    if (level == authn::level_privacy) {
+      EXPECT_EQ(e.summary(), "NTLM PKT_PRIVACY alex.wilber@contoso.example, 3 calls");
+    }
   }
 }
 
@@ -328,6 +331,7 @@ TEST(RpcEndpointNtlm, AWrongPasswordLeavesTheAssociationUnauthenticated) {
   const pdu fault = only_reply(e, request(5, 0, 0, nspi_bind_stub()));
   EXPECT_EQ(std::get<fault_body>(fault.content).status, status::access_denied);
   EXPECT_NE(fault.flags & did_not_execute, 0);
+  EXPECT_EQ(e.summary(), e.auth_error() + ", 1 call");
 }
 
 TEST(RpcEndpointNtlm, AFragmentThatFailsItsCheckClosesTheAssociation) {
@@ -342,6 +346,8 @@ TEST(RpcEndpointNtlm, AFragmentThatFailsItsCheckClosesTheAssociation) {
     EXPECT_EQ(std::get<fault_body>(fault.content).status, status::sec_pkg_error);
     EXPECT_TRUE(e.closing());
     EXPECT_EQ(e.error(), "RPC: a fragment whose NTLM signature does not verify");
+    EXPECT_EQ(e.summary(), "NTLM PKT_PRIVACY alex.wilber@contoso.example, 0 calls; RPC: a fragment whose NTLM signature "
+                           "does not verify");
   }
   {
     rpc_endpoint e(6004, &server);  // a plain request on an association that signs

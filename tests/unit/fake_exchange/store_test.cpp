@@ -152,6 +152,27 @@ TEST(Store, EveryInboxMessageIsListedOncePageByPage) {
   EXPECT_EQ(load_le32(s.run(fai), 6), 0u);
 }
 
+TEST(Store, AFoldersPropertiesAsOneRow) {
+  session s;
+  s.logon();
+  rops r;
+  r.open_folder(0, 1, folder_id(*folder_by_key("inbox")));
+  r.w.u8(0x07), r.w.u8(0), r.w.u8(1), r.w.u16(0), r.w.u16(1), r.w.u16(3);  // RopGetPropertiesSpecific, 3 tags
+  r.w.u32(tag::display_name), r.w.u32(tag::content_count), r.w.u32(tag::message_size);
+  const std::string out = s.run(r);
+  le_reader in(as_bytes(out));
+  in.skip(8);  // RopOpenFolder's response
+  EXPECT_EQ(in.u8(), 0x07);
+  EXPECT_EQ(in.u8(), 1);
+  EXPECT_EQ(in.u32(), mapi_ec::none);
+  const auto row = mapi::read_row(in, {tag::display_name, tag::content_count, tag::message_size});
+  ASSERT_TRUE(row);
+  EXPECT_EQ((*row)[0], mapi::value{std::string("Inbox")});
+  EXPECT_EQ((*row)[1], mapi::value{std::uint64_t{45}});
+  EXPECT_FALSE((*row)[2]);  // a folder has no message size: a flagged row says ecNotFound
+  EXPECT_EQ(in.left(), 0u);
+}
+
 TEST(Store, WhatTheStoreRefuses) {
   session s;
   s.logon();
@@ -171,7 +192,7 @@ TEST(Store, WhatTheStoreRefuses) {
   EXPECT_EQ(ec_of(not_a_table), mapi_ec::null_object);
   // A ROP not served: ecNotSupported, and the buffer ends there (the RopRelease after it is not run).
   rops unserved;
-  unserved.w.u8(0x07), unserved.w.u8(0), unserved.w.u8(1), unserved.w.u8(0), unserved.w.u16(0);  // RopGetPropertiesSpecific
+  unserved.w.u8(0x27), unserved.w.u8(0), unserved.w.u8(0), unserved.w.bytes(std::string("IPM", 4));  // RopGetReceiveFolder
   unserved.release(1);
   const std::string refused = s.run(unserved);
   EXPECT_EQ(refused.size(), 6u);
