@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -52,6 +53,10 @@ inline constexpr std::uint16_t type_of(std::uint32_t tag) { return static_cast<s
 using value = std::variant<std::uint64_t, std::string>;
 
 struct property {
+  property() = default;
+  /// A constructor rather than an aggregate: clang 14 (the fuzz build) lacks C++20 parenthesised aggregate
+  /// initialisation, which emplace_back needs.
+  property(std::uint32_t t, value val) : tag(t), v(std::move(val)) {}
   std::uint32_t tag = 0;
   value v;
 };
