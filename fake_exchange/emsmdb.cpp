@@ -2,7 +2,6 @@
 #include "fake_exchange/emsmdb.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 
 #include "common/dcerpc.hpp"
@@ -14,12 +13,6 @@ namespace exbridge::fake_exchange {
 namespace {
 
 constexpr std::uint32_t aux_out_limit = 0x1008;  // pcbAuxOut's [range(0x000, 0x1008)]
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 /// EcDoConnectEx's rgwServerVersion: a version in the three-WORD form whose second word has the high bit set --
 /// (major << 8 | minor), 0x8000 | build, revision -- e.g. 2007 SP3 8.3.83.6 as 0803 8053 0006.
@@ -59,13 +52,9 @@ call_result emsmdb_server::connect(std::string_view stub, const user& caller) {
 
   // The session is the caller's own mailbox, named by its legacy DN (szUserDN). Another user's DN
   // needs rights this lab does not grant (ecAccessDenied); a DN nobody has is ecUnknownUser.
-  std::uint32_t ec = mapi_ec::none;
   const auto& org = server_->org;
-  if (!iequal(*user_dn, org.legacy_dn(caller))) {
-    const bool someone = std::any_of(org.users.begin(), org.users.end(),
-                                     [&](const user& u) { return iequal(*user_dn, org.legacy_dn(u)); });
-    ec = someone ? mapi_ec::access_denied : mapi_ec::unknown_user;
-  }
+  const user* named = org.find_legacy_dn(*user_dn);
+  const std::uint32_t ec = named == nullptr ? mapi_ec::unknown_user : named != &caller ? mapi_ec::access_denied : mapi_ec::none;
 
   le_writer w;
   context_handle handle{};

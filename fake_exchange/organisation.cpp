@@ -50,6 +50,13 @@ const user* organisation::find_logon(std::string_view logon) const {
   return nullptr;
 }
 
+const user* organisation::find_legacy_dn(std::string_view dn) const {
+  for (const auto& u : users) {
+    if (iequals(legacy_dn(u), dn)) return &u;
+  }
+  return nullptr;
+}
+
 std::string organisation::legacy_dn(const user& u) const {
   return "/o=" + name + "/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=" + u.alias;
 }

@@ -48,6 +48,8 @@ struct organisation {
   /// The redirect for an Autodiscover request about `email` arriving for `host`, or nullptr.
   const autodiscover_redirect* find_redirect(std::string_view email, std::string_view host) const;
   std::string legacy_dn(const user& u) const;
+  /// The user whose legacy DN this is (case-insensitive, as directory names compare), or nullptr.
+  const user* find_legacy_dn(std::string_view dn) const;
   /// The configured lists plus a synthetic "All Users" <allusers@domain> holding every user, so that
   /// every organisation has a list to expand (unless one is configured with that address).
   std::vector<distribution_list> distribution_lists() const;

@@ -2,7 +2,6 @@
 #include "fake_exchange/store.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <ctime>
 
@@ -20,12 +19,6 @@ constexpr std::size_t response_budget = 28 * 1024;
 constexpr std::uint8_t logon_private = 0x01;
 /// [MS-OXCSTOR] 2.2.1.1.3 ResponseFlags: Reserved (must be set), OwnerRight, SendAsRight.
 constexpr std::uint8_t response_flags_owner = 0x01 | 0x02 | 0x04;
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 /// 16 bytes derived from `text`: stable GUIDs for a mailbox and its replica.
 std::string guid_of(std::string_view text) {
@@ -119,10 +112,8 @@ bool store_session::logon(le_reader& r, std::uint8_t index, std::vector<std::uin
   std::uint32_t ec = mapi_ec::none;
   if (!(logon_flags & logon_private)) {
     ec = mapi_ec::login_failure;
-  } else if (!iequal(essdn, org.legacy_dn(*owner_))) {
-    const bool someone = std::any_of(org.users.begin(), org.users.end(),
-                                     [&](const user& u) { return iequal(essdn, org.legacy_dn(u)); });
-    ec = someone ? mapi_ec::access_denied : mapi_ec::unknown_user;
+  } else if (const user* named = org.find_legacy_dn(essdn); named != owner_) {
+    ec = named == nullptr ? mapi_ec::unknown_user : mapi_ec::access_denied;
   }
   out.u8(rop_logon), out.u8(index), out.u32(ec);
   if (ec != mapi_ec::none) return true;
