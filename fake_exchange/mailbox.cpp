@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/base64.hpp"
+#include "common/mime_frame.hpp"
 #include "common/sha256.hpp"
 
 namespace exbridge::fake_exchange {
@@ -115,6 +116,9 @@ item_meta mailbox::item(std::string_view folder, unsigned index) const {
   std::snprintf(when, sizeof when, "2026-%02u-%02uT%02u:%02u:00Z", 10 - std::min(9u, hours / (24 * 28)),
                 1 + (hours / 24) % 28, hours % 24, static_cast<unsigned>(r % 60));
   m.received = when;
+  // Every item holds at least its headers and, when it has one, its attachment: the body fills the rest.
+  const mime::frame f = frame(m);
+  m.size = std::max<std::uint64_t>(m.size, f.head.size() + f.tail.size());
   return m;
 }
 
@@ -199,31 +203,32 @@ std::optional<store_ref> parse_store_id(std::string_view id) {
   return ref;
 }
 
+std::string mailbox::boundary(const item_meta& item) const {
+  // "=_" never occurs in the generated text, so the boundary cannot appear inside a part.
+  if (!item.has_attachment) return {};
+  return "----=_NextPart_" + std::to_string(item_seed(item.folder, item.index) % 1'000'000'007);
+}
+
+std::string mailbox::header_block(const item_meta& item) const {
+  const item_headers h = headers(item);
+  return "Received: from EX2007.contoso.example by EX2007.contoso.example; " + item.received +
+         "\r\nMessage-ID: " + h.message_id + "\r\nDate: " + h.date + "\r\nFrom: " + h.from_name + " <" +
+         h.from_email + ">\r\nTo: " + h.to_name + " <" + h.to_email + ">\r\nSubject: " + item.subject +
+         "\r\nMIME-Version: 1.0\r\n" + mime::content_headers(boundary(item));
+}
+
+mime::frame mailbox::frame(const item_meta& item) const {
+  const auto a = attachment(item);
+  if (!a) return mime::render(header_block(item), boundary(item), nullptr);
+  const mime::attachment_part part{a->name, a->content_type, a->content};
+  return mime::render(header_block(item), boundary(item), &part);
+}
+
 mime_source::mime_source(const mailbox& box, const item_meta& item)
     : seed_(box.item_seed(item.folder, item.index)), size_(item.size) {
-  const item_headers h = box.headers(item);
-  header_ = "Received: from EX2007.contoso.example by EX2007.contoso.example; " + item.received +
-            "\r\nMessage-ID: " + h.message_id + "\r\nDate: " + h.date + "\r\nFrom: " + h.from_name + " <" +
-            h.from_email + ">\r\nTo: " + h.to_name + " <" + h.to_email + ">\r\nSubject: " + item.subject +
-            "\r\nMIME-Version: 1.0\r\n";
-  const std::string text_part = "Content-Type: text/plain; charset=\"us-ascii\"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
-  if (const auto a = box.attachment(item)) {
-    // "=_" never occurs in the generated text, so the boundary cannot appear inside a part.
-    const std::string boundary = "----=_NextPart_" + std::to_string(seed_ % 1'000'000'007);
-    header_ += "Content-Type: multipart/mixed; boundary=\"" + boundary +
-               "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n\r\n--" + boundary + "\r\n" + text_part;
-    std::string encoded = base64_encode(a->content), lines;
-    for (std::size_t at = 0; at < encoded.size(); at += 76) lines += encoded.substr(at, 76) + "\r\n";
-    trailer_ = "\r\n--" + boundary + "\r\nContent-Type: " + a->content_type + "; name=\"" + a->name +
-               "\"\r\nContent-Disposition: attachment; filename=\"" + a->name +
-               "\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + lines + "\r\n--" + boundary + "--\r\n";
-  } else {
-    header_ += text_part;
-  }
-  if (header_.size() + trailer_.size() > size_) {
-    trailer_.clear();
-    if (header_.size() > size_) header_.resize(static_cast<std::size_t>(size_));
-  }
+  mime::frame f = box.frame(item);
+  header_ = std::move(f.head);
+  trailer_ = std::move(f.tail);
 }
 
 std::size_t mime_source::read(char* out, std::size_t n) {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/mime_frame.hpp"
 #include "fake_exchange/organisation.hpp"
 
 namespace exbridge::fake_exchange {
@@ -74,6 +75,13 @@ class mailbox {
   item_headers headers(const item_meta& item) const;
   /// The item's attachment (nullopt when it has none).
   std::optional<attachment_meta> attachment(const item_meta& item) const;
+  /// The item's top-level header block (every line CRLF-terminated, no blank line): what PidTagTransportMessageHeaders
+  /// carries over Outlook Anywhere.
+  std::string header_block(const item_meta& item) const;
+  /// The item's multipart boundary ("" for a single-part item).
+  std::string boundary(const item_meta& item) const;
+  /// The item's MIME around its text body (mime::render of the above).
+  mime::frame frame(const item_meta& item) const;
   /// Resolves an AttachmentId issued for this mailbox.
   std::optional<attachment_meta> find_attachment(std::string_view attachment_id) const;
 
