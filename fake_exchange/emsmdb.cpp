@@ -129,7 +129,9 @@ call_result emsmdb_server::rpc_ext2(std::string_view stub) {
         ec = mapi_ec::rpc_format;
         break;
       }
-      auto result = session->second.execute(std::get<rop::request_buffer>(buffer));
+      // Each response goes in an extended buffer of its own: at most 32 KiB, and no more than pcbOut has left.
+      const std::size_t left = out_limit > out.size() + rop::ext_header_size ? out_limit - out.size() - rop::ext_header_size : 0;
+      auto result = session->second.execute(std::get<rop::request_buffer>(buffer), std::min(left, rop::max_ext_payload));
       if (auto* failed = std::get_if<std::uint32_t>(&result)) {
         ec = *failed;
         break;

@@ -7,13 +7,25 @@
 
 #include "common/le_bytes.hpp"
 #include "common/sha256.hpp"
+#include "common/utf16.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
 
-constexpr std::uint8_t rop_release = 0x01, rop_open_folder = 0x02, rop_get_hierarchy_table = 0x04,
+constexpr std::uint8_t rop_release = 0x01, rop_open_folder = 0x02, rop_open_message = 0x03, rop_get_hierarchy_table = 0x04,
                        rop_get_contents_table = 0x05, rop_get_properties_specific = 0x07, rop_set_columns = 0x12,
-                       rop_query_rows = 0x15, rop_logon = 0xFE;
+                       rop_query_rows = 0x15, rop_fast_transfer_source_copy_to = 0x4D,
+                       rop_fast_transfer_source_get_buffer = 0x4E, rop_buffer_too_small = 0xFF, rop_logon = 0xFE;
+/// [MS-OXCFXICS] 2.2.3.1.1.1.1: CopyFlags BestBody; SendOptions Unicode, UseCpid, RecoverMode, ForceUnicode,
+/// PartialItem.
+constexpr std::uint32_t copy_flag_best_body = 0x00002000;
+constexpr std::uint8_t send_unicode = 0x01, send_use_cpid = 0x02, send_force_unicode = 0x08, send_known = 0x1F;
+/// [MS-OXCFXICS] 2.2.3.1.1.5.1: BufferSize asking the server to choose, MaximumBufferSize following it.
+constexpr std::uint16_t buffer_size_server_chooses = 0xBABE;
+/// RopFastTransferSourceGetBuffer's response before its TransferBuffer: RopId, InputHandleIndex, ReturnValue,
+/// TransferStatus, InProgressCount, TotalStepCount, Reserved, TransferBufferSize.
+constexpr std::size_t get_buffer_overhead = 1 + 1 + 4 + 2 + 2 + 2 + 1 + 2;
+constexpr std::uint16_t transfer_error = 0x0000, transfer_partial = 0x0001, transfer_done = 0x0003;
 /// Responses stop once they pass this many bytes, so the answer fits one 32 KiB extended buffer.
 constexpr std::size_t response_budget = 28 * 1024;
 constexpr std::uint8_t logon_private = 0x01;
@@ -67,12 +79,26 @@ std::uint32_t store_session::add(object o) {
   return handle;
 }
 
-std::variant<std::string, std::uint32_t> store_session::execute(const rop::request_buffer& in) {
+std::optional<unsigned> message_index(const folder_info& f, std::uint64_t mid) {
+  for (unsigned byte = 0; byte < 2; ++byte) {
+    if (((mid >> (8 * byte)) & 0xFF) != (byte == 0 ? 0x01 : 0x00)) return std::nullopt;  // ReplicaId 1
+  }
+  std::uint64_t counter = 0;
+  for (int i = 0; i < 6; ++i) counter = counter << 8 | ((mid >> (8 * (2 + i))) & 0xFF);
+  if ((counter >> 24) != folder_counter(f) || (counter & 0xFFFFFF) == 0) return std::nullopt;
+  return static_cast<unsigned>((counter & 0xFFFFFF) - 1);
+}
+
+std::variant<std::string, std::uint32_t> store_session::execute(const rop::request_buffer& in, std::size_t room) {
   le_reader r(as_bytes(in.rops));
   std::vector<std::uint32_t> handles = in.handles;
   le_writer out;
+  // What the ROPs' responses may take: the room less RopSize and the handle table.
+  const std::size_t table = 4 * handles.size();
+  const std::size_t rop_room = room > 2 + table ? room - 2 - table : 0;
   while (r.left() > 0 && out.size() < response_budget) {
     if (!r.has(3)) return mapi_ec::rpc_format;
+    const std::size_t rop_start = r.position();
     const std::uint8_t rop_id = r.u8();
     r.u8();  // LogonId: one logon per session here
     const std::uint8_t index = r.u8();  // OutputHandleIndex for RopLogon, InputHandleIndex for the others
@@ -87,6 +113,22 @@ std::variant<std::string, std::uint32_t> store_session::execute(const rop::reque
       case rop_set_columns: ok = set_columns(r, index, handles, out); break;
       case rop_query_rows: ok = query_rows(r, index, handles, out); break;
       case rop_get_properties_specific: ok = get_properties(r, index, handles, out); break;
+      case rop_open_message: ok = open_message(r, index, handles, out); break;
+      case rop_fast_transfer_source_copy_to: ok = copy_to(r, index, handles, out); break;
+      case rop_fast_transfer_source_get_buffer: {
+        std::size_t needed = 0;
+        ok = get_buffer(r, index, handles, rop_room, out, needed);
+        if (ok && needed != 0) {
+          // [MS-OXCROPS] 2.2.15.1: RopBufferTooSmall -- the size this ROP's answer needs and the requests from it on,
+          // for the client to send again with more room. Nothing after it runs.
+          const std::size_t size_needed = 2 + table + out.size() + needed;
+          out.u8(rop_buffer_too_small);
+          out.u16(static_cast<std::uint16_t>(std::min<std::size_t>(0xFFFF, size_needed)));
+          out.bytes(std::string_view(in.rops).substr(rop_start));
+          return rop::write_response_buffer(out.text(), handles);
+        }
+        break;
+      }
       default:
         out.u8(rop_id), out.u8(index), out.u32(mapi_ec::not_supported);
         return rop::write_response_buffer(out.text(), handles);
@@ -236,6 +278,135 @@ bool store_session::get_properties(le_reader& r, std::uint8_t in, const std::vec
   out.u8(rop_get_properties_specific), out.u8(in), out.u32(o == nullptr ? mapi_ec::null_object : mapi_ec::none);
   if (o == nullptr) return true;
   mapi::write_row(out, tags, o->what == kind::folder ? folder_properties(*o->folder) : std::vector<mapi::property>{});
+  return true;
+}
+
+bool store_session::open_message(le_reader& r, std::uint8_t in, std::vector<std::uint32_t>& handles, le_writer& out) {
+  // [MS-OXCROPS] 2.2.6.1.1: OutputHandleIndex, CodePageId, FolderId, OpenModeFlags, MessageId.
+  if (!r.has(1 + 2 + 8 + 1 + 8)) return false;
+  const std::uint8_t output = r.u8();
+  r.skip(2);
+  const std::uint64_t fid_lo = r.u32(), fid = fid_lo | static_cast<std::uint64_t>(r.u32()) << 32;
+  r.skip(1);  // OpenModeFlags: nothing here can be written, so read-write opens read the same message
+  const std::uint64_t mid_lo = r.u32(), mid = mid_lo | static_cast<std::uint64_t>(r.u32()) << 32;
+  if (output >= handles.size()) return false;
+  const folder_info* folder = nullptr;
+  for (const auto& f : all_folders()) {
+    if (folder_id(f) == fid && f.key != "publicfoldersroot") folder = &f;
+  }
+  // A plain count, not an optional: GCC 12 sees the optional's value as maybe uninitialised below.
+  const unsigned none = 0xFFFFFFFF;
+  unsigned index = none;
+  if (folder != nullptr) {
+    const auto found = message_index(*folder, mid);
+    if (found && *found < box_.count(folder->key)) index = *found;
+  }
+  // [MS-OXCMSG] 3.2.5.1: a folder or message that does not exist is ecNotFound.
+  std::uint32_t ec = mapi_ec::none;
+  if (find(handles[in], {kind::logon, kind::folder}) == nullptr) ec = mapi_ec::null_object;
+  else if (index == none) ec = mapi_ec::not_found;
+  out.u8(rop_open_message), out.u8(output), out.u32(ec);
+  if (ec != mapi_ec::none) return true;
+  handles[output] = add(object{kind::message, folder, index});
+
+  // [MS-OXCMSG] 2.2.3.1.2: HasNamedProperties, SubjectPrefix and NormalizedSubject as TypedStrings ([MS-OXCDATA]
+  // 2.11.7: 0x01 empty, 0x04 UTF-16LE with its NUL; the lab's subjects have no "RE:"-style prefix), RecipientCount,
+  // the recipient columns, RowCount and the rows -- all of them: the message has one recipient, its owner.
+  const auto item = box_.item(folder->key, index);
+  const item_headers h = box_.headers(item);
+  out.u8(0);
+  out.u8(0x01);
+  out.u8(0x04), out.bytes(utf16le(item.subject)), out.u16(0);
+  out.u16(1);  // RecipientCount
+  const std::vector<std::uint32_t> columns{0x39FE001F};  // PidTagSmtpAddress
+  out.u16(static_cast<std::uint16_t>(columns.size()));
+  for (const auto c : columns) out.u32(c);
+  out.u8(1);  // RowCount
+  // [MS-OXCROPS] 2.2.6.1.2.1 OpenRecipientRow: RecipientType (1, To), CodePageId, Reserved, RecipientRowSize, then
+  // [MS-OXCDATA] 2.8.3.2 RecipientRow: RecipientFlags U (0x0200) | S (0x0040, transmittable name = display name) |
+  // D (0x0010) | E (0x0008) | Type SMTP (3); EmailAddress; DisplayName; RecipientColumnCount; a PropertyRow.
+  le_writer row;
+  row.u16(0x0200 | 0x0040 | 0x0010 | 0x0008 | 0x0003);
+  row.bytes(utf16le(h.to_email)), row.u16(0);
+  row.bytes(utf16le(h.to_name)), row.u16(0);
+  row.u16(static_cast<std::uint16_t>(columns.size()));
+  mapi::write_row(row, columns, {{columns[0], h.to_email}});
+  out.u8(0x01);
+  out.u16(1252);
+  out.u16(0);
+  out.u16(static_cast<std::uint16_t>(row.size()));
+  out.bytes(row.text());
+  return true;
+}
+
+bool store_session::copy_to(le_reader& r, std::uint8_t in, std::vector<std::uint32_t>& handles, le_writer& out) {
+  // [MS-OXCFXICS] 2.2.3.1.1.1.1: OutputHandleIndex, Level, CopyFlags, SendOptions, PropertyTagCount, PropertyTags
+  // (the properties to leave out). The response is the prefix alone; the output handle is the download context.
+  if (!r.has(1 + 1 + 4 + 1 + 2)) return false;
+  const std::uint8_t output = r.u8(), level = r.u8();
+  const std::uint32_t copy_flags = r.u32();
+  const std::uint8_t send_options = r.u8();
+  const std::uint16_t count = r.u16();
+  if (!r.has(4u * count) || output >= handles.size()) return false;
+  copy_options options;
+  for (std::uint16_t i = 0; i < count; ++i) options.excluded.push_back(r.u32());
+  const object* source = find(handles[in], {kind::logon, kind::folder, kind::message});
+  // [MS-OXCFXICS] 3.2.5.8.1.1: unknown CopyFlags or SendOptions bits fail, and so does Move (this is a copy of a
+  // mailbox being migrated, never a move). Only messages are served as sources: a folder's or an attachment's
+  // CopyTo is ecNotSupported here (a migration copies message by message).
+  std::uint32_t ec = mapi_ec::none;
+  if (objects_.count(handles[in]) == 0) ec = mapi_ec::null_object;
+  else if ((copy_flags & ~copy_flag_best_body) != 0 || (send_options & ~send_known) != 0) ec = mapi_ec::invalid_parameter;
+  else if (source == nullptr || source->what != kind::message) ec = mapi_ec::not_supported;
+  out.u8(rop_fast_transfer_source_copy_to), out.u8(output), out.u32(ec);
+  if (ec != mapi_ec::none) return true;
+  options.subobjects = level == 0;
+  options.best_body = (copy_flags & copy_flag_best_body) != 0;
+  options.string_type = (send_options & (send_unicode | send_force_unicode)) != 0 ? mapi::ptype::unicode
+                        : (send_options & send_use_cpid) != 0                   ? std::uint16_t{0x8000 | 1200}
+                                                                                : mapi::ptype::string8;
+  const auto item = box_.item(source->folder->key, source->index);
+  object context{kind::download, source->folder, source->index};
+  context.stream = std::make_shared<message_stream>(box_, item, options);
+  handles[output] = add(std::move(context));
+  return true;
+}
+
+bool store_session::get_buffer(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles,
+                               std::size_t room, le_writer& out, std::size_t& needed) {
+  // [MS-OXCFXICS] 2.2.3.1.1.5.1: BufferSize, and MaximumBufferSize only when BufferSize is 0xBABE.
+  if (!r.has(2)) return false;
+  const std::uint16_t asked = r.u16();
+  std::size_t maximum = asked;
+  if (asked == buffer_size_server_chooses) {
+    if (!r.has(2)) return false;
+    maximum = r.u16();
+  }
+  // [MS-OXCFXICS] 3.2.5.8.1.5: 0xBABE lets the server fill what is left of the output buffer; a fixed size that
+  // does not fit is RopBufferTooSmall. An empty handle slot is ecNullObject, another kind of object ecNotSupported.
+  const std::size_t available = room > out.size() + get_buffer_overhead ? room - out.size() - get_buffer_overhead : 0;
+  const auto it = objects_.find(handles[in]);
+  std::uint32_t ec = mapi_ec::none;
+  if (it == objects_.end()) ec = mapi_ec::null_object;
+  else if (it->second.what != kind::download) ec = mapi_ec::not_supported;
+  else if (asked == buffer_size_server_chooses ? available == 0 : asked > available) {
+    needed = get_buffer_overhead + (asked == buffer_size_server_chooses ? std::min<std::size_t>(maximum, 1) : asked);
+    return true;
+  }
+  out.u8(rop_fast_transfer_source_get_buffer), out.u8(in), out.u32(ec);
+  if (ec != mapi_ec::none) {
+    // The fields after ReturnValue are there on failure too, zero, as Exchange and other servers send them.
+    out.u16(transfer_error), out.u16(0), out.u16(0), out.u8(0), out.u16(0);
+    return true;
+  }
+  message_stream& stream = *it->second.stream;
+  std::string chunk(std::min<std::size_t>({maximum, available, 0xFFFF}), '\0');
+  chunk.resize(stream.read(chunk.data(), chunk.size()));
+  const bool done = stream.remaining() == 0;
+  // TotalStepCount 1 for one message, InProgressCount 1 once it is all out.
+  out.u16(done ? transfer_done : transfer_partial), out.u16(done ? 1 : 0), out.u16(1), out.u8(0);
+  out.u16(static_cast<std::uint16_t>(chunk.size()));
+  out.bytes(chunk);
   return true;
 }
 

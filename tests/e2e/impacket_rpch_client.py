@@ -11,7 +11,10 @@
 #     the server's GUID through signed and sealed fragments, NspiUnbind answered UnbindSuccess;
 #   * EMSMDB on :6001 at PKT_PRIVACY: EcDoConnectEx with the user's legacy DN answered ecNone with the display name
 #     and 2007 SP3's version (8.3.83.6); EcDoRpcExt2 carrying RopLogon to the own mailbox answered with its special
-#     folders; EcDoDisconnect answered ecNone;
+#     folders; the IPM subtree's hierarchy; every message of Inbox, Sent Items and Deleted Items copied with
+#     RopOpenMessage, RopFastTransferSourceCopyTo (BestBody, Unicode) and RopFastTransferSourceGetBuffer (0xBABE), its
+#     FastTransfer stream parsed here and its MIME rebuilt and checked against fake-exchange's manifest (size and
+#     SHA-256); EcDoDisconnect answered ecNone;
 #   * what a secure-only interface refuses: a call on an association without RPC authentication, and one whose
 #     rpc_auth_3 carried a wrong password, both get the fault rpc_s_access_denied.
 #
@@ -21,6 +24,9 @@
 #
 # usage: impacket_rpch_client.py --bin-dir BUILD/bin [--work DIR]
 import argparse
+import base64
+import hashlib
+import json
 import os
 import random
 import shutil
@@ -160,7 +166,147 @@ def rops_of(reply):
     return rgb_out[10:8 + rop_size], error, [h for (h,) in struct.iter_unpack("<I", table[:len(table) // 4 * 4])]
 
 
-def emsmdb_session(proxy, auth):
+# FastTransfer ([MS-OXCFXICS] 2.2.4), read here independently of fake-exchange's C++ codec: markers are bare
+# tags; a property is its tag, for a named property (id >= 0x8000) a GUID, a kind and a LID or a UTF-16 name,
+# then the value (fixed-size types by size, PtypBoolean 2 bytes; strings and binaries with a u32 length).
+FX_MARKERS = {0x40000003: "NewAttach", 0x40010003: "StartEmbed", 0x40020003: "EndEmbed", 0x40030003: "StartRecip",
+              0x40040003: "EndToRecip", 0x400E0003: "EndAttach"}
+FX_FIXED = {0x0002: 2, 0x0003: 4, 0x0004: 4, 0x0005: 8, 0x0006: 8, 0x0007: 8, 0x000A: 4, 0x000B: 2, 0x0014: 8,
+            0x0040: 8, 0x0048: 16}
+FX_DEL_PROP = 0x40160003
+
+
+def parse_message_stream(data):
+    """messageContent as {"props": {tag: bytes}, "recipients": [...], "attachments": [...]}; raises on bad grammar."""
+    message = {"props": {}, "recipients": [], "attachments": []}
+    target, at = message["props"], 0
+    while at < len(data):
+        tag = struct.unpack_from("<I", data, at)[0]
+        at += 4
+        marker = FX_MARKERS.get(tag)
+        if marker in ("StartRecip", "NewAttach"):
+            target = {}
+            message["recipients" if marker == "StartRecip" else "attachments"].append(target)
+            continue
+        if marker in ("EndToRecip", "EndAttach"):
+            target = None  # nothing but another subobject (or the end) may follow
+            continue
+        if marker is not None:
+            raise ValueError(f"marker {tag:#010x} in a plain message")
+        ptype = tag & 0xFFFF
+        if tag >> 16 >= 0x8000:
+            kind = data[at + 16]
+            at += 17
+            if kind == 0:
+                at += 4
+            else:
+                end = at
+                while data[end:end + 2] != b"\0\0":
+                    end += 2
+                at = end + 2
+        if ptype in FX_FIXED:
+            value = data[at:at + FX_FIXED[ptype]]
+            at += FX_FIXED[ptype]
+        elif ptype in (0x001E, 0x001F, 0x0102, 0x00FB, 0x000D):
+            size = struct.unpack_from("<I", data, at)[0]
+            value = data[at + 4:at + 4 + size]
+            at += 4 + size
+        else:
+            raise ValueError(f"property {tag:#010x}: a type this client does not read")
+        if tag == FX_DEL_PROP:
+            continue
+        if target is None:
+            raise ValueError(f"property {tag:#010x} outside any object")
+        target[tag] = value
+    return message
+
+
+def fx_text(props, tag):
+    value = props.get(tag)
+    return None if value is None else value[:-2].decode("utf-16-le")
+
+
+def rebuild_mime(message):
+    """The item's MIME from its properties, by the lab's profile (docs/design/fasttransfer-mime.md)."""
+    props = message["props"]
+    headers = fx_text(props, 0x007D001F)
+    body = fx_text(props, 0x1000001F)
+    boundary_at = headers.find('multipart/mixed; boundary="')
+    if boundary_at < 0:
+        return (headers + "\r\n" + body).encode()
+    boundary = headers[boundary_at + 27:headers.index('"', boundary_at + 27)]
+    head = (headers + "\r\nThis is a multi-part message in MIME format.\r\n\r\n--" + boundary + "\r\n" +
+            'Content-Type: text/plain; charset="us-ascii"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n')
+    tail = "\r\n--" + boundary
+    for a in message["attachments"]:
+        name = fx_text(a, 0x3707001F)
+        encoded = base64.b64encode(a[0x37010102]).decode()
+        lines = "".join(encoded[i:i + 76] + "\r\n" for i in range(0, len(encoded), 76))
+        tail += (f"\r\nContent-Type: {fx_text(a, 0x370E001F)}; name=\"{name}\"\r\nContent-Disposition: attachment; "
+                 f"filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{lines}\r\n--{boundary}")
+    return (head + body + tail + "--\r\n").encode()
+
+
+def skip_open_message(rops, at):
+    """The offset after a successful RopOpenMessage response at `at` ([MS-OXCROPS] 2.2.6.1.2)."""
+    at += 7  # RopId, OutputHandleIndex, ReturnValue, HasNamedProperties
+    for _ in range(2):  # SubjectPrefix, NormalizedSubject: TypedStrings
+        kind = rops[at]
+        at += 1
+        if kind in (2, 3):
+            at = rops.index(b"\0", at) + 1
+        elif kind == 4:
+            while rops[at:at + 2] != b"\0\0":
+                at += 2
+            at += 2
+    columns = struct.unpack_from("<H", rops, at + 2)[0]
+    at += 4 + 4 * columns
+    rows = rops[at]
+    at += 1
+    for _ in range(rows):
+        at += 7 + struct.unpack_from("<H", rops, at + 5)[0]
+    return at
+
+
+def copy_folder(dce, handle, logon_handle, fid, items, name, label):
+    """Every message of a folder by RopOpenMessage, RopFastTransferSourceCopyTo and RopFastTransferSourceGetBuffer,
+    rebuilt to MIME and checked against the manifest's size and SHA-256 for the same position."""
+    table = (struct.pack("<BBBB", 0x02, 0, 0, 1) + fid + b"\0" + struct.pack("<BBBBB", 0x05, 0, 1, 2, 0) +
+             struct.pack("<BBBBHI", 0x12, 0, 2, 0, 1, 0x674A0014) + struct.pack("<BBBBBH", 0x15, 0, 2, 0, 1, 1000))
+    dce.call(11, ec_do_rpc_ext2_stub(handle, table, [logon_handle] + [0xFFFFFFFF] * 4))
+    rops, error, handles = rops_of(dce.recv())
+    at = 8 + 10 + 7  # RopOpenFolder's, RopGetContentsTable's and RopSetColumns' responses
+    count = struct.unpack_from("<H", rops, at + 7)[0] if error == 0 and len(rops) > at + 9 else 0
+    mids = [rops[at + 9 + 9 * i + 1:at + 9 + 9 * i + 9] for i in range(count)]
+    if not check(error == 0 and count == len(items), f"{label}: {name}: the contents table lists {count} messages, "
+                                                     f"the manifest {len(items)}"):
+        return
+    good, calls, release = 0, 0, b""
+    for mid, item in zip(mids, items):
+        copy = (release + struct.pack("<BBBBH", 0x03, 0, 1, 3, 1252) + fid + b"\0" + mid +
+                struct.pack("<BBBBBIBH", 0x4D, 0, 3, 4, 0, 0x2000, 0x01, 0))
+        stream, status, first = b"", 1, True
+        while status == 1:
+            request = (copy if first else b"") + struct.pack("<BBBHH", 0x4E, 0, 4, 0xBABE, 0x7000)
+            dce.call(11, ec_do_rpc_ext2_stub(handle, request, handles))
+            rops, error, handles = rops_of(dce.recv())
+            calls += 1
+            at = skip_open_message(rops, 0) + 6 if first else 0  # and RopFastTransferSourceCopyTo's response
+            first = False
+            if error != 0 or rops[at] != 0x4E or rops[at + 2:at + 6] != b"\0\0\0\0":
+                check(False, f"{label}: {name}: GetBuffer failed ({error:#x}, {rops[at:at + 6].hex()})")
+                return
+            status = struct.unpack_from("<H", rops, at + 6)[0]
+            size = struct.unpack_from("<H", rops, at + 13)[0]
+            stream += rops[at + 15:at + 15 + size]
+        release = struct.pack("<BBBBBB", 0x01, 0, 4, 0x01, 0, 3)
+        mime = rebuild_mime(parse_message_stream(stream))
+        good += len(mime) == item["size"] and hashlib.sha256(mime).hexdigest() == item["sha256"]
+    check(good == len(items), f"{label}: {name}: {good} of {len(items)} messages copied by FastTransfer rebuild the "
+                              f"manifest's MIME byte for byte ({calls} EcDoRpcExt2 calls)")
+
+
+def emsmdb_session(proxy, auth, manifest):
     name = f"{auth} + RPC NTLM at PKT_PRIVACY"
     dce = connect(proxy, 6001, auth, RPC_C_AUTHN_LEVEL_PKT_PRIVACY)
     dce.bind(EMSMDB)
@@ -180,7 +326,7 @@ def emsmdb_session(proxy, auth):
     if logon_ok:
         # The IPM subtree's whole hierarchy: RopOpenFolder, RopGetHierarchyTable (Depth), RopSetColumns
         # (PidTagDisplayName), RopQueryRows -- in one buffer, handles in slots 0 (logon), 1 (folder), 2 (table).
-        logon_handle = handles[0]
+        logon_handle, logon_rops = handles[0], rops
         ipm_subtree = rops[7 + 3 * 8:7 + 4 * 8]
         walk = (struct.pack("<BBBB", 0x02, 0, 0, 1) + ipm_subtree + b"\0" +
                 struct.pack("<BBBBB", 0x04, 0, 1, 2, 0x04) +
@@ -191,6 +337,10 @@ def emsmdb_session(proxy, auth):
         names = [n for n in ("Inbox", "Sent Items", "Deleted Items", "Calendar") if (n + "\0").encode("utf-16-le") in rops]
         check(error == 0 and len(names) == 4,
               f"{name}: the IPM subtree's hierarchy table lists {', '.join(names) or 'nothing'}")
+        # Every message of Inbox, Sent Items and Deleted Items (special folders 4, 6 and 7), copied.
+        for slot, folder in ((4, "inbox"), (6, "sentitems"), (7, "deleteditems")):
+            items = next(f["items"] for f in manifest if f["id"] == folder)
+            copy_folder(dce, handle, logon_handle, logon_rops[7 + slot * 8:7 + (slot + 1) * 8], items, folder, name)
     dce.call(1, handle)
     out = dce.recv()
     check(out == b"\0" * 24, f"{name}: EcDoDisconnect answered ecNone with the handle cleared")
@@ -214,18 +364,20 @@ def main():
     os.makedirs(work, exist_ok=True)
     make_pki(work, {"bridge": ["mail.contoso.example"], "exchange": ["ex2007.contoso.example"]})
     exchange = start([f"{args.bin_dir}/fake-exchange", "--listen", "127.0.0.1:0", "--cert", f"{work}/exchange.crt",
-                      "--key", f"{work}/exchange.key", "--public-host", "mail.contoso.example"],
-                     f"{work}/fake-exchange.log")
+                      "--key", f"{work}/exchange.key", "--public-host", "mail.contoso.example",
+                      "--manifest", f"{work}/manifest.json"], f"{work}/fake-exchange.log")
     bridge = start([f"{args.bin_dir}/exbridge", "--listen", f"{proxy}:443", "--cert", f"{work}/bridge.crt",
                     "--key", f"{work}/bridge.key", "--upstream", exchange, "--upstream-verify", f"ca:{work}/ca.crt",
                     "--upstream-sni", "ex2007.contoso.example"], f"{work}/exbridge.log")
     print(f"fake-exchange {exchange}, exbridge {bridge}, work folder {work}", flush=True)
+    with open(f"{work}/manifest.json") as f:
+        manifest = next(u for u in json.load(f)["users"] if u["email"] == EMAIL)["folders"]
 
     for auth in (AUTH_BASIC, AUTH_NTLM):
         try:
             for level in LEVELS:
                 nspi_session(proxy, auth, level)
-            emsmdb_session(proxy, auth)
+            emsmdb_session(proxy, auth, manifest)
 
             dce = connect(proxy, 6004, auth)
             check(True, f"{auth}: virtual connection to :6004 open (CONN/A3, CONN/C2)")

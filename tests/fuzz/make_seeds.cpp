@@ -13,7 +13,9 @@
 #include "common/ntlm.hpp"
 #include "common/rop_buffer.hpp"
 #include "common/rts.hpp"
+#include "fake_exchange/fx_message.hpp"
 #include "fake_exchange/router.hpp"
+#include "fake_exchange/store.hpp"
 
 namespace {
 
@@ -202,6 +204,55 @@ int main(int argc, char** argv) {
     walk_call.u32(0x1008);
     write("fuzz_rpc_call", "emsmdb_folder_walk",
           std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, walk_call.text()));
+    // A message copy: logon (slot 0), the Inbox (1), its second message (2, one with an attachment),
+    // RopFastTransferSourceCopyTo (3: Level 0, BestBody, Unicode), two RopFastTransferSourceGetBuffer (0xBABE).
+    const std::uint64_t inbox = folder_id(*folder_by_key("inbox")), mid = message_id(*folder_by_key("inbox"), 1);
+    le_writer copy;
+    copy.u8(0xFE), copy.u8(0), copy.u8(0), copy.u8(1), copy.u32(0x01000000), copy.u32(0);
+    copy.u16(static_cast<std::uint16_t>(dn.size() + 1)), copy.bytes(dn), copy.u8(0);
+    copy.u8(0x02), copy.u8(0), copy.u8(0), copy.u8(1), copy.u32(static_cast<std::uint32_t>(inbox));
+    copy.u32(static_cast<std::uint32_t>(inbox >> 32)), copy.u8(0);
+    copy.u8(0x03), copy.u8(0), copy.u8(1), copy.u8(2), copy.u16(1252), copy.u32(static_cast<std::uint32_t>(inbox));
+    copy.u32(static_cast<std::uint32_t>(inbox >> 32)), copy.u8(0), copy.u32(static_cast<std::uint32_t>(mid));
+    copy.u32(static_cast<std::uint32_t>(mid >> 32));
+    copy.u8(0x4D), copy.u8(0), copy.u8(2), copy.u8(3), copy.u8(0), copy.u32(0x2000), copy.u8(0x01), copy.u16(0);
+    for (int i = 0; i < 2; ++i) copy.u8(0x4E), copy.u8(0), copy.u8(3), copy.u16(0xBABE), copy.u16(0x1000);
+    std::string copy_buffer;
+    append_le16(copy_buffer, static_cast<std::uint16_t>(2 + copy.size()));
+    copy_buffer += copy.text();
+    for (int i = 0; i < 4; ++i) append_le32(copy_buffer, 0xFFFFFFFF);
+    const std::string copy_in = rop::write_extended(copy_buffer);
+    le_writer copy_call;
+    copy_call.zeros(20), copy_call.u32(3), copy_call.u32(static_cast<std::uint32_t>(copy_in.size())), copy_call.bytes(copy_in);
+    copy_call.align(4);
+    copy_call.u32(static_cast<std::uint32_t>(copy_in.size())), copy_call.u32(0x40000), copy_call.u32(0), copy_call.u32(0);
+    copy_call.u32(0x1008);
+    write("fuzz_rpc_call", "emsmdb_message_copy",
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, copy_call.text()));
+
+    // FastTransfer: whole messages as fake-exchange streams them (one with an attachment), fed in 200-byte
+    // pieces (first byte), and in 1-byte pieces.
+    exchange_config small;
+    small.mailboxes.small_min = 8300;  // every fourth item has room for an attachment
+    small.mailboxes.small_max = 9000;
+    const mailbox box(small.org.users.front(), small.mailboxes);
+    for (const unsigned index : {0u, 1u}) {
+      const auto item = box.item("inbox", index);
+      message_stream fx(box, item, copy_options{});
+      std::string bytes(static_cast<std::size_t>(fx.size()), '\0');
+      bytes.resize(fx.read(bytes.data(), bytes.size()));
+      write("fuzz_fasttransfer", "message_" + std::to_string(index), std::string(1, '\xC8') + bytes);
+      if (index == 1) write("fuzz_fasttransfer", "message_bytewise", std::string(1, '\x01') + bytes.substr(0, 2000));
+    }
+    // The stream in the Open Specifications blog's "How to parse the FastTransfer Stream" (a folder change).
+    const std::string blog =
+        "030012400201E165000000000201E0651600000052F685EC7D432E4AA96034508853D90A0000000003F54000083000D0"
+        "9EA88185D0010201E2651600000052F685EC7D432E4AA96034508853D90A00000000207C0201E365170000001652F685"
+        "EC7D432E4AA96034508853D90A00000000207C1F0001300C00000049004E0042004F0058000000140049670100000000"
+        "0003F403003966FB03000040000730803906A88185D0010B00F4100000";
+    std::string blog_bytes(1, '\x10');
+    for (std::size_t i = 0; i + 1 < blog.size(); i += 2) blog_bytes += static_cast<char>(std::stoi(blog.substr(i, 2), nullptr, 16));
+    write("fuzz_fasttransfer", "blog_folder_change", blog_bytes);
   }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.

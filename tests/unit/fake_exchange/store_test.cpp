@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include "common/le_bytes.hpp"
+#include "common/fx_message_reader.hpp"
 #include "common/mapi_props.hpp"
+#include "common/sha256.hpp"
+#include "common/utf16.hpp"
 #include "fake_exchange/store.hpp"
+#include "tests/support/hex.hpp"
 
 namespace exbridge {
 namespace store_test {
@@ -39,6 +43,24 @@ struct rops {
     w.u8(0x15), w.u8(0), w.u8(in), w.u8(0), w.u8(forward), w.u16(count);
     return *this;
   }
+  rops& open_message(std::uint8_t in, std::uint8_t out, std::uint64_t fid, std::uint64_t mid) {
+    w.u8(0x03), w.u8(0), w.u8(in), w.u8(out), w.u16(1252);
+    w.u32(static_cast<std::uint32_t>(fid)), w.u32(static_cast<std::uint32_t>(fid >> 32)), w.u8(0);
+    w.u32(static_cast<std::uint32_t>(mid)), w.u32(static_cast<std::uint32_t>(mid >> 32));
+    return *this;
+  }
+  rops& copy_to(std::uint8_t in, std::uint8_t out, std::uint8_t level = 0, std::uint32_t flags = 0x2000,
+                std::uint8_t send = 0x01, const std::vector<std::uint32_t>& excluded = {}) {
+    w.u8(0x4D), w.u8(0), w.u8(in), w.u8(out), w.u8(level), w.u32(flags), w.u8(send);
+    w.u16(static_cast<std::uint16_t>(excluded.size()));
+    for (const auto t : excluded) w.u32(t);
+    return *this;
+  }
+  rops& get_buffer(std::uint8_t in, std::uint16_t size, std::uint16_t maximum = 0) {
+    w.u8(0x4E), w.u8(0), w.u8(in), w.u16(size);
+    if (size == 0xBABE) w.u16(maximum);
+    return *this;
+  }
   rops& release(std::uint8_t in) {
     w.u8(0x01), w.u8(0), w.u8(in);
     return *this;
@@ -51,6 +73,8 @@ struct session {
   std::vector<std::uint32_t> handles = std::vector<std::uint32_t>(4, 0xFFFFFFFF);
   session() {
     server.mailboxes.inbox_items = 45;
+    server.mailboxes.large_every = 20;  // two large items, each streamed in many GetBuffer pieces
+    server.mailboxes.large_size = 300'000;
     store = std::make_unique<store_session>(server, server.org.users.front());
   }
   /// Runs `r` with the session's handle table; returns the ROP responses and keeps the new handles.
@@ -207,6 +231,204 @@ TEST(Store, WhatTheStoreRefuses) {
   EXPECT_EQ(std::get<std::uint32_t>(cut), mapi_ec::rpc_format);
   auto past = s.store->execute({std::string("\x01\x00\x09", 3), s.handles});
   EXPECT_EQ(std::get<std::uint32_t>(past), mapi_ec::rpc_format);
+}
+
+/// A message copied with RopOpenMessage, RopFastTransferSourceCopyTo and RopFastTransferSourceGetBuffer until
+/// Done, the stream read by fx::message_reader with the body (UTF-16LE) narrowed to the MIME's ASCII.
+struct copied {
+  std::unique_ptr<fx::message_reader> reader;
+  std::string body;
+  std::uint64_t body_wire = 0;
+  std::size_t pieces = 0;
+  std::string error;
+};
+copied copy_message(session& s, const folder_info& f, unsigned index, std::uint16_t buffer_size, std::uint16_t maximum = 0,
+                    std::uint8_t level = 0, std::uint32_t flags = 0x2000, std::uint8_t send = 0x01,
+                    const std::vector<std::uint32_t>& excluded = {}) {
+  copied c;
+  const bool wide = send != 0;
+  c.reader = std::make_unique<fx::message_reader>(1 << 20, [&c, wide](std::string_view b) {
+    for (const char ch : b) {
+      if (!wide || c.body_wire++ % 2 == 0) c.body += ch;  // a piece may end between a character's two bytes
+      else if (ch != 0) c.error = "a body character outside ASCII";
+    }
+  });
+  rops open;
+  open.open_folder(0, 1, folder_id(f)).open_message(1, 2, folder_id(f), message_id(f, index))
+      .copy_to(2, 3, level, flags, send, excluded);
+  const std::string opened = s.run(open);
+  if (load_le32(opened, 8 + 2) != mapi_ec::none) return c.error = "RopOpenMessage failed", std::move(c);
+  const std::size_t copy_at = opened.size() - 6;
+  if (opened[copy_at] != 0x4D || load_le32(opened, copy_at + 2) != mapi_ec::none) {
+    return c.error = "RopFastTransferSourceCopyTo failed", std::move(c);
+  }
+  for (std::uint16_t status = 1; status != 3;) {
+    rops more;
+    more.get_buffer(3, buffer_size, maximum);
+    const std::string out = s.run(more);
+    le_reader in(as_bytes(out));
+    if (in.u8() != 0x4E || in.u8() != 3 || in.u32() != mapi_ec::none) return c.error = "GetBuffer failed", std::move(c);
+    status = in.u16();
+    in.skip(2 + 2 + 1);
+    const std::uint16_t n = in.u16();
+    if (n != in.left() || (status != 1 && status != 3)) return c.error = "a malformed GetBuffer response", std::move(c);
+    if (n > (buffer_size == 0xBABE ? maximum : buffer_size)) return c.error = "a piece larger than asked", std::move(c);
+    ++c.pieces;
+    if (!c.reader->feed(out.substr(out.size() - n))) return c.error = c.reader->error(), std::move(c);
+  }
+  if (!c.reader->complete()) c.error = "the stream ended inside an object";
+  rops release;
+  release.release(3).release(2).release(1);
+  s.run(release);
+  if (c.body.size() >= 1 && c.body.back() == '\0') c.body.pop_back();  // PidTagBody's NUL
+  return c;
+}
+
+TEST(Store, OpenMessageAnswersWithTheSubjectAndTheRecipient) {
+  session s;
+  s.logon();
+  const folder_info& inbox = *folder_by_key("inbox");
+  rops r;
+  r.open_folder(0, 1, folder_id(inbox)).open_message(1, 2, folder_id(inbox), message_id(inbox, 4));
+  const std::string out = s.run(r);
+  const mailbox box(s.server.org.users.front(), s.server.mailboxes);
+  const auto item = box.item("inbox", 4);
+  const auto& owner = s.server.org.users.front();
+  le_reader in(as_bytes(out));
+  in.skip(8);
+  EXPECT_EQ(in.u8(), 0x03);
+  EXPECT_EQ(in.u8(), 2);
+  EXPECT_EQ(in.u32(), mapi_ec::none);
+  EXPECT_EQ(in.u8(), 0);     // HasNamedProperties
+  EXPECT_EQ(in.u8(), 0x01);  // SubjectPrefix: empty
+  EXPECT_EQ(in.u8(), 0x04);  // NormalizedSubject: UTF-16LE
+  EXPECT_EQ(in.text(2 * item.subject.size() + 2), utf16le(item.subject) + std::string(2, '\0'));
+  EXPECT_EQ(in.u16(), 1);  // RecipientCount
+  EXPECT_EQ(in.u16(), 1);  // ColumnCount
+  EXPECT_EQ(in.u32(), 0x39FE001Fu);
+  EXPECT_EQ(in.u8(), 1);   // RowCount: every recipient, so no RopReadRecipients is needed
+  EXPECT_EQ(in.u8(), 1);   // RecipientType: To
+  in.skip(2);
+  EXPECT_EQ(in.u16(), 0);  // Reserved
+  const std::uint16_t size = in.u16();
+  EXPECT_EQ(size, in.left());
+  EXPECT_EQ(in.u16(), 0x025B);  // U | S | D | E | SMTP
+  EXPECT_EQ(in.text(2 * owner.email.size() + 2), utf16le(owner.email) + std::string(2, '\0'));
+  EXPECT_EQ(in.text(2 * owner.display_name.size() + 2), utf16le(owner.display_name) + std::string(2, '\0'));
+  EXPECT_EQ(in.u16(), 1);  // RecipientColumnCount
+  EXPECT_EQ(mapi::read_row(in, {0x39FE001F}).value()[0], mapi::value{owner.email});
+  EXPECT_EQ(in.left(), 0u);
+  // A message ID the folder does not hold, or another folder's, is ecNotFound.
+  for (const std::uint64_t mid : {message_id(inbox, 45), message_id(*folder_by_key("sentitems"), 0), std::uint64_t{7}}) {
+    rops missing;
+    missing.open_message(1, 2, folder_id(inbox), mid);
+    EXPECT_EQ(load_le32(s.run(missing), 2), mapi_ec::not_found) << mid;
+  }
+}
+
+TEST(Store, EveryMessageCopiedByFastTransferRebuildsTheBytesTheManifestHashes) {
+  session s;
+  s.logon();
+  const mailbox box(s.server.org.users.front(), s.server.mailboxes);
+  std::size_t with_attachment = 0, pieces = 0;
+  for (const auto key : item_folders) {
+    const folder_info& f = *folder_by_key(key);
+    for (unsigned i = 0; i < box.count(key); ++i) {
+      const auto item = box.item(key, i);
+      // Pieces of every kind: the server's choice up to 32 KiB, a small maximum, a fixed size.
+      const std::uint16_t size = i % 3 == 0 ? 0xBABE : i % 3 == 1 ? 15480 : 0xBABE;
+      const std::uint16_t maximum = i % 3 == 0 ? 0x8000 : 1021;
+      const auto c = copy_message(s, f, i, size, maximum);
+      ASSERT_EQ(c.error, "") << key << " " << i;
+      std::string why;
+      const auto frame = fx::lab_frame(c.reader->message(), &why);
+      ASSERT_TRUE(frame) << why;
+      sha256 h;
+      h.update(frame->head), h.update(c.body), h.update(frame->tail);
+      EXPECT_EQ(h.hex_digest(), item_sha256(box, item)) << key << " " << i;
+      EXPECT_EQ(frame->head.size() + c.body.size() + frame->tail.size(), item.size);
+      const auto& props = c.reader->message().properties;
+      EXPECT_EQ(props.text(0x0037), item.subject);
+      EXPECT_EQ(props.text(0x1035), box.headers(item).message_id);
+      EXPECT_EQ(props.u32(0x0E07).value_or(0) & 0x01, item.is_read ? 1u : 0u);
+      EXPECT_EQ(c.reader->message().attachments.size(), item.has_attachment ? 1u : 0u);
+      with_attachment += item.has_attachment;
+      pieces += c.pieces;
+    }
+  }
+  EXPECT_GT(with_attachment, 5u);
+  EXPECT_GT(pieces, 100u);  // the large items came in many pieces
+  EXPECT_EQ(s.store->objects(), 1u);  // every message and download context released
+}
+
+TEST(Store, CopyToOptionsShapeTheStream) {
+  session s;
+  s.logon();
+  const folder_info& inbox = *folder_by_key("inbox");
+  const mailbox box(s.server.org.users.front(), s.server.mailboxes);
+  const unsigned index = 1;  // has an attachment
+  ASSERT_TRUE(box.item("inbox", index).has_attachment);
+  // SendOptions 0: 8-bit strings (PtypString8), the body too.
+  auto narrow = copy_message(s, inbox, index, 0xBABE, 0x8000, 0, 0x2000, 0x00);
+  ASSERT_EQ(narrow.error, "");
+  EXPECT_EQ(narrow.reader->message().properties.values.count(0x0037001E), 1u);
+  EXPECT_EQ(narrow.reader->message().properties.text(0x0037), box.item("inbox", index).subject);
+  EXPECT_EQ(narrow.body.size(), narrow.reader->body_bytes() - 1);
+  // Level 1: the message's own properties, no recipients or attachments.
+  auto flat = copy_message(s, inbox, index, 0xBABE, 0x8000, 1);
+  ASSERT_EQ(flat.error, "");
+  EXPECT_TRUE(flat.reader->message().recipients.empty());
+  EXPECT_TRUE(flat.reader->message().attachments.empty());
+  // Excluded properties stay out; under BestBody the body goes whatever the exclusions say.
+  auto some = copy_message(s, inbox, index, 0xBABE, 0x8000, 0, 0x2000, 0x01, {0x0037001F, 0x1000001F, fx::message_attachments});
+  ASSERT_EQ(some.error, "");
+  EXPECT_FALSE(some.reader->message().properties.text(0x0037));
+  EXPECT_GT(some.reader->body_bytes(), 0u);
+  EXPECT_TRUE(some.reader->message().attachments.empty());
+  EXPECT_EQ(some.reader->message().recipients.size(), 1u);
+  auto no_body = copy_message(s, inbox, index, 0xBABE, 0x8000, 0, 0, 0x01, {0x1000001F});
+  ASSERT_EQ(no_body.error, "");
+  EXPECT_EQ(no_body.reader->body_bytes(), 0u);
+}
+
+TEST(Store, WhatFastTransferRefuses) {
+  session s;
+  s.logon();
+  const folder_info& inbox = *folder_by_key("inbox");
+  rops open;
+  open.open_folder(0, 1, folder_id(inbox)).open_message(1, 2, folder_id(inbox), message_id(inbox, 0));
+  s.run(open);
+  const auto ec_of = [&](rops& r) { return load_le32(s.run(r), 2); };
+  rops move;
+  move.copy_to(2, 3, 0, 0x2001);
+  EXPECT_EQ(ec_of(move), mapi_ec::invalid_parameter);  // Move: a migration copies
+  rops unknown_option;
+  unknown_option.copy_to(2, 3, 0, 0x2000, 0x21);
+  EXPECT_EQ(ec_of(unknown_option), mapi_ec::invalid_parameter);
+  rops folder;
+  folder.copy_to(1, 3);
+  EXPECT_EQ(ec_of(folder), mapi_ec::not_supported);  // only messages are served as sources
+  // GetBuffer on a message: ecNotSupported, with the fields after ReturnValue present and zero.
+  rops not_a_context;
+  not_a_context.get_buffer(2, 0xBABE, 0x8000);
+  const std::string refused = s.run(not_a_context);
+  EXPECT_EQ(test::to_hex(refused), "4e0202010480" "0000" "0000" "0000" "00" "0000");
+  rops empty_slot;
+  empty_slot.get_buffer(3, 0xBABE, 0x8000);
+  EXPECT_EQ(ec_of(empty_slot), mapi_ec::null_object);
+  // A fixed BufferSize bigger than the room left: RopBufferTooSmall, the size needed, and the requests again.
+  rops copy;
+  copy.copy_to(2, 3);
+  ASSERT_EQ(ec_of(copy), mapi_ec::none);
+  rops big;
+  big.get_buffer(3, 40000).release(3);
+  const std::string too_small = s.run(big);
+  ASSERT_EQ(too_small.size(), 3u + 5 + 3);
+  EXPECT_EQ(static_cast<std::uint8_t>(too_small[0]), 0xFF);
+  EXPECT_EQ(load_le16(too_small, 1), 2 + 4 * 4 + 15 + 40000);
+  EXPECT_EQ(too_small.substr(3), big.w.text());
+  auto cut = s.store->execute({std::string("\x4E\x00\x03\xBE\xBA", 5), s.handles});  // 0xBABE without its maximum
+  EXPECT_EQ(std::get<std::uint32_t>(cut), mapi_ec::rpc_format);
 }
 
 }  // namespace store_test
