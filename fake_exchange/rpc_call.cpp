@@ -6,8 +6,18 @@
 #include "common/dcerpc.hpp"
 #include "common/le_bytes.hpp"
 #include "common/ntlm.hpp"
+#include "common/sha256.hpp"
 
 namespace exbridge::fake_exchange {
+
+std::array<std::uint8_t, 16> stable_guid(std::string_view text) {
+  sha256 h;
+  h.update(text);
+  const std::string hex = h.hex_digest();
+  std::array<std::uint8_t, 16> g{};
+  for (std::size_t i = 0; i < g.size(); ++i) g[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+  return g;
+}
 
 context_handle new_context_handle() {
   context_handle h{};

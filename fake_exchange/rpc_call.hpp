@@ -24,6 +24,10 @@ using call_result = std::variant<std::string, rpc_fault>;
 /// A new handle: attributes 0, a random UUID.
 context_handle new_context_handle();
 
+/// 16 bytes from the SHA-256 of `text`: a GUID that stays the same from run to run for the same name (the
+/// server's, a mailbox's, its replica's).
+std::array<std::uint8_t, 16> stable_guid(std::string_view text);
+
 /// The calls that take a handle in and give it back cleared with one result code (NspiUnbind, EcDoDisconnect):
 /// `forget` closes the handle and says whether this association had issued it. One it never issued (or already
 /// closed) never reaches the server: the runtime faults it with nca_s_fault_context_mismatch.

@@ -5,7 +5,6 @@
 #include <atomic>
 
 #include "common/le_bytes.hpp"
-#include "common/sha256.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -39,13 +38,8 @@ std::atomic<std::uint32_t> next_assoc_group{0x0001e2a1};
 
 /// The GUID NspiBind returns: stable for a server name, so every association of one server reports the same.
 std::array<std::uint8_t, 16> server_guid(const exchange_config* server) {
-  sha256 h;
-  h.update("exbridge fake-exchange server GUID ");
-  h.update(server != nullptr ? server->org.server_fqdn() : std::string("no server"));
-  const std::string hex = h.hex_digest();
-  std::array<std::uint8_t, 16> g{};
-  for (std::size_t i = 0; i < g.size(); ++i) g[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  return g;
+  return stable_guid("exbridge fake-exchange server GUID " +
+                     (server != nullptr ? server->org.server_fqdn() : std::string("no server")));
 }
 
 constexpr std::size_t max_call_stub = 4 * 1024 * 1024;  // far above EcDoRpcExt2's 256 KiB rgbIn (BIG_RANGE_ULONG)

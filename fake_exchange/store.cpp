@@ -6,8 +6,8 @@
 #include <ctime>
 
 #include "common/le_bytes.hpp"
-#include "common/sha256.hpp"
 #include "common/utf16.hpp"
+#include "fake_exchange/rpc_call.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -31,16 +31,6 @@ constexpr std::size_t response_budget = 28 * 1024;
 constexpr std::uint8_t logon_private = 0x01;
 /// [MS-OXCSTOR] 2.2.1.1.3 ResponseFlags: Reserved (must be set), OwnerRight, SendAsRight.
 constexpr std::uint8_t response_flags_owner = 0x01 | 0x02 | 0x04;
-
-/// 16 bytes derived from `text`: stable GUIDs for a mailbox and its replica.
-std::string guid_of(std::string_view text) {
-  sha256 h;
-  h.update(text);
-  const std::string hex = h.hex_digest();
-  std::string g;
-  for (std::size_t i = 0; i < 16; ++i) g += static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
-  return g;
-}
 
 /// [MS-OXCSTOR] 2.2.1.1.3 LogonTime: Seconds, Minutes, Hour, DayOfWeek, Day, Month, Year (u16), UTC.
 void put_logon_time(le_writer& w) {
@@ -170,9 +160,10 @@ bool store_session::logon(le_reader& r, std::uint8_t index, std::vector<std::uin
   }
   out.u8(response_flags_owner);
   const std::string dn = org.legacy_dn(*owner_);
-  out.bytes(guid_of("mailbox " + dn));
+  const auto mailbox_guid = stable_guid("mailbox " + dn), replica_guid = stable_guid("replica " + dn);
+  out.bytes(mailbox_guid.data(), mailbox_guid.size());
   out.u16(0x0001);                      // ReplId
-  out.bytes(guid_of("replica " + dn));  // ReplGuid
+  out.bytes(replica_guid.data(), replica_guid.size());  // ReplGuid
   put_logon_time(out);
   out.u32(0), out.u32(0);  // GwartTime: no address book changes to report
   out.u32(0);              // StoreState
