@@ -265,6 +265,26 @@ kind identify(const pdu& p) {
       return kind::conn_c2;
     }
   }
+  if (p.flags == none) {
+    if (n == 1 && get<destination>(p, 0)) return kind::in_r2_a4;
+    if (n == 1 && get<cookie_command>(p, 0)) return kind::in_r1_a5;
+    if (n == 2 && get<destination>(p, 0) && get<ance>(p, 1)) return kind::out_r2_a6;
+  }
+  if (p.flags == recycle_channel) {
+    if (n == 4 && get<version>(p, 0) && get<cookie_command>(p, 1) && get<cookie_command>(p, 2) && get<cookie_command>(p, 3)) {
+      return kind::in_r1_a1;
+    }
+    if (n == 5 && get<version>(p, 0) && get<cookie_command>(p, 1) && get<cookie_command>(p, 2) &&
+        get<cookie_command>(p, 3) && get<receive_window_size>(p, 4)) {
+      return kind::out_r1_a3;
+    }
+    if (n == 1 && get<destination>(p, 0)) return kind::out_r2_a2;
+  }
+  if (p.flags == out_channel && n == 3 && get<destination>(p, 0) && get<cookie_command>(p, 1) && get<version>(p, 2)) {
+    return kind::out_r2_a7;
+  }
+  if (p.flags == eof && n == 1 && get<ance>(p, 0)) return kind::out_r2_b3;
+  if (p.flags == ping && n == 1 && (get<empty>(p, 0) || get<padding>(p, 0))) return kind::out_r2_c1;
   if (p.flags == other_cmd) {
     if (n == 1 && get<client_keepalive>(p, 0)) return kind::keep_alive;
     if (n == 1 && get<flow_control_ack>(p, 0)) return kind::flow_control_ack;
@@ -287,6 +307,15 @@ std::string_view kind_name(kind k) {
     case kind::flow_control_ack: return "FlowControlAck";
     case kind::flow_control_ack_with_destination: return "FlowControlAckWithDestination";
     case kind::ping_traffic_sent_notify: return "PingTrafficSentNotify";
+    case kind::in_r1_a1: return "IN_R1/A1";
+    case kind::in_r2_a4: return "IN_R2/A4";
+    case kind::in_r1_a5: return "IN_R1/A5";
+    case kind::out_r2_a2: return "OUT_R2/A2";
+    case kind::out_r1_a3: return "OUT_R1/A3";
+    case kind::out_r2_a6: return "OUT_R2/A6";
+    case kind::out_r2_a7: return "OUT_R2/A7";
+    case kind::out_r2_b3: return "OUT_R2/B3";
+    case kind::out_r2_c1: return "OUT_R2/C1";
   }
   return "?";
 }
@@ -329,6 +358,56 @@ std::optional<conn_b1_fields> as_conn_b1(const pdu& p) {
   return conn_b1_fields{get<cookie_command>(p, 1)->value, get<cookie_command>(p, 2)->value,
                         get<channel_lifetime>(p, 3)->bytes, get<client_keepalive>(p, 4)->milliseconds,
                         get<association_group_id>(p, 5)->value};
+}
+
+pdu in_r1_a1(const cookie& virtual_connection, const cookie& predecessor, const cookie& successor) {
+  return {recycle_channel,
+          {version{1}, cookie_command{virtual_connection}, cookie_command{predecessor}, cookie_command{successor}}};
+}
+pdu in_r2_a4() { return {none, {destination{forward_destination::client}}}; }
+pdu in_r1_a5(const cookie& successor) { return {none, {cookie_command{successor}}}; }
+pdu out_r2_a2() { return {recycle_channel, {destination{forward_destination::client}}}; }
+pdu out_r1_a3(const cookie& virtual_connection, const cookie& predecessor, const cookie& successor,
+              std::uint32_t receive_window) {
+  return {recycle_channel, {version{1}, cookie_command{virtual_connection}, cookie_command{predecessor},
+                            cookie_command{successor}, receive_window_size{receive_window}}};
+}
+pdu out_r2_a6() { return {none, {destination{forward_destination::client}, ance{}}}; }
+pdu out_r2_a7(const cookie& successor) {
+  return {out_channel, {destination{forward_destination::server}, cookie_command{successor}, version{1}}};
+}
+pdu out_r2_b3() { return {eof, {ance{}}}; }
+pdu out_r2_c1() { return {ping, {empty{}}}; }
+
+std::optional<recycle_fields> as_in_r1_a1(const pdu& p) {
+  if (identify(p) != kind::in_r1_a1) return std::nullopt;
+  return recycle_fields{get<cookie_command>(p, 1)->value, get<cookie_command>(p, 2)->value,
+                        get<cookie_command>(p, 3)->value, 0};
+}
+
+std::optional<recycle_fields> as_out_r1_a3(const pdu& p) {
+  if (identify(p) != kind::out_r1_a3) return std::nullopt;
+  return recycle_fields{get<cookie_command>(p, 1)->value, get<cookie_command>(p, 2)->value,
+                        get<cookie_command>(p, 3)->value, get<receive_window_size>(p, 4)->bytes};
+}
+
+std::optional<cookie> successor_of(const pdu& p) {
+  const auto k = identify(p);
+  if (k == kind::in_r1_a5) return get<cookie_command>(p, 0)->value;
+  if (k == kind::out_r2_a7) return get<cookie_command>(p, 1)->value;
+  return std::nullopt;
+}
+
+std::optional<cookie> virtual_connection_of(const pdu& p) {
+  switch (identify(p)) {
+    case kind::conn_a1:
+    case kind::conn_b1:
+    case kind::in_r1_a1:
+    case kind::out_r1_a3:
+      return get<cookie_command>(p, 1)->value;
+    default:
+      return std::nullopt;
+  }
 }
 
 std::string to_hex(const cookie& c) {

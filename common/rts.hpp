@@ -132,6 +132,20 @@ enum class kind {
   flow_control_ack,                   ///< FlowControlAck (flags OTHER_CMD)
   flow_control_ack_with_destination,  ///< Destination, FlowControlAck (flags OTHER_CMD)
   ping_traffic_sent_notify,           ///< PingTrafficSentNotify (flags OTHER_CMD)
+  // Channel recycling (2.2.4.10 - 2.2.4.45). A client always sends the R1-named PDUs; a proxy that holds the
+  // virtual connection itself (as one Client Access server does) answers with the R2 sequence, and the R1 and R2
+  // forms of these PDUs are byte-identical.
+  in_r1_a1,   ///< client -> inbound proxy, first on a new IN channel (RECYCLE_CHANNEL): Version, Cookie(VC),
+              ///< Cookie(predecessor IN channel), Cookie(successor IN channel)
+  in_r2_a4,   ///< outbound proxy -> client on OUT: Destination(FDClient) -- the successor IN channel is ready
+  in_r1_a5,   ///< client -> inbound proxy, last on the old IN channel: Cookie(successor IN channel)
+  out_r2_a2,  ///< outbound proxy -> client on OUT (RECYCLE_CHANNEL): Destination(FDClient) -- open a new OUT channel
+  out_r1_a3,  ///< client -> outbound proxy, first on the new OUT channel (RECYCLE_CHANNEL): Version, Cookie(VC),
+              ///< Cookie(predecessor OUT channel), Cookie(successor OUT channel), ReceiveWindowSize
+  out_r2_a6,  ///< outbound proxy -> client on the old OUT channel: Destination(FDClient), ANCE
+  out_r2_a7,  ///< client -> inbound proxy on IN (OUT_CHANNEL): Destination(FDServer), Cookie(successor), Version
+  out_r2_b3,  ///< outbound proxy -> client, last on the old OUT channel (EOF): ANCE
+  out_r2_c1,  ///< client -> outbound proxy, second on the new OUT channel (PING): Empty (or Padding)
 };
 kind identify(const pdu& p);
 std::string_view kind_name(kind k);
@@ -145,6 +159,32 @@ pdu ping_pdu();
 pdu echo_pdu();
 pdu flow_control_ack_pdu(const flow_control_ack& ack);
 pdu flow_control_ack_with_destination_pdu(forward_destination to, const flow_control_ack& ack);
+
+pdu in_r1_a1(const cookie& virtual_connection, const cookie& predecessor, const cookie& successor);
+pdu in_r2_a4();
+pdu in_r1_a5(const cookie& successor);
+pdu out_r2_a2();
+pdu out_r1_a3(const cookie& virtual_connection, const cookie& predecessor, const cookie& successor,
+              std::uint32_t receive_window);
+pdu out_r2_a6();
+pdu out_r2_a7(const cookie& successor);
+pdu out_r2_b3();
+pdu out_r2_c1();
+
+/// The fields of IN_R1/A1 and OUT_R1/A3: which channel a new one replaces.
+struct recycle_fields {
+  cookie virtual_connection{};
+  cookie predecessor{};
+  cookie successor{};
+  std::uint32_t receive_window = 0;  ///< OUT_R1/A3 only
+};
+std::optional<recycle_fields> as_in_r1_a1(const pdu& p);
+std::optional<recycle_fields> as_out_r1_a3(const pdu& p);
+/// The successor channel's cookie IN_R1/A5 and OUT_R2/A7 carry.
+std::optional<cookie> successor_of(const pdu& p);
+/// The virtual-connection cookie of a channel's first PDU -- CONN/A1, CONN/B1, IN_R1/A1 or OUT_R1/A3 -- what a
+/// proxy pairs a virtual connection's channels by; nullopt for any other PDU.
+std::optional<cookie> virtual_connection_of(const pdu& p);
 
 /// The fields of CONN/A1 and CONN/B1 that the receiving side acts on.
 struct conn_a1_fields {

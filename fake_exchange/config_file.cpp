@@ -137,7 +137,7 @@ autodiscover_redirect make_redirect(const std::string& email, const std::string&
 void apply_config_file(const std::string& file, server_options& options) {
   const toml::table root = toml_parse_file(file, "check the --config path");
   toml_reject_unknown_keys(file, root,
-                           {"version", "windows", "public_host", "rpc_ping_interval", "organisation", "user", "list",
+                           {"version", "windows", "public_host", "rpc_ping_interval", "rpc_out_channel_bytes", "organisation", "user", "list",
                             "redirect", "mailboxes", "fault"},
                            "the configuration");
   auto& ex = options.exchange;
@@ -161,6 +161,10 @@ void apply_config_file(const std::string& file, server_options& options) {
     if (options.rpc_ping_interval <= scaled_clock::duration::zero()) {
       toml_fail_at(file, *n, "'rpc_ping_interval' must be more than 0");
     }
+  }
+  if (const auto* n = root.get("rpc_out_channel_bytes")) {
+    options.rpc_out_channel_length = static_cast<std::uint64_t>(
+        toml_whole_number(file, *n, "rpc_out_channel_bytes", static_cast<std::int64_t>(min_out_channel_length), 4294967295LL));
   }
   if (const auto* n = root.get("organisation")) read_organisation(file, *n, ex.org);
   if (const auto* n = root.get("user")) ex.org.users = read_users(file, *n);

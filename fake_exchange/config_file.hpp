@@ -5,6 +5,7 @@
 //   windows = "win2008"               # or win2003-aes; win2003-legacy is refused (no RC4/3DES in OpenSSL 3)
 //   public_host = "mail.contoso.example"
 //   rpc_ping_interval = "900s"
+//   rpc_out_channel_bytes = 8388608  # each OUT channel's Content-Length; recycled before it is used up
 //   [organisation]                   # name, domain, netbios_domain, server_name
 //   [[user]]                         # email, password, display_name (optional)
 //   [[list]]                         # email, display_name (optional), members = [user e-mail addresses]

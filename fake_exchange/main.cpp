@@ -97,6 +97,17 @@ int main(int argc, char** argv) {
                     throw config_error("--rpc-ping-interval must be more than 0, e.g. 120s or 15m");
                   }
                 });
+    args.option("rpc-out-channel-bytes", "BYTES",
+                "Outlook Anywhere: the Content-Length of each OUT channel, which the server recycles before it is "
+                "used up (default 1073741824, as Windows; at least 16384)",
+                [&](const std::string& v) {
+                  const double n = parse_number(v, "--rpc-out-channel-bytes");
+                  if (n < static_cast<double>(min_out_channel_length) || n > 4294967295.0 ||
+                      n != static_cast<double>(static_cast<std::uint64_t>(n))) {
+                    throw config_error("--rpc-out-channel-bytes must be a whole number from 16384 to 4294967295");
+                  }
+                  options.rpc_out_channel_length = static_cast<std::uint64_t>(n);
+                });
     args.option("faults", "FILE", "fault rules ([[fault]] tables, TOML or JSON; see the README)",
                 [&](const std::string& v) { options.faults = load_fault_file(v); });
     std::optional<host_port> control;

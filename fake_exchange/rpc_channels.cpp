@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <limits>
 #include <vector>
 
@@ -21,6 +22,7 @@ vc_settings settings_for(const server_options& o) {
   vc_settings s;
   s.server = &o.exchange;
   s.connection_timeout_ms = static_cast<std::uint32_t>(std::clamp<long long>(ms, 1, std::numeric_limits<std::uint32_t>::max()));
+  s.out_channel_length = o.rpc_out_channel_length;
   return s;
 }
 
@@ -34,17 +36,26 @@ std::optional<std::string> join(channel_env& env, std::shared_ptr<virtual_connec
   return std::nullopt;
 }
 
-/// On leaving a channel: its virtual connection hears that the channel is gone and closes (a channel that ends
-/// without being recycled ends the connection, 3.2.3.5.10 and 3.2.4.5.14).
+/// The first PDU of a channel's body, decoded; nullopt if it is not an RTS PDU.
+std::optional<rts::pdu> first_rts(const std::optional<std::string>& bytes) {
+  if (!bytes) return std::nullopt;
+  auto decoded = rts::decode(*bytes);
+  if (auto* p = std::get_if<rts::pdu>(&decoded)) return std::move(*p);
+  return std::nullopt;
+}
+
+/// On leaving a channel: unless its successor replaced it (channel recycling), its virtual connection hears that
+/// the channel is gone and closes (a channel that ends otherwise ends the connection, 3.2.3.5.10, 3.2.4.5.14).
 struct leave_channel {
   std::shared_ptr<virtual_connection>& vc;
   std::shared_ptr<vc_table> table;
   const char* name;
   std::string& why;
-  std::function<void()> virtual_connection::*waker;
+  const rts::cookie& channel;
   ~leave_channel() {
     if (!vc) return;
-    vc.get()->*waker = nullptr;
+    vc->forget_waker(channel);
+    if (vc->retired(channel)) return;
     vc->close(std::string("the ") + name + " channel ended (" + why + ")");
     table->forget(*vc);
   }
@@ -59,12 +70,30 @@ net::awaitable<void> until_closed(connection& c) {
   }
 }
 
-/// Writes one PDU on the OUT channel within its declared length. Returns why the channel must end, if it must.
-net::awaitable<std::optional<std::string>> send_pdu(channel_env& env, body_writer& writer, const std::string& pdu,
-                                                    std::uint64_t room) {
-  if (writer.written() + pdu.size() > room) {
-    co_return "the OUT channel's Content-Length is used up (OUT channel recycling is not offered yet)";
+/// Reads a request body until `split` holds a whole PDU. Returns it, or nullopt (and `ec`) when the body or the
+/// connection ends first.
+net::awaitable<std::optional<std::string>> read_pdu(connection& c, http::request_parser<http::buffer_body>& parser,
+                                                    rts::pdu_splitter& split, std::uint64_t& received, error_code& ec) {
+  std::array<char, 512> chunk;
+  for (;;) {
+    if (auto pdu = split.next()) co_return pdu;
+    if (parser.is_done() || split.bad()) co_return std::nullopt;
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    auto [e, n] = co_await http::async_read_some(c.stream, c.buffer, parser, use_tuple);
+    const std::size_t got = chunk.size() - parser.get().body().size;
+    received += got;
+    split.append(chunk.data(), got);
+    if (e && e != http::error::need_buffer) {
+      ec = e;
+      if (auto pdu = split.next()) co_return pdu;
+      co_return std::nullopt;
+    }
   }
+}
+
+/// Writes one PDU on the OUT channel. Returns why the channel must end, if it must.
+net::awaitable<std::optional<std::string>> send_pdu(channel_env env, body_writer& writer, const std::string& pdu) {
   if (auto ec = co_await writer.write(pdu.data(), pdu.size())) co_return "write failed: " + ec.message();
   // The write armed the idle timeout (IIS's 120 s) for a client that stops reading; once a PDU is out, the
   // channel is idle by design until the next one.
@@ -72,18 +101,18 @@ net::awaitable<std::optional<std::string>> send_pdu(channel_env& env, body_write
   co_return std::nullopt;
 }
 
-/// Sends the virtual connection's PDUs on the OUT channel as they come, and a ping whenever the channel was
+/// Sends the virtual connection's PDUs on OUT channel `me` as they come, and a ping whenever the channel was
 /// quiet for the ping interval. Returns why the channel ended.
-net::awaitable<std::string> pump_out(channel_env env, virtual_connection& vc, body_writer& writer, exbridge::timer& wake,
-                                     std::uint64_t room) {
-  const std::string ping = rts::encode(rts::ping_pdu());
+net::awaitable<std::string> pump_out(channel_env env, virtual_connection& vc, rts::cookie me, body_writer& writer,
+                                     exbridge::timer& wake) {
   auto last_sent = scaled_clock::now();
   const auto setup_deadline = last_sent + connection_setup_timeout;
   for (;;) {
-    while (auto pdu = vc.next_out()) {
-      if (auto why = co_await send_pdu(env, writer, *pdu, room)) co_return *why;
+    while (auto pdu = vc.next_out(me)) {
+      if (auto why = co_await send_pdu(env, writer, *pdu)) co_return *why;
       last_sent = scaled_clock::now();
     }
+    if (vc.retired(me)) co_return "channel recycled: OUT_R2/B3 sent, its successor carries the OUT traffic";
     if (vc.closed()) co_return "virtual connection closed: " + vc.close_reason();
     if (vc.finished_sending()) {
       vc.close("the RPC endpoint refused the association: " + vc.endpoint().error());
@@ -95,7 +124,11 @@ net::awaitable<std::string> pump_out(channel_env env, virtual_connection& vc, bo
       vc.close("its other channel did not come within 15 minutes");
       continue;
     }
-    if (auto why = co_await send_pdu(env, writer, ping, room)) co_return *why;
+    const auto ping = vc.ping_out(me);
+    if (!ping) {
+      co_return "the OUT channel's Content-Length is used up: the client did not replace it after OUT_R2/A2";
+    }
+    if (auto why = co_await send_pdu(env, writer, *ping)) co_return *why;
     last_sent = scaled_clock::now();
     env.stats.rpc_ping();
   }
@@ -117,41 +150,67 @@ net::awaitable<connection_end> serve_in_channel(channel_env env, http::request_p
   std::vector<char> chunk(64 * 1024);
   rts::pdu_splitter split;
   std::shared_ptr<virtual_connection> vc;
+  rts::cookie me{};
+  std::deque<std::string> held;  // PDUs of this channel not consumed yet: a successor's, before its switch
   exbridge::timer resume(c.stream.get_executor());
   std::string why;
-  const leave_channel leave{vc, env.connections, "IN", why, &virtual_connection::wake_in};
+  const leave_channel leave{vc, env.connections, "IN", why, me};
 
-  // Hands every whole PDU that arrived to the virtual connection; the first must be CONN/B1.
+  // The first PDU opens the channel: CONN/B1 on a new virtual connection, IN_R1/A1 for a replacement channel.
+  const auto open = [&](const std::string& pdu) -> std::optional<std::string> {
+    const auto p = first_rts(pdu);
+    const auto b1 = p ? rts::as_conn_b1(*p) : std::nullopt;
+    const auto a1 = p ? rts::as_in_r1_a1(*p) : std::nullopt;
+    if (!b1 && !a1) return std::string("the IN channel did not begin with CONN/B1 or IN_R1/A1");
+    if (auto e = join(env, vc, b1 ? b1->virtual_connection : a1->virtual_connection, port)) return e;
+    me = b1 ? b1->in_channel : a1->successor;
+    vc->on_wake(me, [&resume, &c, v = vc.get()] {
+      resume.cancel();
+      if (v->closed()) c.stream.cancel();  // stop reading: the connection is gone
+    });
+    return b1 ? vc->open_in(*b1) : vc->open_in_successor(*a1);
+  };
+  // Hands the PDUs that arrived to the virtual connection while this channel is its IN channel.
   const auto take_pdus = [&]() -> std::optional<std::string> {
     while (auto pdu = split.next()) {
-      if (vc) {
-        if (auto e = vc->receive_in(*pdu)) return e;
+      if (!vc) {
+        if (auto e = open(*pdu)) return e;
         continue;
       }
-      const auto decoded = rts::decode(*pdu);
-      const auto* p = std::get_if<rts::pdu>(&decoded);
-      const auto b1 = p != nullptr ? rts::as_conn_b1(*p) : std::nullopt;
-      if (!b1) return std::string("the IN channel did not begin with CONN/B1");
-      if (auto e = join(env, vc, b1->virtual_connection, port)) return e;
-      if (auto e = vc->open_in(*b1)) return e;
-      vc->wake_in = [&resume, &c, v = vc.get()] {
-        resume.cancel();
-        if (v->closed()) c.stream.cancel();  // stop reading: the connection is gone
-      };
+      held.push_back(std::move(*pdu));
     }
     if (split.bad()) return std::string("a PDU's frag_length is shorter than a PDU header");
+    while (vc && !held.empty() && vc->in_channel() == me && !vc->retired(me)) {
+      const std::string pdu = std::move(held.front());
+      held.pop_front();
+      if (auto e = vc->receive_in(me, pdu)) return e;
+    }
     return std::nullopt;
   };
 
   connection_end end = connection_end::graceful;
-  while (!parser.is_done()) {
-    // Back-pressure: while the client does not take its responses, its requests wait in TCP.
-    while (vc && vc->in_paused() && !vc->closed()) {
-      resume.expires_after(std::chrono::hours(24));
-      co_await resume.async_wait(use_tuple);
+  for (;;) {
+    if (vc && vc->retired(me)) {
+      why = "channel recycled: IN_R1/A5 received, its successor carries the IN traffic";
+      break;
     }
     if (vc && vc->closed()) {
       why = "virtual connection closed: " + vc->close_reason();
+      break;
+    }
+    // Back-pressure: while the client does not take its responses, its requests wait in TCP; and a replacement
+    // channel is not read while it waits for its predecessor's IN_R1/A5.
+    if (vc && (vc->in_paused() || vc->in_channel() != me)) {
+      resume.expires_after(std::chrono::hours(24));
+      co_await resume.async_wait(use_tuple);
+      if (auto e = take_pdus()) {
+        why = "protocol error: " + *e;
+        break;
+      }
+      continue;
+    }
+    if (parser.is_done()) {
+      why = "channel complete";  // all it declared, without a successor: the connection ends with it
       break;
     }
     std::size_t room = chunk.size();
@@ -171,6 +230,7 @@ net::awaitable<connection_end> serve_in_channel(channel_env env, http::request_p
       break;
     }
     if (ec && ec != http::error::need_buffer) {
+      if (vc && vc->retired(me)) continue;  // the client closed the old channel after IN_R1/A5, as it should
       if (vc && vc->closed()) {
         why = "virtual connection closed: " + vc->close_reason();
       } else {
@@ -185,7 +245,6 @@ net::awaitable<connection_end> serve_in_channel(channel_env env, http::request_p
       break;
     }
   }
-  if (why.empty()) why = "channel complete";  // all it declared: the client goes on with a new IN channel
   rec.error = why;
   if (vc) rec.rpc = vc->endpoint().summary();
   co_return end;
@@ -196,35 +255,50 @@ net::awaitable<connection_end> serve_out_channel(channel_env env, http::request_
                                                  const std::optional<fault_hit>& hit, request_record& rec) {
   connection& c = env.c;
   std::shared_ptr<virtual_connection> vc;
+  rts::cookie me{};
   std::string why;
-  const leave_channel leave{vc, env.connections, "OUT", why, &virtual_connection::wake_out};
-  // The request's body is CONN/A1 (76 bytes; 120 for a replacement channel's two PDUs, 2.1.2.1.2).
+  const leave_channel leave{vc, env.connections, "OUT", why, me};
+  exbridge::timer wake(c.stream.get_executor());
+  // The request's body is CONN/A1 (76 bytes), or for a replacement channel OUT_R1/A3 and, once the server has
+  // answered on the old channel, OUT_R2/C1 (120 bytes, 2.1.2.1.2).
   if (parser.content_length().value_or(0) > 4096) {
     rec.error = why = "protocol error: an OUT channel request declares " + std::to_string(*parser.content_length()) +
-                      " body bytes, not CONN/A1's 76";
-    co_return connection_end::graceful;
-  }
-  auto [read_ec, body] = co_await read_small_body(c, parser);
-  rec.bytes_in = body.size();
-  env.stats.received(body.size());
-  if (read_ec) {
-    rec.error = why = "client gone mid-request";
+                      " body bytes, not CONN/A1's 76 or a replacement's 120";
     co_return connection_end::graceful;
   }
   rts::pdu_splitter split;
-  split.append(body.data(), body.size());
-  const auto first = split.next();
-  const auto decoded = first ? rts::decode(*first) : std::variant<rts::pdu, rts::decode_error>(rts::decode_error{"empty"});
-  const auto* p = std::get_if<rts::pdu>(&decoded);
-  const auto a1 = p != nullptr ? rts::as_conn_a1(*p) : std::nullopt;
+  error_code read_ec;
+  const auto first = first_rts(co_await read_pdu(c, parser, split, rec.bytes_in, read_ec));
+  const auto a1 = first ? rts::as_conn_a1(*first) : std::nullopt;
+  const auto a3 = first ? rts::as_out_r1_a3(*first) : std::nullopt;
   std::optional<std::string> refused;
-  if (!a1) {
-    refused = "the OUT channel did not begin with CONN/A1";
-  } else if (auto e = join(env, vc, a1->virtual_connection, port)) {
+  if (!a1 && !a3) {
+    refused = read_ec ? "the client left before the OUT channel's first PDU"
+                      : "the OUT channel did not begin with CONN/A1 or OUT_R1/A3";
+  } else if (auto e = join(env, vc, a1 ? a1->virtual_connection : a3->virtual_connection, port)) {
     refused = e;
   } else {
-    refused = vc->open_out(*a1);
+    me = a1 ? a1->out_channel : a3->successor;
+    vc->on_wake(me, [&wake, &c, v = vc.get()] {
+      wake.cancel();
+      if (v->closed()) c.stream.cancel();
+    });
+    refused = a1 ? vc->open_out(*a1) : vc->open_out_successor(*a3);
   }
+  if (!refused && a3) {
+    // A replacement: plugged until the switch. The client sends OUT_R2/C1 once OUT_R2/A6 reached it on the old
+    // channel; the 200 header goes when B3 has ended the old channel too (3.2.4.5.10, 3.2.4.5.11).
+    const auto c1 = first_rts(co_await read_pdu(c, parser, split, rec.bytes_in, read_ec));
+    if (vc->closed()) refused = "virtual connection closed: " + vc->close_reason();
+    else if (!c1 || rts::identify(*c1) != rts::kind::out_r2_c1) refused = "the replacement OUT channel's second PDU is not OUT_R2/C1";
+    else refused = vc->successor_out_ready(me);
+    while (!refused && !vc->out_header_due(me) && !vc->closed()) {
+      wake.expires_after(std::chrono::hours(24));
+      co_await wake.async_wait(use_tuple);
+    }
+    if (!refused && vc->closed()) refused = "virtual connection closed: " + vc->close_reason();
+  }
+  env.stats.received(rec.bytes_in);
   if (refused) {
     // A protocol error: the outbound proxy closes without an answer (3.2.4.5.14).
     rec.error = why = "protocol error: " + *refused;
@@ -232,6 +306,7 @@ net::awaitable<connection_end> serve_out_channel(channel_env env, http::request_
   }
 
   if (hit && hit->action.kind == fault_kind::delay) co_await c.pause(hit->action.duration);
+  header.content_length(env.options.rpc_out_channel_length);
   rec.status = header.result_int();
   c.dog.arm(env.options.idle_timeout, server_timeout::idle);
   http::response<http::buffer_body> res{header.base()};
@@ -243,11 +318,8 @@ net::awaitable<connection_end> serve_out_channel(channel_env env, http::request_
     co_return connection_end::graceful;
   }
   c.dog.disarm();
-  exbridge::timer wake(c.stream.get_executor());
-  vc->wake_out = [&wake] { wake.cancel(); };
   body_writer writer(c, hit ? &hit->action : nullptr, env.options.idle_timeout);
-  auto outcome = co_await (pump_out(env, *vc, writer, wake, rpc_out_channel_length) ||
-                           until_closed(c));
+  auto outcome = co_await (pump_out(env, *vc, me, writer, wake) || until_closed(c));
   rec.bytes_out += writer.written();
   env.stats.served(rec.bytes_out);
   why = outcome.index() == 0 ? std::get<0>(outcome) : std::string("channel closed by the client");

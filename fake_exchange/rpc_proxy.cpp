@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "common/rts.hpp"
+#include "fake_exchange/virtual_connection.hpp"
 
 namespace exbridge::fake_exchange {
 namespace {
@@ -97,7 +98,7 @@ rpc_decision route_rpc(const http::request_header<>& req, std::optional<std::uin
   res.reason("Success");
   res.set(http::field::server, "Microsoft-IIS/7.0");
   res.set(http::field::content_type, "application/rpc");
-  res.content_length(rpc_out_channel_length);
+  res.content_length(default_out_channel_length);  // the channel sets the configured length
   return {rpc_channel::out, std::move(res), user, method, *port};
 }
 

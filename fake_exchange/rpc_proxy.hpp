@@ -30,8 +30,6 @@ struct rpc_decision {
 
 /// Echo requests carry at most this many body bytes (MS-RPCH 2.1.2.1.1: 0 to 0x10).
 inline constexpr std::uint64_t rpc_echo_max_length = 16;
-/// The Content-Length of an OUT channel's response (what Windows' RPC proxy declares: 1 GB).
-inline constexpr std::uint64_t rpc_out_channel_length = 1'073'741'824;
 
 /// True for any target under /rpc/ (IIS's virtual directory, whose authentication applies to all of it).
 bool is_rpc_path(std::string_view target);

@@ -37,6 +37,9 @@ struct server_options {
   scaled_clock::duration handshake_timeout = std::chrono::seconds(30);
   scaled_clock::duration idle_timeout = std::chrono::seconds(120);  ///< IIS connectionTimeout default
   scaled_clock::duration rpc_ping_interval = std::chrono::seconds(900);  ///< OA server->client keep-alive
+  /// The Content-Length of each OUT channel's response: the server recycles the channel before it is used up
+  /// (Windows: 1 GB; a lab can declare a few MiB so that recycling happens often).
+  std::uint64_t rpc_out_channel_length = default_out_channel_length;
   std::vector<fault_rule> faults;    ///< the rules in force at start
   /// Called after each request's log line (tests wait on it); runs on the connection's strand.
   std::function<void(const request_record&)> on_request;

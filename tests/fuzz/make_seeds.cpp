@@ -126,6 +126,20 @@ int main(int argc, char** argv) {
     alter.type = ptype::alter_context;
     alter.call_id = 3;
     alter.content = bind_body{4280, 4280, 0, {{1, emsmdb, {ndr20()}}}};
+    // Both channels recycled, with the harness's cookies (VC 0, IN 1…, OUT 2…): 520 unauthenticated calls
+    // answered by 32-byte faults fill a 16 KiB OUT channel (OUT_R2/A2); then OUT_R1/A3, OUT_R2/C1, OUT_R2/A7;
+    // IN_R1/A1 and IN_R1/A5; and calls again, answered on the new OUT channel.
+    {
+      rts::cookie vc_id{}, in{}, out{}, next_in{}, next_out{};
+      in[0] = 1, out[0] = 2, next_in[0] = 4, next_out[0] = 5;
+      std::string seq = bind;
+      for (std::uint32_t id = 2; id < 522; ++id) seq += request_of(id, 0, first_frag | last_frag, "");
+      seq += rts::encode(rts::out_r1_a3(vc_id, out, next_out, 65536)) + rts::encode(rts::out_r2_c1()) +
+             rts::encode(rts::out_r2_a7(next_out)) + rts::encode(rts::in_r1_a1(vc_id, in, next_in)) +
+             rts::encode(rts::in_r1_a5(next_in));
+      for (std::uint32_t id = 522; id < 530; ++id) seq += request_of(id, 0, first_frag | last_frag, "");
+      write("fuzz_dcerpc", "recycle_both_channels", seq);
+    }
     write("fuzz_dcerpc", "alter_context_and_acks",
           bind + encode(alter) + rts::encode(rts::ping_pdu()) +
               rts::encode(rts::flow_control_ack_with_destination_pdu(rts::forward_destination::out_proxy, {100, 65536, {}})) +

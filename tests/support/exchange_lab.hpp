@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "common/base64.hpp"
+#include "common/rts.hpp"
 #include "common/tls_context.hpp"
 #include "fake_exchange/server.hpp"
 #include "tests/support/test_support.hpp"
@@ -62,6 +63,37 @@ net::awaitable<void> send_text(tls_stream& stream, std::string text);
 
 /// Reads one whole response.
 net::awaitable<http::response<http::string_body>> read_response(tls_stream& stream, beast::flat_buffer& buffer);
+
+/// Reads the OUT channel's PDUs one at a time.
+class out_reader {
+ public:
+  explicit out_reader(tls_stream& s) : stream_(s) { parser_.body_limit(boost::none); }
+
+  net::awaitable<unsigned> read_header() {
+    co_await http::async_read_header(stream_, buffer_, parser_, net::use_awaitable);
+    co_return parser_.get().result_int();
+  }
+  std::uint64_t declared() const { return parser_.content_length().value_or(0); }
+
+  /// The next whole PDU (data, not time, drives the tests: each read waits for the server's next PDU).
+  net::awaitable<std::string> next() {
+    for (;;) {
+      if (auto p = split_.next()) co_return *p;
+      std::array<char, 512> chunk;
+      parser_.get().body().data = chunk.data();
+      parser_.get().body().size = chunk.size();
+      auto [ec, n] = co_await http::async_read_some(stream_, buffer_, parser_, use_tuple);
+      split_.append(chunk.data(), chunk.size() - parser_.get().body().size);
+      if (ec && ec != http::error::need_buffer) throw boost::system::system_error(ec);
+    }
+  }
+
+ private:
+  tls_stream& stream_;
+  beast::flat_buffer buffer_;
+  http::response_parser<http::buffer_body> parser_;
+  rts::pdu_splitter split_;
+};
 
 /// "Basic ..." for the demo user.
 inline std::string demo_basic_auth() {

@@ -36,6 +36,7 @@ TEST(ConfigFile, SetsUsersOrganisationMailboxesAndFaults) {
 version = "SP1"
 public_host = "mail.fabrikam.example"
 rpc_ping_interval = "120s"
+rpc_out_channel_bytes = 8388608
 
 [organisation]
 name = "Fabrikam"
@@ -70,6 +71,7 @@ nth = 2
   EXPECT_EQ(ex.version->name, "SP1");
   EXPECT_EQ(ex.public_host, "mail.fabrikam.example");
   EXPECT_EQ(o.rpc_ping_interval, std::chrono::seconds(120));
+  EXPECT_EQ(o.rpc_out_channel_length, 8u * 1024 * 1024);
   EXPECT_EQ(ex.org.domain, "fabrikam.example");
   ASSERT_EQ(ex.org.users.size(), 2u);
   EXPECT_EQ(ex.org.users[0].display_name, "Dana Park");
@@ -91,6 +93,9 @@ TEST(ConfigFile, MistakesNameTheLineAndTheProblem) {
             std::string::npos)
       << config_error_of("[[user]]\nemail = \"a@b.example\"\n");
   EXPECT_NE(config_error_of("[[user]]\nemail = \"nobody\"\npassword = \"x\"\n").find(":2:"), std::string::npos);
+  EXPECT_NE(config_error_of("rpc_out_channel_bytes = 4096\n").find(":1:25: 'rpc_out_channel_bytes' must be a whole number"),
+            std::string::npos)
+      << config_error_of("rpc_out_channel_bytes = 4096\n");
   EXPECT_NE(config_error_of("[mailboxes]\nitems = -3\n").find(":2:9: 'items' must be a whole number"), std::string::npos)
       << config_error_of("[mailboxes]\nitems = -3\n");
   EXPECT_NE(config_error_of("version = \"SP4\"\n").find(":1:"), std::string::npos);
