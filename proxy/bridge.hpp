@@ -14,6 +14,7 @@
 #include "proxy/stats/live.hpp"
 #include "proxy/config/options.hpp"
 #include "proxy/upstream/pool.hpp"
+#include "proxy/upstream/vc_pairing.hpp"
 #include "proxy/stats/stats.hpp"
 
 namespace exbridge::proxy {
@@ -38,6 +39,7 @@ struct bridge_shared {
   bridge_stats stats;
   bridge_histograms histograms;
   live_registry live;
+  vc_pairing pairing;  ///< which server holds each Outlook Anywhere virtual connection
 };
 
 /// One configuration: options and the upstream pools built from them. Read-only once built.

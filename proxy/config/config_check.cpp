@@ -199,7 +199,7 @@ std::vector<finding> lint_pools(const bridge_options& o, const setting_origins& 
                               std::to_string(pool_servers(*rpc.pool).size()) +
                               " servers: an Outlook Anywhere session's IN and OUT channels can land on different "
                               "servers, and the RPC proxy then refuses the session",
-                   .fix = "use persistence = \"source\" for the /rpc/ route or its pool"});
+                   .fix = "use persistence = \"cookie\" (the default) or \"source\" for the /rpc/ route or its pool"});
   }
   return out;
 }

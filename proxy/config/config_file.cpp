@@ -218,11 +218,13 @@ class reader {
 
   enum persistence read_persistence(const toml::table& t, const std::string& qualified) {
     const std::string text = string(t, "persistence", qualified);
+    if (text == "cookie") return persistence::cookie;
     if (text == "source") return persistence::source;
     if (text == "connection") return persistence::connection;
     toml_fail_at(file_, *t.get("persistence"),
-                 "'" + qualified + "' must be \"source\" (one server per client address: Outlook Anywhere's IN and OUT "
-                 "channels meet) or \"connection\" (round robin; each connection keeps its server)");
+                 "'" + qualified + "' must be \"cookie\" (the default: Outlook Anywhere's channels meet by their virtual "
+                 "connection's cookie, other requests by client address), \"source\" (one server per client address) "
+                 "or \"connection\" (round robin; each connection keeps its server)");
   }
 
   void read_health_check(const toml::table& t, health_check_settings& c, const std::string& qualified) {

@@ -51,10 +51,15 @@ struct health_check_settings {
   unsigned status_max = 499;   ///< 401 counts as alive: IIS challenges for credentials before anything else
 };
 
-/// How a pool picks a server for a new upstream connection. Both keep the server for the connection's life
-/// (NTLM is bound to it); `source` also sends every connection from one client address to the same server,
-/// so the IN and OUT channels of one Outlook Anywhere session meet on one server.
-enum class persistence { connection, source };
+/// How a pool picks a server for a new upstream connection. Each keeps the server for the connection's life
+/// (NTLM is bound to it). The IN and OUT channels of one Outlook Anywhere session must meet on one server:
+/// `cookie` places them by their virtual connection's cookie even when they come from different addresses or a
+/// channel is replaced on a new connection; `source` only when they come from one address.
+enum class persistence {
+  connection,  ///< round robin: each new upstream connection goes to the next healthy server
+  source,      ///< by client address: every connection of one client address goes to one server
+  cookie,      ///< Outlook Anywhere channels by their virtual connection's cookie (vc_pairing.hpp), others by source
+};
 
 /// One upstream pool: its servers and how exbridge speaks TLS to them. [upstream] is the pool named
 /// "default"; [[pool]] tables add more, and [[route]] tables send paths to them.
@@ -70,7 +75,7 @@ struct upstream_settings {
   tls_verify verify = tls_verify::ca_file;
   std::string ca_file;
   std::string pin_sha256;                ///< with tls_verify::pin: the certificate's SHA-256 (hex)
-  enum persistence persistence = persistence::source;
+  enum persistence persistence = persistence::cookie;
   health_check_settings check;
   unsigned max_connections_per_server = 0;  ///< 0 = no limit; above it new connections queue
   scaled_clock::duration queue_timeout = std::chrono::seconds(30);  ///< queued longer -> 503

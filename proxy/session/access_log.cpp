@@ -14,6 +14,7 @@ std::string format_access_line(const request_record& r) {
                          r.t_upstream_tls, '/', r.t_response, '/', r.t_total, ' ', t.code, ' ', t.reason,
                          " auth=", r.auth_scheme, " pinned=", r.pinned ? 1 : 0, " upreq=", r.upstream_requests,
                          " down_tls=\"", r.down_tls, "\" up_tls=\"", r.up_tls, "\" server=", r.server);
+  if (r.pairing != "-") line += cat(" pair=", r.pairing, " vc=", r.vc);
   if (!r.detail.empty()) line += cat(" detail=\"", r.detail, '"');
   return line;
 }
@@ -42,6 +43,8 @@ std::string format_access_json(const request_record& r) {
   o["downstream_tls"] = r.down_tls;
   o["upstream_tls"] = r.up_tls;
   o["server"] = r.server;
+  o["pairing"] = r.pairing;
+  o["vc"] = r.vc;
   return boost::json::serialize(o);
 }
 

@@ -28,6 +28,13 @@ struct request_record {
   std::string up_tls = "-";
   std::string server = "-";  ///< "pool/host:port" that served it
   bool pinned = false;
+  /// Outlook Anywhere channels: how the server was chosen -- "cookie" (by the virtual connection's cookie, no
+  /// channel of it placed yet), "cookie-joined" (the server a channel of its virtual connection went to),
+  /// "cookie-moved:SERVER" (that server was down: placed elsewhere), "ntlm-bound" (the client connection was
+  /// already bound to its server by NTLM), "ntlm-conflict:SERVER" (so bound, to another server than its virtual
+  /// connection's), "no-cookie" (the first PDU names no virtual connection), "source" (source persistence).
+  std::string pairing = "-";
+  std::string vc = "-";  ///< the virtual connection cookie's first 8 hex digits
   std::uint64_t upstream_requests = 0;  ///< how many requests the upstream connection has carried
 
   long elapsed_ms() const {

@@ -11,7 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "common/le_bytes.hpp"
 #include "common/log.hpp"
+#include "common/rts.hpp"
 #include "common/tls_context.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "proxy/bridge.hpp"
@@ -153,8 +155,65 @@ class downstream_session {
     const bool rpc = is_rpc_target(rec.target);
     if (rec.auth_scheme == "NTLM" || rec.auth_scheme == "Negotiate" || rpc) up_.pin();
     live_->requests.fetch_add(1, std::memory_order_relaxed);
-    if (auto failure = co_await up_.acquire(route, client_hash_, *t_, rec)) {
+    // An Outlook Anywhere channel goes to the server its virtual connection is on (vc_pairing.hpp).
+    std::optional<rts::cookie> vc;
+    std::string prefer;
+    if (rpc && route.how == persistence::cookie && is_rpc_channel(parser)) {
+      error_code ec;
+      vc = co_await read_vc_cookie(parser, ec);
+      if (ec) {
+        exchange_outcome o{.at = exchange_outcome::phase::response_headers, .rpc = true, .timeouts = t_};
+        o.fired.add(down_.read_timer.fired());
+        o.upload = relay_outcome{.ec = ec, .failed_reading = true};
+        co_return co_await end_request(rec, classify(o));
+      }
+      if (vc) {
+        rec.vc = rts::to_hex(*vc).substr(0, 8);
+        const auto placed = ctx_->shared->pairing.find(*vc, std::chrono::steady_clock::now());
+        const bool here = placed && placed->pool == route.pool->settings.name;
+        if (up_.holds(*route.pool)) {
+          // The connection's server is already chosen (an NTLM-authenticated connection stays on its server):
+          // the channel can only be checked against its virtual connection's server.
+          const std::string current = up_.server_in_pool();
+          rec.pairing = !here || placed->server == current ? "ntlm-bound" : "ntlm-conflict:" + placed->server;
+        } else {
+          if (here) prefer = placed->server;
+          rec.pairing = here ? "cookie-joined" : "cookie";
+        }
+      } else {
+        rec.pairing = "no-cookie";
+      }
+    } else if (rpc && is_rpc_channel(parser)) {
+      rec.pairing = route.how == persistence::source ? "source" : "round-robin";
+    }
+    // A new virtual connection's channels choose by its cookie, as source persistence chooses by address: the
+    // IN and OUT channels often arrive together, before either is placed, and must still meet.
+    auto chosen = route;
+    std::size_t hash = client_hash_;
+    if (vc) {
+      chosen.how = persistence::source;
+      hash = cookie_hash(*vc);
+    }
+    if (auto failure = co_await up_.acquire(chosen, hash, *t_, rec, prefer)) {
       co_return co_await end_request(rec, std::visit([](const auto& f) { return classify(f); }, *failure));
+    }
+    if (vc && !rec.pairing.starts_with("ntlm-conflict")) {
+      if (!prefer.empty() && up_.server_in_pool() != prefer) rec.pairing = "cookie-moved:" + prefer;  // it was down
+      ctx_->shared->pairing.place(*vc, {route.pool->settings.name, up_.server_in_pool()}, std::chrono::steady_clock::now());
+      if (rec.pairing.starts_with("cookie")) ctx_->stats.add(counter::rpc_channels_paired);
+    }
+    if (rec.pairing.starts_with("ntlm-conflict") || rec.pairing.starts_with("cookie-moved")) {
+      ctx_->stats.add(counter::rpc_pairing_conflicts);
+      const std::string other = rec.pairing.substr(rec.pairing.find(':') + 1);
+      log_warn(rec.pairing.starts_with("cookie-moved")
+                   ? cat("Outlook Anywhere: ", rec.method, " of virtual connection ", rec.vc, "… from ", client_,
+                         " went to ", rec.server, ": its virtual connection is on ", other,
+                         ", which is down or failing; the client will have to open a new virtual connection")
+                   : cat("Outlook Anywhere: ", rec.method, " of virtual connection ", rec.vc, "… from ", client_,
+                         " went to ", rec.server, " but its virtual connection is on ", other,
+                         ": NTLM had already bound this client connection to its server, so the RPC proxy cannot "
+                         "join the channels; with Basic authentication exbridge places every channel by its cookie, "
+                         "with NTLM a session's channels meet only when they come from one client address"));
     }
     live_->set_server(rec.server, rec.method + " " + rec.target);
     add_forwarding_headers(req, client_, listen_port_);
@@ -174,6 +233,61 @@ class downstream_session {
       if (!o.response_keep_alive) co_await up_.shut();
     }
     co_return again;
+  }
+
+  static std::size_t cookie_hash(const rts::cookie& c) {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a: the same on every thread and after a restart
+    for (const std::uint8_t b : c) h = (h ^ b) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+
+  // True for an Outlook Anywhere channel request: RPC_IN_DATA or RPC_OUT_DATA with a body larger than an echo's
+  // ([MS-RPCH] 2.1.2.1.1: echo requests carry at most 16 bytes).
+  static bool is_rpc_channel(http::request_parser<http::buffer_body>& parser) {
+    const auto method = parser.get().method_string();
+    return (method == "RPC_IN_DATA" || method == "RPC_OUT_DATA") && parser.content_length().value_or(0) > 16;
+  }
+
+  // Reads a channel's first PDU from its body before the server is chosen, and returns the virtual connection's
+  // cookie it names (nullopt for a PDU that names none: the server will refuse the channel itself). A client
+  // that sent "Expect: 100-continue" waits for it before its body: exbridge answers it, and the request goes
+  // upstream without it. The bytes stay in the buffer for the relay.
+  net::awaitable<std::optional<rts::cookie>> read_vc_cookie(http::request_parser<http::buffer_body>& parser,
+                                                            error_code& ec) {
+    auto& req = parser.get();
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto armed = down_.write_timer.scoped(t_->rpc_idle, timeout_kind::client_write);
+      auto [e, n] = co_await net::async_write(down_.stream, net::buffer(interim), use_tuple);
+      if (e) {
+        ec = e;
+        co_return std::nullopt;
+      }
+      req.erase(http::field::expect);
+    }
+    // An opening PDU is at most 104 bytes (CONN/B1); a longer frag_length names no virtual connection.
+    constexpr std::size_t most = 512;
+    const std::uint64_t declared = *parser.content_length();
+    down_.read_timer.arm(t_->rpc_idle, timeout_kind::client_read);
+    for (;;) {
+      const auto bytes = as_bytes(buffered_text(down_.buffer));
+      const auto length = rts::pdu_length(bytes);
+      if ((length && (bytes.size() >= *length || *length > most)) || bytes.size() >= declared) break;
+      auto [e, n] = co_await down_.stream.async_read_some(down_.buffer.prepare(most), use_tuple);
+      down_.buffer.commit(n);
+      if (e) {
+        down_.read_timer.disarm();
+        ec = e;
+        co_return std::nullopt;
+      }
+    }
+    down_.read_timer.disarm();
+    const auto bytes = as_bytes(buffered_text(down_.buffer));
+    const auto length = rts::pdu_length(bytes);
+    if (!length || *length > bytes.size()) co_return std::nullopt;
+    const auto decoded = rts::decode(bytes.first(*length));
+    const auto* p = std::get_if<rts::pdu>(&decoded);
+    co_return p == nullptr ? std::nullopt : rts::virtual_connection_of(*p);
   }
 
   // Ends a request as `v` says: the client hears the error status if it has heard nothing yet (and the

@@ -23,6 +23,8 @@ namespace exbridge::proxy {
   X(upstream_tls_resumed)            \
   X(upstream_rq_total)               \
   X(upstream_rq_pinned)              \
+  X(rpc_channels_paired)             \
+  X(rpc_pairing_conflicts)           \
   X(upstream_rq_failed)              \
   X(timeouts_total)                  \
   X(upstream_cx_redispatched)        \

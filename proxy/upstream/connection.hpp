@@ -51,9 +51,10 @@ class upstream_connection {
   /// The connection for a request on `route`: the current one while it lives, belongs to the route's pool and
   /// holds nothing unread; else a new one. nullopt when ready (rec names the server, its TLS and the connect
   /// timers); else why not. May take a while: it queues when every server is at its connection limit.
+  /// `prefer`: the name of the server an Outlook Anywhere channel's virtual connection is on ("" for none).
   net::awaitable<std::optional<upstream_failure>> acquire(const bridge_context::route_choice& route,
                                                           std::size_t client_hash, const struct timeouts& t,
-                                                          request_record& rec) {
+                                                          request_record& rec, const std::string& prefer = {}) {
     upstream_pool& pool = *route.pool;
     if (lease_ && lease_.get()->pool == &pool && reusable()) {
       rec.up_tls = tls_;
@@ -66,7 +67,7 @@ class upstream_connection {
     std::vector<server_state*> tried;
     std::optional<upstream_failure> failed;  // the last attempt's, answered if no further server is left
     for (;;) {
-      auto got = co_await pool.acquire(route.how, client_hash, tried);
+      auto got = co_await pool.acquire(route.how, client_hash, tried, prefer.empty() ? nullptr : pool.find(prefer));
       if (auto* none = std::get_if<no_server>(&got)) {
         ctx_.stats.add(none->queue_timeout ? counter::upstream_queue_timeouts : counter::upstream_no_server);
         if (!failed) failed = std::move(*none);
@@ -101,6 +102,11 @@ class upstream_connection {
     live_.pinned = true;
   }
   bool pinned() const { return pinned_; }
+
+  /// True when the next acquire() keeps the current connection: the server is already chosen.
+  bool holds(const upstream_pool& pool) { return lease_ && lease_.get()->pool == &pool && reusable(); }
+  /// The current server's name in its pool ("host:port"); "" without one.
+  std::string server_in_pool() const { return lease_ ? lease_.get()->name : std::string(); }
 
   /// Counts a request on this connection; returns how many it has carried.
   std::uint64_t count_request() { return ++requests_; }

@@ -17,6 +17,15 @@ tls_settings upstream_tls_settings(const upstream_settings& u) {
           .security_level = u.security_level};
 }
 
+/// A finaliser (splitmix64's) over a hash before it is reduced modulo the pool's size: FNV-1a's low bits are
+/// the XOR of its input's low bits, so with two servers the modulo would see only that one bit.
+std::size_t mix(std::size_t h) {
+  std::uint64_t x = h;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return static_cast<std::size_t>(x ^ (x >> 31));
+}
+
 }  // namespace
 
 std::vector<host_port> pool_servers(const upstream_settings& u) {
@@ -82,11 +91,23 @@ upstream_pool::upstream_pool(upstream_settings s, state_observer observer)
   }
 }
 
+server_state* upstream_pool::find(std::string_view name) const {
+  for (const auto& s : servers) {
+    if (s->name == name) return s.get();
+  }
+  return nullptr;
+}
+
 server_state* upstream_pool::pick(persistence how, std::size_t client_hash, const std::vector<server_state*>& tried,
-                                  bool& any_healthy_untried) {
+                                  server_state* prefer, bool& any_healthy_untried) {
   const std::size_t n = servers.size();
-  const std::size_t start = how == persistence::source ? client_hash % n : next_.fetch_add(1) % n;
   const auto limit = static_cast<std::int64_t>(settings.max_connections_per_server);
+  if (prefer != nullptr && prefer->up.load() && std::find(tried.begin(), tried.end(), prefer) == tried.end()) {
+    // The server holding the channel's virtual connection, or nothing yet: another server cannot serve it.
+    any_healthy_untried = true;
+    return limit > 0 && prefer->active.load() >= limit ? nullptr : prefer;
+  }
+  const std::size_t start = how == persistence::connection ? next_.fetch_add(1) % n : mix(client_hash) % n;
   any_healthy_untried = false;
   for (std::size_t i = 0; i < n; ++i) {
     server_state* s = servers[(start + i) % n].get();
@@ -99,7 +120,8 @@ server_state* upstream_pool::pick(persistence how, std::size_t client_hash, cons
 }
 
 net::awaitable<std::variant<server_lease, no_server>> upstream_pool::acquire(persistence how, std::size_t client_hash,
-                                                                             const std::vector<server_state*>& tried) {
+                                                                             const std::vector<server_state*>& tried,
+                                                                             server_state* prefer) {
   const auto deadline = scaled_clock::now() + settings.queue_timeout;
   std::shared_ptr<waiter> me;
   for (;;) {
@@ -107,7 +129,7 @@ net::awaitable<std::variant<server_lease, no_server>> upstream_pool::acquire(per
       std::lock_guard lock(mutex_);
       if (me) waiters_.remove(me);
       bool any = false;
-      if (server_state* s = pick(how, client_hash, tried, any)) {
+      if (server_state* s = pick(how, client_hash, tried, prefer, any)) {
         s->active.fetch_add(1);
         s->connections.fetch_add(1);
         co_return server_lease(s);

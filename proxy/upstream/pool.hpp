@@ -85,10 +85,15 @@ class upstream_pool : public std::enable_shared_from_this<upstream_pool> {
   std::vector<std::unique_ptr<server_state>> servers;
 
   /// A server for a new connection: the first healthy one with a free slot in the order `how` gives
-  /// (`client_hash` for source persistence), skipping `tried`. Waits in the pool's queue while every
-  /// healthy server is at its limit, up to the queue timeout. Must be awaited on the caller's strand.
+  /// (`client_hash` for source persistence), skipping `tried`; `prefer` (an Outlook Anywhere channel's virtual
+  /// connection lives there) first while it is healthy and untried, waiting for a slot on it if it is full.
+  /// Waits in the pool's queue while every healthy server is at its limit, up to the queue timeout. Must be
+  /// awaited on the caller's strand.
   net::awaitable<std::variant<server_lease, no_server>> acquire(persistence how, std::size_t client_hash,
-                                                                const std::vector<server_state*>& tried);
+                                                                const std::vector<server_state*>& tried,
+                                                                server_state* prefer = nullptr);
+  /// The server named `name` ("host:port"), or nullptr.
+  server_state* find(std::string_view name) const;
 
   /// Starts one health-check loop per server (no-op when the pool has no health check).
   void start_health_checks(net::io_context& ioc) { checks_.start(ioc, shared_from_this()); }
@@ -105,7 +110,7 @@ class upstream_pool : public std::enable_shared_from_this<upstream_pool> {
     bool woken = false;
   };
   server_state* pick(persistence how, std::size_t client_hash, const std::vector<server_state*>& tried,
-                     bool& any_healthy_untried);
+                     server_state* prefer, bool& any_healthy_untried);
 
   std::mutex mutex_;
   std::list<std::shared_ptr<waiter>> waiters_;

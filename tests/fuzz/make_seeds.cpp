@@ -183,16 +183,21 @@ int main(int argc, char** argv) {
     rops.u8(0xFE), rops.u8(0), rops.u8(0), rops.u8(1), rops.u32(0x01000000), rops.u32(0);
     rops.u16(static_cast<std::uint16_t>(dn.size() + 1)), rops.bytes(dn), rops.u8(0);
     rops.u8(0x01), rops.u8(0), rops.u8(0);
-    std::string buffer;
-    append_le16(buffer, static_cast<std::uint16_t>(2 + rops.size()));
-    buffer += rops.text();
-    append_le32(buffer, 0xFFFFFFFF);
-    const std::string rgb_in = rop::write_extended(buffer);
-    le_writer ext2;
-    ext2.zeros(20), ext2.u32(3), ext2.u32(static_cast<std::uint32_t>(rgb_in.size())), ext2.bytes(rgb_in), ext2.align(4);
-    ext2.u32(static_cast<std::uint32_t>(rgb_in.size())), ext2.u32(0x40000), ext2.u32(0), ext2.u32(0), ext2.u32(0x1008);
+    // An EcDoRpcExt2 stub (a zero handle the harness replaces, pulFlags NoCompression|NoXorMagic, one extended
+    // buffer around the ROPs and a handle table of `slots` empty slots, pcbOut 0x40000, no auxiliary buffers).
+    const auto ext2_stub = [](le_writer& rop_list, int slots) {
+      std::string buffer;
+      append_le16(buffer, static_cast<std::uint16_t>(2 + rop_list.size()));
+      buffer += rop_list.text();
+      for (int i = 0; i < slots; ++i) append_le32(buffer, 0xFFFFFFFF);
+      const std::string rgb_in = rop::write_extended(buffer);
+      le_writer stub;
+      stub.zeros(20), stub.u32(3), stub.u32(static_cast<std::uint32_t>(rgb_in.size())), stub.bytes(rgb_in), stub.align(4);
+      stub.u32(static_cast<std::uint32_t>(rgb_in.size())), stub.u32(0x40000), stub.u32(0), stub.u32(0), stub.u32(0x1008);
+      return std::move(stub.text());
+    };
     write("fuzz_rpc_call", "emsmdb_logon_release",
-          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, ext2.text()));
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, ext2_stub(rops, 1)));
     // A folder walk in one buffer: logon (slot 0), the IPM subtree (1), its hierarchy table (2), SetColumns,
     // QueryRows; the Inbox (3), its contents table (2 again), SetColumns, QueryRows.
     le_writer walk;
@@ -206,18 +211,8 @@ int main(int argc, char** argv) {
     walk.u8(0x05), walk.u8(0), walk.u8(3), walk.u8(2), walk.u8(0);
     walk.u8(0x12), walk.u8(0), walk.u8(2), walk.u8(0), walk.u16(2), walk.u32(0x674A0014), walk.u32(0x0037001F);
     walk.u8(0x15), walk.u8(0), walk.u8(2), walk.u8(0), walk.u8(1), walk.u16(5);
-    std::string walk_buffer;
-    append_le16(walk_buffer, static_cast<std::uint16_t>(2 + walk.size()));
-    walk_buffer += walk.text();
-    for (int i = 0; i < 4; ++i) append_le32(walk_buffer, 0xFFFFFFFF);
-    const std::string walk_in = rop::write_extended(walk_buffer);
-    le_writer walk_call;
-    walk_call.zeros(20), walk_call.u32(3), walk_call.u32(static_cast<std::uint32_t>(walk_in.size())), walk_call.bytes(walk_in);
-    walk_call.align(4);
-    walk_call.u32(static_cast<std::uint32_t>(walk_in.size())), walk_call.u32(0x40000), walk_call.u32(0), walk_call.u32(0);
-    walk_call.u32(0x1008);
     write("fuzz_rpc_call", "emsmdb_folder_walk",
-          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, walk_call.text()));
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, ext2_stub(walk, 4)));
     // A message copy: logon (slot 0), the Inbox (1), its second message (2, one with an attachment),
     // RopFastTransferSourceCopyTo (3: Level 0, BestBody, Unicode), two RopFastTransferSourceGetBuffer (0xBABE).
     const std::uint64_t inbox = folder_id(*folder_by_key("inbox")), mid = message_id(*folder_by_key("inbox"), 1);
@@ -231,18 +226,8 @@ int main(int argc, char** argv) {
     copy.u32(static_cast<std::uint32_t>(mid >> 32));
     copy.u8(0x4D), copy.u8(0), copy.u8(2), copy.u8(3), copy.u8(0), copy.u32(0x2000), copy.u8(0x01), copy.u16(0);
     for (int i = 0; i < 2; ++i) copy.u8(0x4E), copy.u8(0), copy.u8(3), copy.u16(0xBABE), copy.u16(0x1000);
-    std::string copy_buffer;
-    append_le16(copy_buffer, static_cast<std::uint16_t>(2 + copy.size()));
-    copy_buffer += copy.text();
-    for (int i = 0; i < 4; ++i) append_le32(copy_buffer, 0xFFFFFFFF);
-    const std::string copy_in = rop::write_extended(copy_buffer);
-    le_writer copy_call;
-    copy_call.zeros(20), copy_call.u32(3), copy_call.u32(static_cast<std::uint32_t>(copy_in.size())), copy_call.bytes(copy_in);
-    copy_call.align(4);
-    copy_call.u32(static_cast<std::uint32_t>(copy_in.size())), copy_call.u32(0x40000), copy_call.u32(0), copy_call.u32(0);
-    copy_call.u32(0x1008);
     write("fuzz_rpc_call", "emsmdb_message_copy",
-          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, copy_call.text()));
+          std::string(1, '\x09') + record(1, 10, connect.text()) + record(3, 11, ext2_stub(copy, 4)));
 
     // FastTransfer: whole messages as fake-exchange streams them (one with an attachment), fed in 200-byte
     // pieces (first byte), and in 1-byte pieces.

@@ -167,6 +167,21 @@ net::awaitable<error_code> client::connect(unsigned short port, std::string name
   co_return hec;
 }
 
+net::awaitable<http::response<http::string_body>> client::read_response() {
+  http::response<http::string_body> res;
+  co_await http::async_read(stream_, buffer_, res, net::use_awaitable);
+  co_return res;
+}
+
+net::awaitable<error_code> client::connect_from(const std::string& source, unsigned short port) {
+  auto& socket = stream_.next_layer();
+  error_code ec;
+  socket.open(tcp::v4(), ec);
+  if (!ec) socket.bind(tcp::endpoint(net::ip::make_address(source), 0), ec);
+  if (ec) co_return ec;
+  co_return co_await connect(port);
+}
+
 net::awaitable<client::reply> client::request(const std::string& target, std::uint64_t upload, bool chunked_upload,
                               std::vector<std::pair<std::string, std::string>> headers,
                               std::string method) {

@@ -106,6 +106,8 @@ class client {
   /// `session` (see session()).
   net::awaitable<error_code> connect(unsigned short port, std::string name = "mail.contoso.example",
                                      SSL_SESSION* resume = nullptr);
+  /// The same from the loopback address `source` (127.0.0.2, …): a client on another machine.
+  net::awaitable<error_code> connect_from(const std::string& source, unsigned short port);
 
 
   /// Sends a request (with an optional pattern body of `upload` bytes) and returns the response, whose
@@ -122,6 +124,9 @@ class client {
                                 std::vector<std::pair<std::string, std::string>> headers = {},
                                 std::string method = "");
 
+
+  /// Reads one whole response (its header and a body of the declared length).
+  net::awaitable<http::response<http::string_body>> read_response();
 
   /// Reads whatever comes until the connection closes (or fails).
   net::awaitable<std::string> read_until_close();

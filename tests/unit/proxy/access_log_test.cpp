@@ -35,6 +35,24 @@ TEST(AccessLog, LineCarriesTimersBytesCodeAndTls) {
   EXPECT_EQ(json.at("upstream_tls").as_string(), "TLSv1 AES128-SHA");
 }
 
+TEST(AccessLog, AnOutlookAnywhereChannelSaysHowItWasPaired) {
+  request_record r;
+  r.client = "198.51.100.4:61000";
+  r.method = "RPC_OUT_DATA";
+  r.target = "/rpc/rpcproxy.dll?ex2007.contoso.example:6001";
+  r.server = "default/cas2:443";
+  r.pairing = "cookie-joined";
+  r.vc = "10111213";
+  EXPECT_NE(format_access_line(r).find(" server=default/cas2:443 pair=cookie-joined vc=10111213"), std::string::npos)
+      << format_access_line(r);
+  const auto json = boost::json::parse(format_access_json(r)).as_object();
+  EXPECT_EQ(json.at("pairing").as_string(), "cookie-joined");
+  EXPECT_EQ(json.at("vc").as_string(), "10111213");
+  // Other requests carry no pairing in the text line.
+  r.pairing = "-";
+  EXPECT_EQ(format_access_line(r).find("pair="), std::string::npos);
+}
+
 TEST(AccessLog, JsonEscapesWhatAClientSends) {
   request_record r;
   r.target = "/\"quoted\"\\path";

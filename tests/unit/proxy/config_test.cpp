@@ -464,7 +464,7 @@ TEST(ExbridgeConfig, PoolAndRouteMistakesNameTheLine) {
   EXPECT_NE(load_error(minimal_listen + "[upstream]\naddress = \"a:443\"\nservers = [\"b:443\"]\nverify = \"none\"\n")
                 .find("'upstream.address' and 'upstream.servers' together"),
             std::string::npos);
-  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "persistence = \"sticky\"\n").find("must be \"source\""),
+  EXPECT_NE(load_error(minimal_listen + minimal_upstream + "persistence = \"sticky\"\n").find("must be \"cookie\""),
             std::string::npos);
   EXPECT_NE(load_error(minimal_listen + minimal_upstream + "[upstream.health_check]\ntype = \"icmp\"\n")
                 .find("'upstream.health_check.type' must be"),
@@ -497,7 +497,7 @@ TEST(ExbridgeCheck, PoolLintsCatchSplitRpcChannelsAndMissingHealthChecks) {
   o.upstream.address = o.upstream.servers.front();
   EXPECT_EQ(codes(lint_pools(o, {})), std::vector<std::string>{"no-health-check"});
   o.upstream.check.type = check_type::tls;
-  EXPECT_TRUE(lint_pools(o, {}).empty());  // source persistence by default: the channels meet
+  EXPECT_TRUE(lint_pools(o, {}).empty());  // cookie persistence by default: the channels meet
   o.upstream.persistence = persistence::connection;
   EXPECT_EQ(codes(lint_pools(o, {})), std::vector<std::string>{"rpc-channels-split"});
   o.routes.push_back({.prefix = "/rpc/", .pool = "default", .persistence = persistence::source});
