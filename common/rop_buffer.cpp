@@ -2,6 +2,7 @@
 #include "common/rop_buffer.hpp"
 
 #include "common/le_bytes.hpp"
+#include "common/lz77_direct2.hpp"
 
 namespace exbridge::rop {
 
@@ -15,11 +16,21 @@ std::variant<std::vector<std::string>, error> read_extended(std::string_view byt
     at += ext_header_size;
     if (version != 0) return error{"RPC_HEADER_EXT version " + std::to_string(version) + ", not 0"};
     if (bytes.size() - at < size) return error{"RPC_HEADER_EXT Size runs past the buffer"};
-    if (flags & ext_flag::compressed) return error{"a compressed extended buffer (LZ77 DIRECT2 input is not accepted)"};
-    if (actual != size) return error{"RPC_HEADER_EXT SizeActual differs from Size without compression"};
+    const bool compressed = (flags & ext_flag::compressed) != 0;
+    // [MS-OXCRPC] 2.2.2.1: compressed, Size MUST be less than SizeActual; otherwise equal to it.
+    if (compressed && size >= actual) return error{"a compressed RPC_HEADER_EXT whose Size is not below SizeActual"};
+    if (!compressed && actual != size) return error{"RPC_HEADER_EXT SizeActual differs from Size without compression"};
+    if (actual > max_ext_payload) return error{"RPC_HEADER_EXT SizeActual above 32 KiB"};
     std::string payload(bytes.substr(at, size));
+    // 3.1.4.1.1.1: the sender compresses, then obfuscates; so the receiver undoes the XOR first.
     if (flags & ext_flag::xor_magic) {
       for (auto& c : payload) c = static_cast<char>(c ^ 0xA5);
+    }
+    if (compressed) {
+      std::string why;
+      auto plain = lz77::decompress(payload, actual, &why);
+      if (!plain) return error{"a compressed extended buffer that does not decompress: " + why};
+      payload = std::move(*plain);
     }
     payloads.push_back(std::move(payload));
     at += size;

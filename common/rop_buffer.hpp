@@ -29,10 +29,10 @@ struct error {
   std::string what;
 };
 
-/// The payloads of a chain of extended buffers, un-XORed. A compressed payload is refused (its LZ77 DIRECT2
-/// decoder is not written yet: clients send uncompressed requests when the pulFlags they send say
-/// NoCompression, as Exchange's own mailbox replication does); so are a wrong version, sizes that disagree, bytes
-/// after the buffer flagged Last, and a chain without one.
+/// The payloads of a chain of extended buffers, un-XORed and decompressed (LZ77 DIRECT2, lz77_direct2.hpp: Outlook
+/// compresses its requests whatever pulFlags says). Refused: a wrong version, sizes that disagree (or a compressed
+/// Size not below SizeActual), a payload that does not decompress to SizeActual, bytes after the buffer flagged
+/// Last, and a chain without one.
 std::variant<std::vector<std::string>, error> read_extended(std::string_view bytes);
 
 /// One extended buffer flagged Last around `payload` (never compressed; XORed when `xor_magic`).

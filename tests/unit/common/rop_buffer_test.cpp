@@ -2,6 +2,7 @@
 // RPC_HEADER_EXT fields and XorMagic, chains, and what is refused.
 #include <gtest/gtest.h>
 
+#include "common/lz77_direct2.hpp"
 #include "common/rop_buffer.hpp"
 #include "tests/support/hex.hpp"
 
@@ -44,12 +45,32 @@ TEST(RopBuffer, AChainEndsAtTheBufferFlaggedLast) {
   EXPECT_EQ(std::get<std::vector<std::string>>(read), (std::vector<std::string>{from_hex("abcd"), "ef"}));
 }
 
+TEST(RopBuffer, ACompressedAndObfuscatedPayloadIsRestored) {
+  // The sender compresses, then XORs ([MS-OXCRPC] 3.1.4.1.1.1): so does this test.
+  const std::string plain = from_hex("1000 fe00 0001 01000001 0000000000 00") + std::string(200, 'A');
+  std::string packed = lz77::compress(plain);
+  ASSERT_LT(packed.size(), plain.size());
+  for (auto& c : packed) c = static_cast<char>(c ^ 0xA5);
+  std::string wire;
+  for (const std::uint16_t v : {std::uint16_t{0}, std::uint16_t{0x0007}, static_cast<std::uint16_t>(packed.size()),
+                                static_cast<std::uint16_t>(plain.size())}) {
+    wire += static_cast<char>(v & 0xFF);
+    wire += static_cast<char>(v >> 8);
+  }
+  wire += packed;
+  const auto read = rop::read_extended(wire);
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(read)) << std::get<rop::error>(read).what;
+  EXPECT_EQ(std::get<std::vector<std::string>>(read), std::vector<std::string>{plain});
+}
+
 TEST(RopBuffer, WhatIsRefused) {
   const auto refused = [](const std::string& wire) { return std::get<rop::error>(rop::read_extended(wire)).what; };
   EXPECT_EQ(refused(from_hex("0000 0400 0200")), "an extended buffer cut short before its RPC_HEADER_EXT");
   EXPECT_EQ(refused(from_hex("0100 0400 0000 0000")), "RPC_HEADER_EXT version 1, not 0");
   EXPECT_EQ(refused(from_hex("0000 0400 0400 0400 ab")), "RPC_HEADER_EXT Size runs past the buffer");
-  EXPECT_EQ(refused(from_hex("0000 0500 0200 0800 abcd")), "a compressed extended buffer (LZ77 DIRECT2 input is not accepted)");
+  EXPECT_EQ(refused(from_hex("0000 0500 0200 0800 abcd")),
+            "a compressed extended buffer that does not decompress: the compressed data ends inside an indicator");
+  EXPECT_EQ(refused(from_hex("0000 0500 0200 0200 abcd")), "a compressed RPC_HEADER_EXT whose Size is not below SizeActual");
   EXPECT_EQ(refused(from_hex("0000 0400 0200 0300 abcd")), "RPC_HEADER_EXT SizeActual differs from Size without compression");
   EXPECT_EQ(refused(from_hex("0000 0400 0100 0100 ab cd")), "bytes after the extended buffer flagged Last");
   EXPECT_EQ(refused(from_hex("0000 0000 0100 0100 ab")), "an extended buffer cut short before its RPC_HEADER_EXT");

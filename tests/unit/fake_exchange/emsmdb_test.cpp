@@ -4,6 +4,7 @@
 
 #include "common/dcerpc.hpp"
 #include "common/le_bytes.hpp"
+#include "common/lz77_direct2.hpp"
 #include "common/ndr.hpp"
 #include "common/rop_buffer.hpp"
 #include "fake_exchange/emsmdb.hpp"
@@ -249,6 +250,33 @@ TEST(EmsmdbRpcExt2, LogonToTheOwnMailboxReturnsItsSpecialFolders) {
   const auto released = parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rop::write_extended(release)), c.alex()));
   EXPECT_EQ(released.ec, ec::none);
   EXPECT_TRUE(released.rops.empty());
+}
+
+TEST(EmsmdbRpcExt2, ARequestCompressedAsOutlookSendsItIsServed) {
+  // Outlook compresses rgbIn (LZ77 DIRECT2) whatever pulFlags says: RopLogon, then RopReleases of an empty slot.
+  connected c;
+  const std::string dn = c.server.org.legacy_dn(c.alex());
+  le_writer rops;
+  rops.u8(0xFE), rops.u8(0), rops.u8(0), rops.u8(0x01), rops.u32(0x01000000), rops.u32(0);
+  rops.u16(static_cast<std::uint16_t>(dn.size() + 1)), rops.bytes(dn), rops.u8(0);
+  for (int i = 0; i < 40; ++i) rops.u8(0x01), rops.u8(0), rops.u8(1);
+  std::string plain;
+  append_le16(plain, static_cast<std::uint16_t>(2 + rops.size()));
+  plain += rops.text();
+  append_le32(plain, 0xFFFFFFFF), append_le32(plain, 0xFFFFFFFF);
+  const std::string packed = lz77::compress(plain);
+  ASSERT_LT(packed.size(), plain.size());
+  std::string rgb_in;
+  append_le16(rgb_in, 0), append_le16(rgb_in, rop::ext_flag::compressed | rop::ext_flag::last);
+  append_le16(rgb_in, static_cast<std::uint16_t>(packed.size())), append_le16(rgb_in, static_cast<std::uint16_t>(plain.size()));
+  rgb_in += packed;
+  const auto reply = parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rgb_in), c.alex()));
+  EXPECT_EQ(reply.ec, ec::none);
+  ASSERT_GE(reply.rops.size(), 6u);
+  EXPECT_EQ(test::to_hex(reply.rops.substr(0, 6)), "fe0000000000");  // RopLogon answered ecNone
+  // One that does not decompress to its SizeActual fails the call with ecRpcFormat.
+  rgb_in[6] = static_cast<char>(rgb_in[6] + 1);
+  EXPECT_EQ(parse_ext2(c.s.call(11, rpc_ext2_stub(c.handle, rgb_in), c.alex())).ec, ec::rpc_format);
 }
 
 TEST(EmsmdbRpcExt2, LogonRefusalsFollowTheStoreRules) {
