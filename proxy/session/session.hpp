@@ -284,7 +284,7 @@ class downstream_session {
     down_.read_timer.disarm();
     const auto bytes = as_bytes(buffered_text(down_.buffer));
     const auto length = rts::pdu_length(bytes);
-    if (!length || *length > bytes.size()) co_return std::nullopt;
+    if (!length || *length > bytes.size() || *length > declared) co_return std::nullopt;  // not within the body
     const auto decoded = rts::decode(bytes.first(*length));
     const auto* p = std::get_if<rts::pdu>(&decoded);
     co_return p == nullptr ? std::nullopt : rts::virtual_connection_of(*p);
