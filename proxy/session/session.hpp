@@ -192,7 +192,7 @@ class downstream_session {
     std::size_t hash = client_hash_;
     if (vc) {
       chosen.how = persistence::source;
-      hash = cookie_hash(*vc);
+      hash = stable_hash(std::string_view(reinterpret_cast<const char*>(vc->data()), vc->size()));
     }
     if (auto failure = co_await up_.acquire(chosen, hash, *t_, rec, prefer)) {
       co_return co_await end_request(rec, std::visit([](const auto& f) { return classify(f); }, *failure));
@@ -233,12 +233,6 @@ class downstream_session {
       if (!o.response_keep_alive) co_await up_.shut();
     }
     co_return again;
-  }
-
-  static std::size_t cookie_hash(const rts::cookie& c) {
-    std::uint64_t h = 1469598103934665603ull;  // FNV-1a: the same on every thread and after a restart
-    for (const std::uint8_t b : c) h = (h ^ b) * 1099511628211ull;
-    return static_cast<std::size_t>(h);
   }
 
   // True for an Outlook Anywhere channel request: RPC_IN_DATA or RPC_OUT_DATA with a body larger than an echo's

@@ -32,15 +32,18 @@ std::vector<host_port> pool_servers(const upstream_settings& u) {
   return u.servers.empty() ? std::vector<host_port>{u.address} : u.servers;
 }
 
-std::size_t client_address_hash(const std::string& client) {
-  // FNV-1a over the address without its port: stable across restarts and identical on every thread.
-  const std::string_view ip = std::string_view(client).substr(0, client.rfind(':'));
+std::size_t stable_hash(std::string_view bytes) {
+  // FNV-1a: the same on every thread and after a restart.
   std::uint64_t h = 1469598103934665603ull;
-  for (const char c : ip) {
+  for (const char c : bytes) {
     h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ull;
   }
   return static_cast<std::size_t>(h);
+}
+
+std::size_t client_address_hash(const std::string& client) {
+  return stable_hash(std::string_view(client).substr(0, client.rfind(':')));  // the address without its port
 }
 
 // --- server_state, server_lease ---------------------------------------------------------------------------

@@ -118,6 +118,8 @@ class upstream_pool : public std::enable_shared_from_this<upstream_pool> {
   health_checks checks_;
 };
 
+/// A hash of `bytes` that is the same on every thread and after a restart (server choice by persistence).
+std::size_t stable_hash(std::string_view bytes);
 /// Stable 64-bit hash of a client address (its IP, without the port): source persistence.
 std::size_t client_address_hash(const std::string& client);
 
