@@ -29,18 +29,16 @@ bool multi_allowed(std::uint16_t base) {
 
 void put_tag(std::string& out, std::uint32_t tag) { append_le32(out, tag); }
 
-std::uint32_t le32(const std::array<std::uint8_t, 20>& b) {
-  return static_cast<std::uint32_t>(b[0]) | static_cast<std::uint32_t>(b[1]) << 8 | static_cast<std::uint32_t>(b[2]) << 16 |
-         static_cast<std::uint32_t>(b[3]) << 24;
-}
+/// Multi-valued: the 0x1000 bit of a type that is not a code page string.
+bool is_multi(std::uint16_t type) { return !(type & code_page_string) && (type & multi_valued); }
+
+}  // namespace
 
 std::string hex32(std::uint32_t v) {
   char s[12];
   std::snprintf(s, sizeof s, "0x%08X", v);
   return s;
 }
-
-}  // namespace
 
 bool is_marker(std::uint32_t tag) {
   switch (tag) {
@@ -136,11 +134,24 @@ bool parser::fill(std::string_view& bytes, std::size_t want) {
   return true;
 }
 
-void parser::start_value() {
-  auto type = static_cast<std::uint16_t>(tag_ & 0xFFFF);
-  if (!(type & code_page_string)) type &= static_cast<std::uint16_t>(~multi_valued);
-  state_ = fixed_size(type) != 0 ? state::fixed : state::length;
+std::uint32_t parser::buffered_u32() const { return load_le32(std::string_view(buf_.data(), 4), 0); }
+
+std::uint16_t parser::element_type() const {
+  const auto type = static_cast<std::uint16_t>(tag_ & 0xFFFF);
+  return is_multi(type) ? static_cast<std::uint16_t>(type & ~multi_valued) : type;
 }
+
+void parser::begin_values(const named_property* named) {
+  if (is_multi(static_cast<std::uint16_t>(tag_ & 0xFFFF))) {
+    state_ = state::count;  // the element count comes first
+    return;
+  }
+  elements_left_ = 1;
+  h_->on_property(tag_, named, 1);
+  start_value();
+}
+
+void parser::start_value() { state_ = fixed_size(element_type()) != 0 ? state::fixed : state::length; }
 
 void parser::end_element() {
   h_->on_value_end();
@@ -154,28 +165,19 @@ bool parser::feed(std::string_view bytes) {
     switch (state_) {
       case state::tag: {
         if (!fill(bytes, 4)) return true;
-        tag_ = le32(buf_);
+        tag_ = buffered_u32();
         if (is_marker(tag_)) {
           h_->on_marker(tag_);
           break;
         }
-        const auto type = static_cast<std::uint16_t>(tag_ & 0xFFFF);
-        const bool multi = !(type & code_page_string) && (type & multi_valued);
-        const auto base = static_cast<std::uint16_t>(multi ? type & ~multi_valued : type);
-        const bool known = multi ? multi_allowed(base) : fixed_size(base) != 0 || is_variable(base);
+        const auto base = element_type();
+        const bool known = is_multi(static_cast<std::uint16_t>(tag_ & 0xFFFF)) ? multi_allowed(base)
+                                                                               : fixed_size(base) != 0 || is_variable(base);
         if (!known) return fail("property " + hex32(tag_) + " at byte " + std::to_string(consumed_ - 4) +
                                 " has a type no FastTransfer stream carries");
         is_named_ = (tag_ >> 16) >= 0x8000;
-        if (is_named_) {
-          state_ = state::named_head;
-          break;
-        }
-        state_ = multi ? state::count : state::tag;
-        if (!multi) {
-          elements_left_ = 1;
-          h_->on_property(tag_, nullptr, 1);
-          start_value();
-        }
+        if (is_named_) state_ = state::named_head;
+        else begin_values(nullptr);
         break;
       }
       case state::named_head:
@@ -186,44 +188,37 @@ bool parser::feed(std::string_view bytes) {
         name_utf16_.clear();
         if (buf_[16] == 0) state_ = state::named_lid;
         else if (buf_[16] == 1) state_ = state::named_name;
-        else return fail("named property " + hex32(tag_) + " has kind " + std::to_string(buf_[16]) + " (0 or 1 expected)");
+        else return fail("named property " + hex32(tag_) + " has kind " + std::to_string(static_cast<std::uint8_t>(buf_[16])) +
+                         " (0 or 1 expected)");
         break;
       case state::named_lid:
+        if (!fill(bytes, 4)) return true;
+        named_.lid = buffered_u32();
+        begin_values(&named_);
+        break;
       case state::named_name: {
-        if (state_ == state::named_lid) {
-          if (!fill(bytes, 4)) return true;
-          named_.lid = le32(buf_);
-        } else {
-          if (!fill(bytes, 2)) return true;
-          if (buf_[0] != 0 || buf_[1] != 0) {
-            if (name_utf16_.size() >= max_name_bytes) return fail("named property " + hex32(tag_) + "'s name is too long");
-            name_utf16_.append(reinterpret_cast<const char*>(buf_.data()), 2);
-            break;
-          }
-          auto name = from_utf16le(name_utf16_);
-          if (!name) return fail("named property " + hex32(tag_) + "'s name is not UTF-16");
-          named_.name = std::move(*name);
+        if (!fill(bytes, 2)) return true;
+        if (buf_[0] != 0 || buf_[1] != 0) {
+          if (name_utf16_.size() >= max_name_bytes) return fail("named property " + hex32(tag_) + "'s name is too long");
+          name_utf16_.append(buf_.data(), 2);
+          break;
         }
-        const auto type = static_cast<std::uint16_t>(tag_ & 0xFFFF);
-        if (!(type & code_page_string) && (type & multi_valued)) {
-          state_ = state::count;
-        } else {
-          elements_left_ = 1;
-          h_->on_property(tag_, &named_, 1);
-          start_value();
-        }
+        auto name = from_utf16le(name_utf16_);
+        if (!name) return fail("named property " + hex32(tag_) + "'s name is not UTF-16");
+        named_.name = std::move(*name);
+        begin_values(&named_);
         break;
       }
       case state::count:
         if (!fill(bytes, 4)) return true;
-        elements_left_ = le32(buf_);
+        elements_left_ = buffered_u32();
         h_->on_property(tag_, is_named_ ? &named_ : nullptr, elements_left_);
         if (elements_left_ == 0) state_ = state::tag;
         else start_value();
         break;
       case state::length:
         if (!fill(bytes, 4)) return true;
-        value_size_ = value_left_ = le32(buf_);
+        value_size_ = value_left_ = buffered_u32();
         if (value_size_ == 0) {
           h_->on_value({}, 0);
           end_element();
@@ -232,10 +227,9 @@ bool parser::feed(std::string_view bytes) {
         }
         break;
       case state::fixed: {
-        auto type = static_cast<std::uint16_t>(tag_ & 0xFFFF & ~multi_valued);
-        const auto size = fixed_size(type);
+        const auto size = fixed_size(element_type());
         if (!fill(bytes, size)) return true;
-        h_->on_value(std::string_view(reinterpret_cast<const char*>(buf_.data()), size), static_cast<std::uint32_t>(size));
+        h_->on_value(std::string_view(buf_.data(), size), static_cast<std::uint32_t>(size));
         end_element();
         break;
       }

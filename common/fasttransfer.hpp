@@ -51,6 +51,8 @@ inline constexpr std::uint32_t message_recipients = 0x0E12000D;
 inline constexpr std::uint32_t message_attachments = 0x0E13000D;
 
 bool is_marker(std::uint32_t tag);
+/// "0x0037001F": a tag as refusals name it.
+std::string hex32(std::uint32_t v);
 /// The size of a fixed-size value of `type` in a FastTransfer stream (PtypBoolean takes 2 bytes here, 1 in ROP
 /// buffers); 0 for a variable-size or unknown type.
 std::size_t fixed_size(std::uint16_t type);
@@ -106,12 +108,15 @@ class parser {
   enum class state { tag, named_head, named_lid, named_name, count, length, fixed, variable };
   bool fail(std::string why);
   bool fill(std::string_view& bytes, std::size_t want);  // gathers `want` bytes of a small field into buf_
+  std::uint32_t buffered_u32() const;  // the first four bytes fill() gathered
+  std::uint16_t element_type() const;  // the current tag's type, without the multi-valued bit
+  void begin_values(const named_property* named);  // after the tag (and name): the count, or the one value
   void start_value();
   void end_element();
 
   handler* h_;
   state state_ = state::tag;
-  std::array<std::uint8_t, 20> buf_{};
+  std::array<char, 20> buf_{};
   std::size_t have_ = 0;
   std::uint32_t tag_ = 0;
   named_property named_;

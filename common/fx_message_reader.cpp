@@ -6,8 +6,6 @@
 //   attachmentContent = propList [StartEmbed messageContent EndEmbed]
 #include "common/fx_message_reader.hpp"
 
-#include <cstdio>
-
 #include "common/le_bytes.hpp"
 #include "common/utf16.hpp"
 
@@ -17,12 +15,6 @@ namespace {
 constexpr std::uint16_t id_body = 0x1000;
 constexpr std::uint16_t id_transport_message_headers = 0x007D;
 constexpr std::uint16_t id_attach_long_filename = 0x3707, id_attach_mime_tag = 0x370E, id_attach_data_binary = 0x3701;
-
-std::string hex32(std::uint32_t v) {
-  char s[12];
-  std::snprintf(s, sizeof s, "0x%08X", v);
-  return s;
-}
 
 }  // namespace
 

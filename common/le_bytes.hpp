@@ -54,6 +54,10 @@ class le_writer {
     u16(static_cast<std::uint16_t>(v));
     u16(static_cast<std::uint16_t>(v >> 16));
   }
+  void u64(std::uint64_t v) {
+    u32(static_cast<std::uint32_t>(v));
+    u32(static_cast<std::uint32_t>(v >> 32));
+  }
   void bytes(const std::uint8_t* p, std::size_t n) { out_.append(reinterpret_cast<const char*>(p), n); }
   void bytes(std::string_view s) { out_.append(s); }
   void zeros(std::size_t n) { out_.append(n, '\0'); }
@@ -82,6 +86,10 @@ class le_reader {
   std::uint32_t u32() {
     const std::uint32_t lo = u16();
     return lo | (static_cast<std::uint32_t>(u16()) << 16);
+  }
+  std::uint64_t u64() {
+    const std::uint64_t lo = u32();
+    return lo | (static_cast<std::uint64_t>(u32()) << 32);
   }
   void bytes(std::uint8_t* out, std::size_t n) {
     std::memcpy(out, b_.data() + pos_, n);

@@ -40,7 +40,7 @@ void write_value(le_writer& w, std::uint32_t tag, const value& v) {
     case ptype::boolean: w.u8(number(v) != 0 ? 1 : 0); return;  // one byte in ROP buffers ([MS-OXCDATA] 2.11.1)
     case ptype::integer64:
     case ptype::time:
-      w.u32(static_cast<std::uint32_t>(number(v))), w.u32(static_cast<std::uint32_t>(number(v) >> 32));
+      w.u64(number(v));
       return;
     case ptype::string8: w.bytes(text(v)), w.u8(0); return;
     case ptype::unicode: w.bytes(utf16le(text(v))), w.u16(0); return;
@@ -71,8 +71,7 @@ std::optional<value> read_value(le_reader& r, std::uint32_t tag) {
     case ptype::integer64:
     case ptype::time: {
       if (!r.has(8)) return std::nullopt;
-      const std::uint64_t lo = r.u32();
-      return value{lo | static_cast<std::uint64_t>(r.u32()) << 32};
+      return value{r.u64()};
     }
     case ptype::string8: {
       auto s = terminated(r, 1);

@@ -264,8 +264,6 @@ kind identify(const pdu& p) {
     if (n == 3 && get<version>(p, 0) && get<receive_window_size>(p, 1) && get<connection_timeout>(p, 2)) {
       return kind::conn_c2;
     }
-  }
-  if (p.flags == none) {
     if (n == 1 && get<destination>(p, 0)) return kind::in_r2_a4;
     if (n == 1 && get<cookie_command>(p, 0)) return kind::in_r1_a5;
     if (n == 2 && get<destination>(p, 0) && get<ance>(p, 1)) return kind::out_r2_a6;

@@ -69,15 +69,38 @@ std::uint32_t store_session::add(object o) {
   return handle;
 }
 
-std::optional<unsigned> message_index(const folder_info& f, std::uint64_t mid) {
-  for (unsigned byte = 0; byte < 2; ++byte) {
-    if (((mid >> (8 * byte)) & 0xFF) != (byte == 0 ? 0x01 : 0x00)) return std::nullopt;  // ReplicaId 1
+namespace {
+
+/// The private mailbox's folder with ID `fid`; nullptr for any other (the public folders root is in the public
+/// store).
+const folder_info* mailbox_folder(std::uint64_t fid) {
+  for (const auto& f : all_folders()) {
+    if (folder_id(f) == fid && f.key != "publicfoldersroot") return &f;
   }
+  return nullptr;
+}
+
+/// The message `mid` names in folder `f` (store_id's inverse): nullopt for another replica, folder or counter.
+std::optional<unsigned> message_index(const folder_info& f, std::uint64_t mid) {
+  if ((mid & 0xFFFF) != 0x0001) return std::nullopt;  // ReplicaId 1
   std::uint64_t counter = 0;
   for (int i = 0; i < 6; ++i) counter = counter << 8 | ((mid >> (8 * (2 + i))) & 0xFF);
   if ((counter >> 24) != folder_counter(f) || (counter & 0xFFFFFF) == 0) return std::nullopt;
   return static_cast<unsigned>((counter & 0xFFFFFF) - 1);
 }
+
+/// A PropertyTagCount (u16) and that many PropertyTags, as RopSetColumns, RopGetPropertiesSpecific and
+/// RopFastTransferSourceCopyTo carry them; nullopt when cut short.
+std::optional<std::vector<std::uint32_t>> read_tags(le_reader& r) {
+  if (!r.has(2)) return std::nullopt;
+  const std::uint16_t count = r.u16();
+  if (!r.has(4u * count)) return std::nullopt;
+  std::vector<std::uint32_t> tags(count);
+  for (auto& t : tags) t = r.u32();
+  return tags;
+}
+
+}  // namespace
 
 std::variant<std::string, std::uint32_t> store_session::execute(const rop::request_buffer& in, std::size_t room) {
   le_reader r(as_bytes(in.rops));
@@ -156,7 +179,7 @@ bool store_session::logon(le_reader& r, std::uint8_t index, std::vector<std::uin
                                      "sentitems", "deleteditems", "commonviews", "schedule", "searchfolders", "views",
                                      "shortcuts"}) {
     const std::uint64_t fid = folder_id(*folder_by_key(key));
-    out.u32(static_cast<std::uint32_t>(fid)), out.u32(static_cast<std::uint32_t>(fid >> 32));
+    out.u64(fid);
   }
   out.u8(response_flags_owner);
   const std::string dn = org.legacy_dn(*owner_);
@@ -174,13 +197,10 @@ bool store_session::open_folder(le_reader& r, std::uint8_t in, std::vector<std::
   // [MS-OXCROPS] 2.2.4.1.1: OutputHandleIndex, FolderId, OpenModeFlags. The response names the output index.
   if (!r.has(1 + 8 + 1)) return false;
   const std::uint8_t output = r.u8();
-  const std::uint64_t lo = r.u32(), fid = lo | static_cast<std::uint64_t>(r.u32()) << 32;
+  const std::uint64_t fid = r.u64();
   r.skip(1);
   if (output >= handles.size()) return false;
-  const folder_info* folder = nullptr;
-  for (const auto& f : all_folders()) {
-    if (folder_id(f) == fid && f.key != "publicfoldersroot") folder = &f;  // that one is in the public store
-  }
+  const folder_info* folder = mailbox_folder(fid);
   std::uint32_t ec = mapi_ec::none;
   if (find(handles[in], {kind::logon, kind::folder}) == nullptr) ec = mapi_ec::null_object;
   else if (folder == nullptr) ec = mapi_ec::not_found;
@@ -211,16 +231,14 @@ bool store_session::get_table(le_reader& r, std::uint8_t rop_id, std::uint8_t in
 
 bool store_session::set_columns(le_reader& r, std::uint8_t in, const std::vector<std::uint32_t>& handles, le_writer& out) {
   // [MS-OXCROPS] 2.2.5.1.1: SetColumnsFlags, PropertyTagCount, PropertyTags; answered TableStatus complete.
-  if (!r.has(3)) return false;
+  if (!r.has(1)) return false;
   r.skip(1);
-  const std::uint16_t count = r.u16();
-  if (!r.has(4u * count)) return false;
-  std::vector<std::uint32_t> columns;
-  for (std::uint16_t i = 0; i < count; ++i) columns.push_back(r.u32());
+  auto columns = read_tags(r);
+  if (!columns) return false;
   object* table = find(handles[in], {kind::hierarchy_table, kind::contents_table});
   out.u8(rop_set_columns), out.u8(in), out.u32(table == nullptr ? mapi_ec::null_object : mapi_ec::none);
   if (table == nullptr) return true;
-  table->columns = std::move(columns);
+  table->columns = std::move(*columns);
   table->columns_set = true;
   out.u8(0);  // TableStatus: TBLSTAT_COMPLETE
   return true;
@@ -259,16 +277,14 @@ bool store_session::get_properties(le_reader& r, std::uint8_t in, const std::vec
   // [MS-OXCROPS] 2.2.8.3.1: PropertySizeLimit, WantUnicode, PropertyTagCount, PropertyTags; the response is one
   // PropertyRow in the order asked. Folders are served; a logon's own properties are not modelled (every column
   // comes back as ecNotFound).
-  if (!r.has(6)) return false;
+  if (!r.has(4)) return false;
   r.skip(4);  // PropertySizeLimit, WantUnicode: the tags say which string type is wanted
-  const std::uint16_t count = r.u16();
-  if (!r.has(4u * count)) return false;
-  std::vector<std::uint32_t> tags;
-  for (std::uint16_t i = 0; i < count; ++i) tags.push_back(r.u32());
+  const auto tags = read_tags(r);
+  if (!tags) return false;
   const object* o = find(handles[in], {kind::logon, kind::folder});
   out.u8(rop_get_properties_specific), out.u8(in), out.u32(o == nullptr ? mapi_ec::null_object : mapi_ec::none);
   if (o == nullptr) return true;
-  mapi::write_row(out, tags, o->what == kind::folder ? folder_properties(*o->folder) : std::vector<mapi::property>{});
+  mapi::write_row(out, *tags, o->what == kind::folder ? folder_properties(*o->folder) : std::vector<mapi::property>{});
   return true;
 }
 
@@ -277,14 +293,11 @@ bool store_session::open_message(le_reader& r, std::uint8_t in, std::vector<std:
   if (!r.has(1 + 2 + 8 + 1 + 8)) return false;
   const std::uint8_t output = r.u8();
   r.skip(2);
-  const std::uint64_t fid_lo = r.u32(), fid = fid_lo | static_cast<std::uint64_t>(r.u32()) << 32;
+  const std::uint64_t fid = r.u64();
   r.skip(1);  // OpenModeFlags: nothing here can be written, so read-write opens read the same message
-  const std::uint64_t mid_lo = r.u32(), mid = mid_lo | static_cast<std::uint64_t>(r.u32()) << 32;
+  const std::uint64_t mid = r.u64();
   if (output >= handles.size()) return false;
-  const folder_info* folder = nullptr;
-  for (const auto& f : all_folders()) {
-    if (folder_id(f) == fid && f.key != "publicfoldersroot") folder = &f;
-  }
+  const folder_info* folder = mailbox_folder(fid);
   // A plain count, not an optional: GCC 12 sees the optional's value as maybe uninitialised below.
   const unsigned none = 0xFFFFFFFF;
   unsigned index = none;
@@ -333,14 +346,14 @@ bool store_session::open_message(le_reader& r, std::uint8_t in, std::vector<std:
 bool store_session::copy_to(le_reader& r, std::uint8_t in, std::vector<std::uint32_t>& handles, le_writer& out) {
   // [MS-OXCFXICS] 2.2.3.1.1.1.1: OutputHandleIndex, Level, CopyFlags, SendOptions, PropertyTagCount, PropertyTags
   // (the properties to leave out). The response is the prefix alone; the output handle is the download context.
-  if (!r.has(1 + 1 + 4 + 1 + 2)) return false;
+  if (!r.has(1 + 1 + 4 + 1)) return false;
   const std::uint8_t output = r.u8(), level = r.u8();
   const std::uint32_t copy_flags = r.u32();
   const std::uint8_t send_options = r.u8();
-  const std::uint16_t count = r.u16();
-  if (!r.has(4u * count) || output >= handles.size()) return false;
+  auto excluded = read_tags(r);
+  if (!excluded || output >= handles.size()) return false;
   copy_options options;
-  for (std::uint16_t i = 0; i < count; ++i) options.excluded.push_back(r.u32());
+  options.excluded = std::move(*excluded);
   const object* source = find(handles[in], {kind::logon, kind::folder, kind::message});
   // [MS-OXCFXICS] 3.2.5.8.1.1: unknown CopyFlags or SendOptions bits fail, and so does Move (this is a copy of a
   // mailbox being migrated, never a move). Only messages are served as sources: a folder's or an attachment's

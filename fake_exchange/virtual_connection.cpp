@@ -231,12 +231,7 @@ std::optional<std::string> virtual_connection::next_out(const rts::cookie& chann
   // while the channel is being replaced: they wait for the successor.
   if (rpc_queue_.empty() || !c2_sent_ || out_recycling_ != recycling::none) return std::nullopt;
   const std::string& front = rpc_queue_.front();
-  if (out_.sent + front.size() + recycle_reserve > settings_.out_channel_length) {
-    // 3.2.5.5 (OUT channel recycling): the channel's length is nearly used: ask the client for a new one.
-    out_recycling_ = recycling::a2_queued;
-    out_.rts.push_back(a2_bytes());
-    return next_out(channel);
-  }
+  if (recycle_out_before(front.size())) return next_out(channel);  // OUT_R2/A2 goes first
   if (front.size() > out_.window) {
     if (!stalled_) ++counters_.window_stalls;
     stalled_ = true;
@@ -253,15 +248,20 @@ std::optional<std::string> virtual_connection::next_out(const rts::cookie& chann
   return p;
 }
 
+bool virtual_connection::recycle_out_before(std::size_t bytes) {
+  // 3.2.5.5 (OUT channel recycling): the channel's length is nearly used: ask the client for a new one.
+  if (out_recycling_ != recycling::none || out_.sent + bytes + recycle_reserve <= settings_.out_channel_length) {
+    return false;
+  }
+  out_recycling_ = recycling::a2_queued;
+  out_.rts.push_back(a2_bytes());
+  return true;
+}
+
 std::optional<std::string> virtual_connection::ping_out(const rts::cookie& channel) {
   if (channel != out_.cookie || out_.plugged) return std::nullopt;
-  if (out_.sent + ping_bytes().size() + recycle_reserve > settings_.out_channel_length &&
-      out_recycling_ == recycling::none && established()) {
-    // An idle channel nearly used up by its pings is recycled too.
-    out_recycling_ = recycling::a2_queued;
-    out_.rts.push_back(a2_bytes());
-    notify();
-  }
+  // An idle channel nearly used up by its pings is recycled too.
+  if (established() && recycle_out_before(ping_bytes().size())) notify();
   if (out_.sent + ping_bytes().size() > settings_.out_channel_length) return std::nullopt;
   out_.sent += ping_bytes().size();
   return ping_bytes();

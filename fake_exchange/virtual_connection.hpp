@@ -166,6 +166,8 @@ class virtual_connection {
   void notify();
   std::optional<std::string> receive_rts(std::string_view bytes);
   std::optional<std::string> take(out_state& ch, std::deque<std::string>& q);
+  /// Queues OUT_R2/A2 (and returns true) when `bytes` more would leave the OUT channel less than the reserve.
+  bool recycle_out_before(std::size_t bytes);
 
   rts::cookie id_;
   std::uint16_t port_;

@@ -219,11 +219,8 @@ int main(int argc, char** argv) {
     le_writer copy;
     copy.u8(0xFE), copy.u8(0), copy.u8(0), copy.u8(1), copy.u32(0x01000000), copy.u32(0);
     copy.u16(static_cast<std::uint16_t>(dn.size() + 1)), copy.bytes(dn), copy.u8(0);
-    copy.u8(0x02), copy.u8(0), copy.u8(0), copy.u8(1), copy.u32(static_cast<std::uint32_t>(inbox));
-    copy.u32(static_cast<std::uint32_t>(inbox >> 32)), copy.u8(0);
-    copy.u8(0x03), copy.u8(0), copy.u8(1), copy.u8(2), copy.u16(1252), copy.u32(static_cast<std::uint32_t>(inbox));
-    copy.u32(static_cast<std::uint32_t>(inbox >> 32)), copy.u8(0), copy.u32(static_cast<std::uint32_t>(mid));
-    copy.u32(static_cast<std::uint32_t>(mid >> 32));
+    copy.u8(0x02), copy.u8(0), copy.u8(0), copy.u8(1), copy.u64(inbox), copy.u8(0);
+    copy.u8(0x03), copy.u8(0), copy.u8(1), copy.u8(2), copy.u16(1252), copy.u64(inbox), copy.u8(0), copy.u64(mid);
     copy.u8(0x4D), copy.u8(0), copy.u8(2), copy.u8(3), copy.u8(0), copy.u32(0x2000), copy.u8(0x01), copy.u16(0);
     for (int i = 0; i < 2; ++i) copy.u8(0x4E), copy.u8(0), copy.u8(3), copy.u16(0xBABE), copy.u16(0x1000);
     write("fuzz_rpc_call", "emsmdb_message_copy",

@@ -225,10 +225,7 @@ TEST(EmsmdbRpcExt2, LogonToTheOwnMailboxReturnsItsSpecialFolders) {
   EXPECT_EQ(r.u32(), ec::none);
   EXPECT_EQ(r.u8(), 0x01);  // LogonFlags: Private, echoed
   std::vector<std::uint64_t> folders;
-  for (int i = 0; i < 13; ++i) {
-    const std::uint64_t lo = r.u32();
-    folders.push_back(lo | static_cast<std::uint64_t>(r.u32()) << 32);
-  }
+  for (int i = 0; i < 13; ++i) folders.push_back(r.u64());
   // ReplicaId 1, then the global counter big-endian: the Inbox (the fifth; seventh in the folder tree) is
   // 0001-000000000007, and the IPM subtree (the fourth) is Top of Information Store.
   EXPECT_EQ(folders[4], fake_exchange::folder_id(*fake_exchange::folder_by_key("inbox")));

@@ -26,7 +26,7 @@ struct rops {
     return *this;
   }
   rops& open_folder(std::uint8_t in, std::uint8_t out, std::uint64_t fid) {
-    w.u8(0x02), w.u8(0), w.u8(in), w.u8(out), w.u32(static_cast<std::uint32_t>(fid)), w.u32(static_cast<std::uint32_t>(fid >> 32));
+    w.u8(0x02), w.u8(0), w.u8(in), w.u8(out), w.u64(fid);
     w.u8(0);
     return *this;
   }
@@ -45,8 +45,7 @@ struct rops {
   }
   rops& open_message(std::uint8_t in, std::uint8_t out, std::uint64_t fid, std::uint64_t mid) {
     w.u8(0x03), w.u8(0), w.u8(in), w.u8(out), w.u16(1252);
-    w.u32(static_cast<std::uint32_t>(fid)), w.u32(static_cast<std::uint32_t>(fid >> 32)), w.u8(0);
-    w.u32(static_cast<std::uint32_t>(mid)), w.u32(static_cast<std::uint32_t>(mid >> 32));
+    w.u64(fid), w.u8(0), w.u64(mid);
     return *this;
   }
   rops& copy_to(std::uint8_t in, std::uint8_t out, std::uint8_t level = 0, std::uint32_t flags = 0x2000,
