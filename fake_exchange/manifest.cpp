@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "common/lab_pki.hpp"
+#include "fake_exchange/folder_tree.hpp"
 
 namespace exbridge::fake_exchange {
 
@@ -18,7 +19,9 @@ boost::json::value make_manifest(const organisation& org, const mailbox_spec& sp
         const auto item = box.item(folder, i);
         items.push_back(boost::json::object{{"id", item.id}, {"size", item.size}, {"sha256", item_sha256(box, item)}});
       }
-      folders.push_back(boost::json::object{{"id", folder}, {"items", std::move(items)}});
+      // "name" is the folder's display name: an Outlook Anywhere client finds folders by walking the hierarchy.
+      folders.push_back(boost::json::object{
+          {"id", folder}, {"name", std::string(folder_by_key(folder)->display_name)}, {"items", std::move(items)}});
     }
     users.push_back(boost::json::object{{"email", u.email}, {"folders", std::move(folders)}});
   }

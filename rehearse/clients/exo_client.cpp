@@ -17,7 +17,9 @@
 #include "common/cli.hpp"
 #include "common/errors.hpp"
 #include "common/xml.hpp"
+#include "rehearse/clients/mailbox_manifest.hpp"
 #include "rehearse/clients/mime_extractor.hpp"
+#include "rehearse/clients/oa_migration.hpp"
 #include "rehearse/runner/progress.hpp"
 
 namespace exbridge::rehearse {
@@ -83,44 +85,6 @@ std::string get_item_request(const std::vector<std::string>& ids) {
                       "</m:ItemIds></m:GetItem>");
 }
 
-/// One item as the manifest describes it.
-struct expected_item {
-  std::string id;
-  std::uint64_t size = 0;
-  std::string sha256;
-};
-
-/// folder -> items, for one user, from fake-exchange's manifest. Throws config_error when unusable.
-std::vector<std::pair<std::string, std::vector<expected_item>>> load_manifest(const std::string& file,
-                                                                             const std::string& email) {
-  std::ifstream in(file);
-  if (!in) {
-    throw config_error("manifest '" + file + "' cannot be read; let the exchange process write it with "
-                       "'--manifest ${run.dir}/manifest.json'");
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  error_code ec;
-  const boost::json::value doc = boost::json::parse(text.str(), ec);
-  if (ec || !doc.is_object() || !doc.as_object().contains("users")) {
-    throw config_error("manifest '" + file + "' is not a fake-exchange manifest (" + ec.message() + ")");
-  }
-  for (const auto& u : doc.at("users").as_array()) {
-    if (!boost::algorithm::iequals(std::string(u.at("email").as_string()), email)) continue;
-    std::vector<std::pair<std::string, std::vector<expected_item>>> out;
-    for (const auto& f : u.at("folders").as_array()) {
-      std::vector<expected_item> items;
-      for (const auto& it : f.at("items").as_array()) {
-        items.push_back({std::string(it.at("id").as_string()), it.at("size").to_number<std::uint64_t>(),
-                         std::string(it.at("sha256").as_string())});
-      }
-      out.emplace_back(std::string(f.at("id").as_string()), std::move(items));
-    }
-    return out;
-  }
-  throw config_error("manifest '" + file + "' has no mailbox for " + email);
-}
-
 /// "26.4 MB/s".
 std::string megabytes_per_second(std::uint64_t bytes, double seconds) {
   std::ostringstream out;
@@ -137,6 +101,7 @@ std::string megabytes(std::uint64_t bytes) {
 struct discovery {
   std::string ews_url;
   std::string server_version;
+  outlook_anywhere_endpoint outlook_anywhere;  ///< EXPR, EXCH and the user's legacy DN
 };
 
 /// Action redirectAddr (ask again about another address) or redirectUrl (ask again at another URL).
@@ -175,6 +140,19 @@ std::variant<discovery, ad_redirect, failure> parse_autodiscover(const std::stri
   if (!expr && !exch) return failure{"bad-response", "Autodiscover named no EwsUrl; the migration cannot find EWS"};
   discovery d = expr ? *expr : *exch;
   if (d.server_version.empty() && exch) d.server_version = exch->server_version;
+  // Outlook Anywhere: EXPR's Server is the RPC proxy, EXCH's the mailbox server behind it (MS-OXDSCLI 2.2.4.1.1.2).
+  d.outlook_anywhere.legacy_dn = child_local(child_local(response, "User"), "LegacyDN").text().get();
+  for (const auto& protocol : account.children()) {
+    if (local_name(protocol) != "Protocol") continue;
+    const std::string type = child_local(protocol, "Type").text().get();
+    if (type == "EXPR" && d.outlook_anywhere.proxy_server.empty()) {
+      d.outlook_anywhere.proxy_server = child_local(protocol, "Server").text().get();
+      d.outlook_anywhere.auth_package = child_local(protocol, "AuthPackage").text().get();
+    }
+    if (type == "EXCH" && d.outlook_anywhere.rpc_server.empty()) {
+      d.outlook_anywhere.rpc_server = child_local(protocol, "Server").text().get();
+    }
+  }
   return d;
 }
 
@@ -264,6 +242,10 @@ class migration_probe {
     other_.reset();
     if (auto f = co_await conn_.ensure_connected()) co_return fail(*f);
 
+    if (s_.action == "migrate-mailbox" && s_.transport == "outlook-anywhere") {
+      const std::string preamble = conn_.tls_description() + " to " + s_.server_name + ", " + s_.auth + " auth" + route_ + "; ";
+      co_return co_await migrate_over_outlook_anywhere(s_, disc.outlook_anywhere, preamble);
+    }
     // 3. The EwsUrl must point at the public name, or Exchange Online could not follow it.
     const std::string prefix = "https://" + s_.server_name;
     if (!boost::algorithm::istarts_with(disc.ews_url, prefix + "/") &&
@@ -480,15 +462,11 @@ class migration_probe {
   net::awaitable<probe_result> migrate(const std::string& path, const std::string& preamble) {
     const auto manifest = load_manifest(s_.manifest_file, s_.email);
     const auto begin = std::chrono::steady_clock::now();
-    std::uint64_t total_items = 0, total_bytes = 0;
-    for (const auto& [folder, expected] : manifest) {
-      total_items += expected.size();
-      for (const auto& e : expected) total_bytes += e.size;
-    }
+    const std::uint64_t total_items = item_count(manifest), total_bytes = byte_count(manifest);
     std::optional<progress_meter> progress;
     if (s_.show_progress) progress.emplace("migrating " + s_.email, total_items, total_bytes);
     std::uint64_t items = 0, bytes = 0;
-    for (const auto& [folder, expected] : manifest) {
+    for (const auto& [folder, name, expected] : manifest) {
       std::map<std::string, const expected_item*> by_id;
       for (const auto& e : expected) by_id[e.id] = &e;
       // List the folder page by page, as the migration service does: FindItem with an indexed view, or
@@ -714,10 +692,8 @@ net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailbo
       std::uint64_t total_items = 0, total_bytes = 0;
       for (unsigned i = 0; i < mailboxes; ++i) {
         const auto manifest = load_manifest(base.manifest_file, expand_index(base.email, i + 1, mailboxes));
-        for (const auto& [folder, expected] : manifest) {
-          total_items += expected.size();
-          for (const auto& e : expected) total_bytes += e.size;
-        }
+        total_items += item_count(manifest);
+        total_bytes += byte_count(manifest);
       }
       meter = std::make_shared<progress_meter>("migrating " + std::to_string(mailboxes) + " mailboxes", total_items,
                                                total_bytes);
@@ -744,29 +720,46 @@ net::awaitable<probe_result> run_mailboxes(client_settings base, unsigned mailbo
   unsigned failed = 0;
   const probe_result* first_failure = nullptr;
   std::size_t first_index = 0;
+  std::map<std::string, double> metrics;  // every mailbox's counts, summed
   for (std::size_t i = 0; i < results.size(); ++i) {
     items += results[i].items;
     bytes += results[i].bytes;
+    for (const auto& [name, value] : results[i].metrics) metrics[name] += value;
     if (results[i].outcome == "ok") continue;
     if (failed++ == 0) first_failure = &results[i], first_index = i;
   }
+  metrics["seconds"] = seconds;
+  metrics["mailboxes"] = mailboxes;
+  metrics["mailboxes_failed"] = failed;
+  const auto count = [&](const char* name) { return std::to_string(static_cast<std::uint64_t>(metrics[name])); };
   if (first_failure != nullptr) {
-    co_return probe_result{first_failure->outcome,
-                           std::to_string(failed) + " of " + std::to_string(mailboxes) + " mailboxes failed; the first, " +
-                               expand_index(base.email, static_cast<unsigned>(first_index + 1), mailboxes) + ": " +
-                               first_failure->explanation};
+    probe_result r{first_failure->outcome,
+                   std::to_string(failed) + " of " + std::to_string(mailboxes) + " mailboxes failed; the first, " +
+                       expand_index(base.email, static_cast<unsigned>(first_index + 1), mailboxes) + ": " +
+                       first_failure->explanation};
+    r.items = items;
+    r.bytes = bytes;
+    r.metrics = std::move(metrics);
+    co_return r;
   }
   std::string summary = std::to_string(mailboxes) + " mailboxes at once (" + base.auth + " auth): ";
   if (base.action == "migrate-mailbox") {
     summary += "migrated " + std::to_string(items) + " items (" + megabytes(bytes) + ") in " +
                std::to_string(static_cast<int>(seconds * 1000)) + " ms (" + megabytes_per_second(bytes, seconds) +
                "), every SHA-256 matched the manifest, every answer from its own mailbox";
+    if (base.transport == "outlook-anywhere") {
+      summary += "; over Outlook Anywhere, one virtual connection each (" + count("virtual_connections") +
+                 " in all): " + count("in_channels_recycled") + " IN and " + count("out_channels_recycled") +
+                 " OUT channels recycled, " + count("flow_control_stalls") + " flow-control stalls, " +
+                 count("retries") + " retries";
+    }
   } else {
     summary += "every discovery and EWS read succeeded, every answer from its own mailbox";
   }
   probe_result all{"ok", std::move(summary)};
   all.items = items;
   all.bytes = bytes;
+  all.metrics = std::move(metrics);
   co_return all;
 }
 

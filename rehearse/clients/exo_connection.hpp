@@ -61,6 +61,12 @@ struct client_settings {
   /// Several mailboxes at once: the one meter they all advance (items and bytes of every mailbox together).
   std::shared_ptr<progress_meter> shared_progress;
   scaled_clock::duration backoff_base = std::chrono::seconds(30);
+  /// migrate-mailbox: "outlook-anywhere" (RPC over HTTP, as Exchange Online moves 2007 mailboxes) or "ews"
+  std::string transport = "outlook-anywhere";
+  /// outlook-anywhere migration: a mailbox with no item copied for this long fails, as Exchange Online reports
+  /// "no email could be downloaded" after 5 hours
+  scaled_clock::duration no_progress_limit = std::chrono::hours(5);
+  std::uint64_t in_channel_bytes = 1'073'741'824;  ///< outlook-anywhere: the IN channel's declared length
 };
 
 struct probe_result {
@@ -68,6 +74,9 @@ struct probe_result {
   std::string explanation;     ///< one sentence: what happened, and for failures the likely fix
   std::uint64_t items = 0;     ///< migrate-mailbox: items moved and verified
   std::uint64_t bytes = 0;     ///< migrate-mailbox: their MIME bytes
+  /// migrate-mailbox: what the reports show beside the outcome (items, bytes, MB/s, channels recycled,
+  /// flow-control stalls, retries, virtual connections), by name.
+  std::map<std::string, double> metrics;
 };
 
 struct failure {

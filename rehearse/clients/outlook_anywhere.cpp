@@ -10,6 +10,7 @@
 #include <random>
 
 #include "common/rts.hpp"
+#include "rehearse/clients/rpc_proxy_requests.hpp"
 
 namespace exbridge::rehearse {
 namespace {
@@ -83,34 +84,19 @@ struct channel_state {
 class outlook_anywhere_client {
  public:
   outlook_anywhere_client(net::any_io_executor ex, ssl::context& tls, const client_settings& s)
-      : s_(s), in_(ex, tls, s), out_(ex, tls, s), wake_(ex), ping_timer_(ex), rng_(std::random_device{}()) {}
+      : s_(s), http_(s, 6001), in_(ex, tls, s), out_(ex, tls, s), wake_(ex), ping_timer_(ex), rng_(std::random_device{}()) {}
 
   net::awaitable<probe_result> run() {
-    target_ = "/rpc/rpcproxy.dll?" + s_.rpc_server + ":6001";
     // (a) Unauthenticated probe: a zero-length RPC_IN_DATA learns the schemes the RPC virtual directory offers.
-    // (Requests are built as named locals: GCC 12 mis-handles string temporaries inside co_await.)
-    auto probe_request = small_request("RPC_IN_DATA", "", "");
-    auto probe = co_await in_.exchange(std::move(probe_request));
-    if (auto* f = std::get_if<failure>(&probe)) co_return fail(*f);
-    const auto& challenge = std::get<response_t>(probe);
-    if (challenge.result() != http::status::unauthorized) {
-      co_return fail(rpc_failure(challenge, "RPC proxy probe (expected 401)"));
-    }
-    offered_ = offered_schemes(challenge);
-    const std::string scheme = ntlm() ? "NTLM" : "Basic";
-    if (!offers(scheme)) {
-      co_return probe_result{"auth-refused", "the RPC proxy (/rpc/) does not offer " + scheme +
-                                                 " authentication; set Outlook Anywhere's client authentication "
-                                                 "method (Set-OutlookAnywhere -ClientAuthenticationMethod) to it"};
-    }
+    if (auto f = co_await http_.probe(in_)) co_return fail(*f);
     // (b) NTLM authenticates each channel's connection on zero-length requests of that connection, as
     // Windows does; with Basic every channel request carries the credentials itself.
-    if (auto f = co_await authenticate(in_, "RPC_IN_DATA")) co_return fail(*f);
-    if (auto f = co_await authenticate(out_, "RPC_OUT_DATA")) co_return fail(*f);
+    if (auto f = co_await http_.authenticate(in_, "RPC_IN_DATA")) co_return fail(*f);
+    if (auto f = co_await http_.authenticate(out_, "RPC_OUT_DATA")) co_return fail(*f);
 
     // (d) Echo, as the Remote Connectivity Analyzer and the migration service's RPC check send it: a
     // 4-byte RPC_IN_DATA must get 200, application/rpc and a 20-byte echo RTS PDU.
-    auto echo_request = small_request("RPC_IN_DATA", std::string(4, '\0'), credentials());
+    auto echo_request = http_.small_request("RPC_IN_DATA", std::string(4, '\0'), http_.credentials());
     auto echo = co_await in_.exchange(std::move(echo_request));
     if (auto* f = std::get_if<failure>(&echo)) co_return fail(*f);
     const auto& echoed = std::get<response_t>(echo);
@@ -126,17 +112,17 @@ class outlook_anywhere_client {
     // (c) The channels, each on its own connection: IN first (no answer is ever expected), then OUT.
     const rts::cookie vc = random_cookie(rng_);
     const auto keepalive = std::chrono::duration_cast<std::chrono::milliseconds>(s_.ping_interval);
-    auto in_header = channel_header("RPC_IN_DATA", in_channel_length);
+    auto in_header = http_.channel_header("RPC_IN_DATA", in_channel_length);
     const std::string b1 = conn_b1(rng_, vc, keepalive);
     const unsigned in_serial = in_.serial(), out_serial = out_.serial();
     if (auto f = co_await in_.send_header(in_header, b1)) co_return fail(*f);
-    if (ntlm() && in_.serial() != in_serial) co_return fail(lost_ntlm_connection("IN"));
+    if (ntlm() && in_.serial() != in_serial) co_return fail(rpc_proxy_requests::lost_ntlm_connection("IN"));
     in_state_.opened = in_state_.last_traffic = scaled_clock::now();
 
-    auto out_header = channel_header("RPC_OUT_DATA", 76);
+    auto out_header = http_.channel_header("RPC_OUT_DATA", 76);
     const std::string a1 = conn_a1(rng_, vc);
     if (auto f = co_await out_.send_header(out_header, a1)) co_return fail(*f);
-    if (ntlm() && out_.serial() != out_serial) co_return fail(lost_ntlm_connection("OUT"));
+    if (ntlm() && out_.serial() != out_serial) co_return fail(rpc_proxy_requests::lost_ntlm_connection("OUT"));
     out_parser_.body_limit(boost::none);
     if (auto f = co_await out_.read_header(out_parser_)) co_return fail(*f);
     if (out_parser_.get().result() != http::status::ok) {
@@ -154,77 +140,10 @@ class outlook_anywhere_client {
   }
 
  private:
-  bool ntlm() const { return s_.auth == "ntlm"; }
-  bool offers(std::string_view scheme) const { return rehearse::offers(offered_, scheme); }
-  std::string credentials() const { return ntlm() ? std::string() : basic_authorization(s_); }
+  bool ntlm() const { return http_.ntlm(); }
   static probe_result fail(const failure& f) { return {f.outcome, f.explanation}; }
-
-  failure refused() const {
-    return {"auth-refused", "the RPC proxy refused the " + std::string(ntlm() ? "NTLM" : "Basic") +
-                                " credentials of " + s_.email + "; check the user name and password"};
-  }
-
-  /// The connection NTLM authenticated closed before its channel request could use it.
-  static failure lost_ntlm_connection(const char* channel) {
-    return {"ntlm-connection-broken", std::string("the connection that NTLM authenticated was closed before the ") +
-                                          channel + " channel request could use it; NTLM authenticates the TCP "
-                                          "connection, so the proxy must keep it open and on one server connection "
-                                          "(exbridge pins /rpc/ pairs; HAProxy: no 'option http-server-close')"};
-  }
-
-  /// http_failure(), plus what rpcproxy.dll's own "503 RPC Error: <hex>" means.
-  failure rpc_failure(const response_t& res, const std::string& what) const {
-    if (res.result() == http::status::service_unavailable && boost::algorithm::starts_with(res.reason(), "RPC Error")) {
-      return {"http-error", what + ": rpcproxy.dll answered 503 " + std::string(res.reason()) + " for " + s_.rpc_server +
-                                ":6001: that server and port are not in its ValidPorts list or the mailbox server is "
-                                "down; name the mailbox server as Outlook Anywhere's settings do"};
-    }
-    return http_failure(res, what);
-  }
-
-  template <class Request>
-  void windows_headers(Request& req, const std::string& authorization) const {
-    req.set(http::field::host, s_.server_name);
-    req.set(http::field::accept, "application/rpc");
-    req.set(http::field::user_agent, "MSRPC");
-    req.set(http::field::cache_control, "no-cache");
-    req.set(http::field::pragma, "No-cache");
-    req.set(http::field::connection, "Keep-Alive");
-    if (!authorization.empty()) req.set(http::field::authorization, authorization);
-  }
-
-  /// An echo-sized request (0..16 body bytes): probe, NTLM legs, echo.
-  http::request<http::string_body> small_request(const char* method, std::string body,
-                                                 const std::string& authorization) const {
-    http::request<http::string_body> req{http::verb::unknown, target_, 11};
-    req.method_string(method);
-    windows_headers(req, authorization);
-    req.body() = std::move(body);
-    return req;
-  }
-
-  /// A channel request's header: its Content-Length is what the channel may carry, not what is sent now.
-  http::request<http::empty_body> channel_header(const char* method, std::uint64_t length) const {
-    http::request<http::empty_body> req{http::verb::unknown, target_, 11};
-    req.method_string(method);
-    windows_headers(req, credentials());
-    req.content_length(length);
-    return req;
-  }
-
-  net::awaitable<std::optional<failure>> authenticate(exo_connection& conn, const char* method) {
-    if (!ntlm()) co_return std::nullopt;
-    auto leg = small_request(method, "", "");
-    auto r = co_await ntlm_exchange(conn, std::move(leg), s_);
-    if (auto* f = std::get_if<failure>(&r)) co_return *f;
-    const auto& res = std::get<response_t>(r);
-    if (res.result() == http::status::unauthorized) {
-      auto check = small_request(method, std::string(4, '\0'), "");
-      co_return co_await explain_ntlm_refusal(conn, std::move(check), s_, offers("Basic"));
-    }
-    if (res.result() != http::status::ok) co_return rpc_failure(res, std::string("NTLM on ") + method);
-    co_return std::nullopt;
-  }
+  failure refused() const { return http_.refused(); }
+  failure rpc_failure(const response_t& res, const std::string& what) const { return http_.rpc_failure(res, what); }
 
   /// The body of a non-200 OUT channel answer, enough to explain it.
   net::awaitable<std::string> read_small_body() {
@@ -383,13 +302,12 @@ class outlook_anywhere_client {
   }
 
   const client_settings& s_;
+  rpc_proxy_requests http_;
   exo_connection in_;
   exo_connection out_;
   exbridge::timer wake_;
   exbridge::timer ping_timer_;
   std::mt19937 rng_;
-  std::string target_;
-  std::vector<std::string> offered_;
   http::response_parser<http::buffer_body> out_parser_;
   channel_state in_state_{"IN"};
   channel_state out_state_{"OUT"};

@@ -26,6 +26,9 @@ std::string progress_meter::line(std::uint64_t items, std::uint64_t bytes) const
   o << std::fixed << std::setprecision(1) << "  " << what_ << ": " << items << "/" << total_items_ << " items, "
     << static_cast<double>(bytes) / 1e6 << "/" << static_cast<double>(total_bytes_) / 1e6 << " MB, " << rate / 1e6
     << " MB/s";
+  for (const auto& [what, n] : counts_) {
+    if (n != 0) o << ", " << n << " " << what;
+  }
   if (rate > 0 && total_bytes_ > bytes) {
     const auto eta = static_cast<long long>(static_cast<double>(total_bytes_ - bytes) / rate + 0.5);
     o << ", ETA " << (eta >= 60 ? std::to_string(eta / 60) + " min " : std::string()) << eta % 60 << " s";
@@ -44,6 +47,16 @@ void progress_meter::update(std::uint64_t items, std::uint64_t bytes) {
   if (terminal_) std::fprintf(out_, "\r\033[K%s", text.c_str());
   else std::fprintf(out_, "%s\n", text.c_str());
   std::fflush(out_);
+}
+
+void progress_meter::count(const std::string& what, std::uint64_t delta) {
+  for (auto& [name, n] : counts_) {
+    if (name == what) {
+      n += delta;
+      return;
+    }
+  }
+  counts_.emplace_back(what, delta);
 }
 
 void progress_meter::advance(std::uint64_t items, std::uint64_t bytes) {

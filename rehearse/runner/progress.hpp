@@ -1,12 +1,15 @@
-// Live progress of a long transfer (a mailbox migration): items, bytes, rate and ETA. On a terminal the
-// line is redrawn in place at most five times a second; in a log (CI) a line is written every 10 s, so a
-// long run shows it is alive without flooding the log. Short transfers (under 2 s) print nothing.
+// Live progress of a long transfer (a mailbox migration): items, bytes, rate, ETA and counts such as channels
+// recycled and retries. On a terminal the line is redrawn in place at most five times a second; in a log (CI) a
+// line is written every 10 s, so a long run shows it is alive without flooding the log. Short transfers (under
+// 2 s) print nothing.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace exbridge::rehearse {
 
@@ -20,6 +23,8 @@ class progress_meter {
   void update(std::uint64_t items, std::uint64_t bytes);
   /// Adds to the running totals and redraws (several mailboxes migrating at once share one meter).
   void advance(std::uint64_t items, std::uint64_t bytes);
+  /// Adds `delta` to a named count shown after the rate when not zero ("3 channels recycled").
+  void count(const std::string& what, std::uint64_t delta);
   /// The line as it would be printed now (for tests).
   std::string line(std::uint64_t items, std::uint64_t bytes) const;
 
@@ -33,6 +38,7 @@ class progress_meter {
   clock::time_point last_ = begin_;
   bool drawn_ = false;
   std::uint64_t items_ = 0, bytes_ = 0;  ///< advance()'s running totals
+  std::vector<std::pair<std::string, std::uint64_t>> counts_;  ///< count()'s, in first-use order
 };
 
 }  // namespace exbridge::rehearse

@@ -27,12 +27,19 @@ std::string to_json(const std::vector<scenario_report>& reports) {
   for (const auto& r : reports) {
     boost::json::array steps;
     for (const auto& st : r.steps) {
-      steps.push_back({{"name", st.name},
-                       {"expected", st.expected},
-                       {"outcome", st.outcome},
-                       {"passed", st.passed},
-                       {"seconds", seconds(st.duration)},
-                       {"explanation", st.explanation}});
+      boost::json::object step{{"name", st.name},
+                               {"expected", st.expected},
+                               {"outcome", st.outcome},
+                               {"passed", st.passed},
+                               {"verdict", st.verdict()},
+                               {"seconds", seconds(st.duration)},
+                               {"explanation", st.explanation}};
+      if (!st.metrics.empty()) {
+        boost::json::object metrics;
+        for (const auto& [name, value] : st.metrics) metrics[name] = value;
+        step["metrics"] = std::move(metrics);
+      }
+      steps.push_back(std::move(step));
     }
     boost::json::object o{{"name", r.name},
                           {"status", status_of(r)},
@@ -43,7 +50,21 @@ std::string to_json(const std::vector<scenario_report>& reports) {
     if (!r.skipped.empty()) o["skipped"] = r.skipped;
     scenarios.push_back(std::move(o));
   }
-  return boost::json::serialize(boost::json::object{{"scenarios", std::move(scenarios)}}) + "\n";
+  // The run's verdict first, so that a script reads one field: "failed" when any scenario failed, "passed" when
+  // the others passed (skipped ones count neither way), "skipped" when every one was; then the counts behind it.
+  std::size_t passed = 0, failed = 0, skipped = 0, reproduced = 0;
+  for (const auto& r : reports) {
+    const std::string status = status_of(r);
+    (status == "passed" ? passed : status == "skipped" ? skipped : failed) += 1;
+    for (const auto& st : r.steps) reproduced += st.verdict() == "reproduced" ? 1 : 0;
+  }
+  boost::json::object root{{"verdict", failed > 0 ? "failed" : passed > 0 ? "passed" : "skipped"},
+                           {"scenarios_passed", passed},
+                           {"scenarios_failed", failed},
+                           {"scenarios_skipped", skipped},
+                           {"failures_reproduced", reproduced},
+                           {"scenarios", std::move(scenarios)}};
+  return boost::json::serialize(root) + "\n";
 }
 
 std::string to_junit(const std::vector<scenario_report>& reports) {
@@ -200,7 +221,8 @@ std::string to_html(const std::vector<scenario_report>& reports) {
       std::size_t i = 0;
       for (const auto& st : r.steps) {
         h << "<tr><td>" << ++i << "</td><td>" << xml_escape(st.name) << "</td><td>" << xml_escape(st.expected)
-          << "</td><td class=\"" << (st.passed ? "passed" : "failed") << "\">" << xml_escape(st.outcome) << "</td><td>"
+          << "</td><td class=\"" << (st.passed ? "passed" : "failed") << "\">"
+          << xml_escape(st.verdict() == "reproduced" ? st.outcome + " (reproduced, as expected)" : st.outcome) << "</td><td>"
           << st.duration.count() << " ms</td><td><pre>" << xml_escape(st.explanation) << "</pre></td></tr>\n";
       }
       h << "</table>\n";

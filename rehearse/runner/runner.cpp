@@ -18,6 +18,16 @@
 
 namespace exbridge::rehearse {
 
+std::string step_report::verdict() const {
+  if (!passed) return "failed";
+  return expected == "ok" ? "passed" : "reproduced";
+}
+
+std::string step_report::label() const {
+  const std::string v = verdict();
+  return v == "passed" ? "PASS" : v == "reproduced" ? "REPRODUCED" : "FAIL";
+}
+
 bool scenario_report::passed() const {
   if (!setup_error.empty() || steps.empty()) return false;
   for (const auto& s : steps) {
@@ -162,7 +172,9 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
       span.ok = r.passed;
       if (!r.passed) timeline::current().instant(timeline_event::kind::failure, r.outcome + ": " + r.explanation, 0, false);
       r.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - begin);
-      out << "[" << index << "/" << s.steps.size() << "] " << (r.passed ? "PASS" : "FAIL") << "  " << r.name << '\n'
+      // A step that reproduced the failure it expects says so: it is not a working connection.
+      out << "[" << index << "/" << s.steps.size() << "] " << r.label() << "  "
+          << (r.verdict() == "reproduced" ? r.outcome + " (expected): " : std::string()) << r.name << '\n'
           << "        expected " << r.expected << ", got " << r.outcome << " in " << r.duration.count() << " ms\n"
           << "        " << r.explanation << '\n'
           << std::flush;
@@ -230,6 +242,9 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     cs.retries = st.retries;
     cs.backoff_base = st.backoff;
     cs.rpc_server = st.rpc_server;
+    cs.transport = st.transport;
+    cs.no_progress_limit = st.no_progress_limit;
+    cs.in_channel_bytes = st.in_channel_bytes;
     cs.idle = st.idle;
     cs.ping_interval = st.ping_interval;
     // Through HAProxy or stunnel, its log explains what the client saw; note where this step's part of it begins.
@@ -258,6 +273,7 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     }
     r.outcome = result.outcome;
     r.explanation = result.explanation;
+    r.metrics = std::move(result.metrics);
     r.passed = r.outcome == r.expected;
     finish();
   }

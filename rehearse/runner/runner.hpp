@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,11 @@ struct step_report {
   std::string explanation;
   bool passed = false;
   std::chrono::milliseconds duration{0};
+  std::map<std::string, double> metrics;  ///< a migration's counts (items, bytes, channels recycled, retries, ...)
+  /// "passed" (worked as expected), "reproduced" (the failure it expects happened) or "failed".
+  std::string verdict() const;
+  /// The result line's word: PASS, REPRODUCED or FAIL.
+  std::string label() const;
 };
 
 struct scenario_report {

@@ -59,7 +59,8 @@ const std::vector<std::string>& known_outcomes() {
       "ok", "tls-version-refused", "tls-no-shared-cipher", "tls-security-level", "untrusted-certificate",
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
       "connect-failed", "auth-refused", "ntlm-connection-broken", "upstream-tls-failure", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
-      "client-timeout", "connection-lost", "proxy-timeout", "proxy-idle-timeout", "autodiscover-failed"};
+      "client-timeout", "connection-lost", "proxy-timeout", "proxy-idle-timeout", "autodiscover-failed",
+      "migration-stalled", "rpc-refused"};
   return outcomes;
 }
 
@@ -152,7 +153,8 @@ scenario load_scenario(const std::filesystem::path& file) {
     reject_unknown_keys(file, t,
                         {"name", "action", "connect", "server_name", "trust", "email", "password", "auth", "ntlm_domain",
                          "autodiscover", "autodiscover_email", "resolve", "listing", "ews_requests", "manifest", "page_size", "batch", "idle", "ping_interval", "rpc_server",
-                         "request_timeout", "retries", "backoff", "mailboxes", "expect", "process", "expect_findings"},
+                         "request_timeout", "retries", "backoff", "mailboxes", "expect", "process", "expect_findings",
+                         "transport", "no_progress_limit", "in_channel_bytes"},
                         "[[step]]");
     step_spec st;
     st.where = position(file, t.source());
@@ -220,7 +222,33 @@ scenario load_scenario(const std::filesystem::path& file) {
     duration_key("request_timeout", st.request_timeout);
     duration_key("backoff", st.backoff);
     if (const toml::node* n = t.get("retries")) {
-      st.retries = static_cast<unsigned>(toml_whole_number(file.string(), *n, "retries", 0, 10));
+      st.retries = static_cast<unsigned>(toml_whole_number(file.string(), *n, "retries", 0, 1000));
+    }
+    duration_key("no_progress_limit", st.no_progress_limit);
+    st.transport = get_string(file, t, "transport", false, st.transport, "[[step]]");
+    if (st.transport != "outlook-anywhere" && st.transport != "ews") {
+      fail_at(file, *t.get("transport"), "'transport' must be \"outlook-anywhere\" (RPC over HTTP, as Exchange Online "
+                                         "moves 2007 mailboxes) or \"ews\" (as EWS-based migration tools do)");
+    }
+    if (const toml::node* n = t.get("in_channel_bytes")) {
+      st.in_channel_bytes = static_cast<std::uint64_t>(toml_whole_number(file.string(), *n, "in_channel_bytes", 8192, 4294967295LL));
+    }
+    // Keys of one transport mean nothing to the other: a misplaced one is a mistake, not a no-op.
+    for (const char* key : {"transport", "no_progress_limit", "in_channel_bytes"}) {
+      if (const toml::node* n = t.get(key); n != nullptr && st.action != "migrate-mailbox") {
+        fail_at(file, *n, std::string("'") + key + "' applies only to action = \"migrate-mailbox\"");
+      }
+    }
+    for (const char* key : {"no_progress_limit", "in_channel_bytes"}) {
+      if (const toml::node* n = t.get(key); n != nullptr && st.transport != "outlook-anywhere") {
+        fail_at(file, *n, std::string("'") + key + "' applies only to transport = \"outlook-anywhere\"");
+      }
+    }
+    for (const char* key : {"listing", "page_size", "batch"}) {
+      if (const toml::node* n = t.get(key); n != nullptr && st.action == "migrate-mailbox" && st.transport != "ews") {
+        fail_at(file, *n, std::string("'") + key + "' is an EWS setting: add transport = \"ews\" (the migration "
+                                                   "moves mailboxes over Outlook Anywhere by default)");
+      }
     }
     if (const toml::node* n = t.get("mailboxes")) {
       st.mailboxes = static_cast<unsigned>(toml_whole_number(file.string(), *n, "mailboxes", 1, 1000));

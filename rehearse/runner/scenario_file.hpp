@@ -58,8 +58,14 @@ struct step_spec {
   /// client that outwaits the proxy's own timeouts.
   scaled_clock::duration request_timeout = std::chrono::seconds(100);
   unsigned mailboxes = 1;  ///< probe/migrate this many users at once; email and password then carry "{n}"
-  unsigned retries = 0;  ///< migrate-mailbox: retries of a GetItem batch after a transient failure
+  /// migrate-mailbox: retries after a transient failure (EWS: of a GetItem batch; Outlook Anywhere: of the mailbox on
+  /// a new virtual connection, 0 = until no_progress_limit passes without an item moved)
+  unsigned retries = 0;
   scaled_clock::duration backoff = std::chrono::seconds(30);  ///< the first retry's wait (doubling after)
+  /// migrate-mailbox: "outlook-anywhere" (as Exchange Online moves 2007 mailboxes) or "ews"
+  std::string transport = "outlook-anywhere";
+  scaled_clock::duration no_progress_limit = std::chrono::hours(5);  ///< outlook-anywhere: then migration-stalled
+  std::uint64_t in_channel_bytes = 1'073'741'824;  ///< outlook-anywhere: the IN channel's declared length
   std::string expect = "ok";  ///< "ok" or a failure class, e.g. "tls-version-refused"
   std::string process;        ///< lint, start, stop: the process the step is about
   std::vector<std::string> expect_findings;  ///< lint: the exact set of finding codes expected (empty: not checked)

@@ -74,6 +74,7 @@ TEST(FaultSoak, EveryItemSurvivesResetsStallsAndTruncations) {
 
   auto cs = lab.client(o.org.users.front());
   cs.action = "migrate-mailbox";
+  cs.transport = "ews";
   cs.manifest_file = file.string();
   cs.retries = 8;
   cs.backoff_base = std::chrono::milliseconds(10);

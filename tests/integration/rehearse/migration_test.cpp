@@ -1,5 +1,6 @@
-// A mailbox migrated through exbridge and verified against fake-exchange's manifest; and the proof that
-// the verification bites: a manifest that disagrees by one hash or one item fails the migration.
+// A mailbox migrated through exbridge and verified against fake-exchange's manifest, over EWS and over Outlook
+// Anywhere (with both channels recycled many times); and the proof that the verification bites: a manifest that
+// disagrees by one hash or one item fails the migration, on either transport.
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -18,17 +19,35 @@ class MigrationTest : public ::testing::Test {
     fx.exchange.mailboxes.inbox_items = 600;  // two FindItem pages
     fx.exchange.mailboxes.large_every = 200;
     fx.exchange.mailboxes.large_size = 3'000'000;
+    fx.rpc_out_channel_length = 1 << 20;  // Outlook Anywhere: OUT channels of 1 MiB, replaced dozens of times
     return fx;
   }
 
-  rehearse::probe_result migrate(const boost::json::value& manifest, const std::string& listing = "find-item",
-                                 unsigned page_size = 512) {
+  /// The same over Outlook Anywhere, with IN channels of 64 KiB (Windows: 1 GB).
+  rehearse::probe_result migrate_outlook_anywhere(const boost::json::value& manifest, const std::string& auth = "basic") {
+    auto cs = migration_client(manifest, "outlook-anywhere");
+    cs.in_channel_bytes = 65536;
+    cs.auth = auth;
+    cs.ntlm_domain = auth == "ntlm" ? "CONTOSO" : "";
+    cs.show_progress = false;
+    return lab_.io().run(rehearse::run_migration_probe(cs), std::chrono::seconds(300));
+  }
+
+  /// A migration of the first user's mailbox over `transport`, checked against `manifest` (written to a file).
+  rehearse::client_settings migration_client(const boost::json::value& manifest, const std::string& transport) {
     const auto file = std::filesystem::temp_directory_path() /
                       ("exbridge-manifest-" + std::to_string(::getpid()) + "-" + std::to_string(++runs_) + ".json");
     write_file(file, boost::json::serialize(manifest));
     auto cs = lab_.client(lab_.exchange_options().exchange.org.users.front());
     cs.action = "migrate-mailbox";
+    cs.transport = transport;
     cs.manifest_file = file.string();
+    return cs;
+  }
+
+  rehearse::probe_result migrate(const boost::json::value& manifest, const std::string& listing = "find-item",
+                                 unsigned page_size = 512) {
+    auto cs = migration_client(manifest, "ews");
     cs.listing = listing;
     cs.page_size = page_size;
     return lab_.io().run(rehearse::run_migration_probe(cs), std::chrono::seconds(120));
@@ -80,6 +99,42 @@ TEST_F(MigrationTest, AnItemTheServerDoesNotListIsDataMissing) {
   items.push_back(items.at(0));
   const auto r = migrate(manifest);
   EXPECT_EQ(r.outcome, "data-missing") << r.explanation;
+}
+
+TEST_F(MigrationTest, OverOutlookAnywhereEveryItemArrivesByteExactWhileBothChannelsAreRecycled) {
+  for (const std::string auth : {"basic", "ntlm"}) {
+    const auto r = migrate_outlook_anywhere(true_manifest(), auth);
+    ASSERT_EQ(r.outcome, "ok") << r.explanation;
+    EXPECT_EQ(r.items, 810u);
+    EXPECT_NE(r.explanation.find("migrated 810 items"), std::string::npos) << r.explanation;
+    EXPECT_NE(r.explanation.find("Exchange 8.3.83.6"), std::string::npos) << r.explanation;
+    // One virtual connection for the whole mailbox, its channels replaced as their lengths ran out: the IN
+    // channel carries ~100 bytes per call, the OUT channel the FastTransfer streams (~2x the MIME, UTF-16).
+    EXPECT_EQ(r.metrics.at("virtual_connections"), 1);
+    EXPECT_EQ(r.metrics.at("retries"), 0);
+    EXPECT_GE(r.metrics.at("in_channels_recycled"), 3);
+    EXPECT_GE(r.metrics.at("out_channels_recycled"), 20);
+    EXPECT_EQ(r.metrics.at("flow_control_stalls"), 0);
+  }
+  // exbridge paired every replacement channel with its session on the one server.
+  EXPECT_GE(lab_.bridge().stats().get(proxy::counter::rpc_channels_paired), 48u);
+}
+
+TEST_F(MigrationTest, OverOutlookAnywhereAWrongHashOrAMissingItemFails) {
+  auto manifest = true_manifest();
+  auto& item = manifest.at("users").at(0).at("folders").at(0).at("items").at(199).as_object();  // a large item
+  item["sha256"] = std::string(64, '0');
+  const auto corrupt = migrate_outlook_anywhere(manifest);
+  EXPECT_EQ(corrupt.outcome, "data-corruption") << corrupt.explanation;
+  EXPECT_NE(corrupt.explanation.find("item 200 of \"Inbox\""), std::string::npos) << corrupt.explanation;
+  EXPECT_EQ(corrupt.items, 199u);  // everything before it was verified
+  auto more = true_manifest();
+  auto& items = more.at("users").at(0).at("folders").at(1).at("items").as_array();
+  items.push_back(items.at(0));
+  const auto missing = migrate_outlook_anywhere(more);
+  EXPECT_EQ(missing.outcome, "data-missing") << missing.explanation;
+  EXPECT_NE(missing.explanation.find("\"Sent Items\" holds 150 items where the manifest has 151"), std::string::npos)
+      << missing.explanation;
 }
 
 }  // namespace

@@ -80,7 +80,7 @@ TEST(HaproxyPeer, RetriesBelongToMigrationsAndAreBounded) {
   EXPECT_EQ(s.steps[0].retries, 3u);
   EXPECT_EQ(s.steps[0].backoff, std::chrono::seconds(10));
   EXPECT_NE(load_error(base + "retries = 2\n").find("applies only to action = \"migrate-mailbox\""), std::string::npos);
-  EXPECT_NE(load_error(base + "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nretries = 11\n").find("retries"),
+  EXPECT_NE(load_error(base + "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nretries = 1001\n").find("retries"),
             std::string::npos);
 }
 

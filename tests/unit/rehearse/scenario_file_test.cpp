@@ -150,18 +150,43 @@ TEST(ScenarioFile, AutodiscoverKeysAreCheckedAtTheirLine) {
 
 TEST(ScenarioFile, ListingIsForMigrationsAndSyncPagesAreAtMost512) {
   std::string migrate = valid;
-  migrate += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nlisting = \"sync-folder-items\"\n";
+  migrate += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nlisting = \"sync-folder-items\"\ntransport = \"ews\"\n";
   EXPECT_EQ(load_scenario(write_temp("l.toml", migrate)).steps[0].listing, "sync-folder-items");
   const std::string big = load_error(migrate + "page_size = 1000\n");
-  EXPECT_NE(big.find("bad.toml:15:"), std::string::npos) << big;
+  EXPECT_NE(big.find("bad.toml:16:"), std::string::npos) << big;
   EXPECT_NE(big.find("at most 512 changes"), std::string::npos) << big;
   std::string probe = valid;
   probe += "listing = \"sync-folder-items\"\n";
   const std::string e = load_error(probe);
   EXPECT_NE(e.find("'listing' applies only to action = \"migrate-mailbox\""), std::string::npos) << e;
   std::string unknown = valid;
-  unknown += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nlisting = \"find-folder\"\n";
+  unknown += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nlisting = \"find-folder\"\ntransport = \"ews\"\n";
   EXPECT_NE(load_error(unknown).find("'listing' must be"), std::string::npos);
+  // Over Outlook Anywhere (the default transport) the EWS listing keys are a mistake, named with the fix.
+  std::string oa = valid;
+  oa += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\nbatch = 5\n";
+  const std::string misplaced = load_error(oa);
+  EXPECT_NE(misplaced.find("bad.toml:14:"), std::string::npos) << misplaced;
+  EXPECT_NE(misplaced.find("'batch' is an EWS setting: add transport = \"ews\""), std::string::npos) << misplaced;
+}
+
+TEST(ScenarioFile, OutlookAnywhereMigrationKeys) {
+  std::string text = valid;
+  text += "action = \"migrate-mailbox\"\nmanifest = \"m.json\"\n";
+  const auto defaults = load_scenario(write_temp("oa.toml", text)).steps[0];
+  EXPECT_EQ(defaults.transport, "outlook-anywhere");
+  EXPECT_EQ(defaults.no_progress_limit, std::chrono::hours(5));
+  EXPECT_EQ(defaults.in_channel_bytes, 1073741824u);
+  const auto set = load_scenario(write_temp("oa2.toml", text + "no_progress_limit = \"2h\"\nin_channel_bytes = 65536\n")).steps[0];
+  EXPECT_EQ(set.no_progress_limit, std::chrono::hours(2));
+  EXPECT_EQ(set.in_channel_bytes, 65536u);
+  EXPECT_NE(load_error(text + "transport = \"mapi\"\n").find("'transport' must be \"outlook-anywhere\""), std::string::npos);
+  EXPECT_NE(load_error(text + "in_channel_bytes = 100\n").find("in_channel_bytes"), std::string::npos);
+  EXPECT_NE(load_error(text + "transport = \"ews\"\nin_channel_bytes = 65536\n").find("applies only to transport = \"outlook-anywhere\""),
+            std::string::npos);
+  std::string probe = valid;
+  EXPECT_NE(load_error(probe + "transport = \"ews\"\n").find("applies only to action = \"migrate-mailbox\""), std::string::npos);
+  EXPECT_EQ(std::count(known_outcomes().begin(), known_outcomes().end(), "migration-stalled"), 1);
 }
 
 TEST(ScenarioFile, RequestTimeoutIsADurationOnAnyAction) {
