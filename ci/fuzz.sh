@@ -13,7 +13,8 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_http_request fuzz_http_response fuzz_ntlm fuzz_ews_request
                                      fuzz_config_exbridge fuzz_config_fake_exchange fuzz_scenario fuzz_rts
-                                     fuzz_dcerpc fuzz_rpc_call fuzz_fasttransfer fuzz_lz77)
+                                     fuzz_dcerpc fuzz_rpc_call fuzz_fasttransfer fuzz_lz77
+                                     fuzz_emsmdb_reply)
 
 [ -n "${EXBRIDGE_DEPS_INSTALLED:-}" ] || ci/install-deps.sh
 started=$(date +%s)

@@ -15,7 +15,9 @@
 #include "common/rts.hpp"
 #include "fake_exchange/fx_message.hpp"
 #include "fake_exchange/router.hpp"
+#include "fake_exchange/emsmdb.hpp"
 #include "fake_exchange/store.hpp"
+#include "rehearse/clients/emsmdb_codec.hpp"
 
 namespace {
 
@@ -249,6 +251,46 @@ int main(int argc, char** argv) {
     std::string blog_bytes(1, '\x10');
     for (std::size_t i = 0; i + 1 < blog.size(); i += 2) blog_bytes += static_cast<char>(std::stoi(blog.substr(i, 2), nullptr, 16));
     write("fuzz_fasttransfer", "blog_folder_change", blog_bytes);
+  }
+
+  // rehearse's Outlook Anywhere client: what fake-exchange's EMSMDB answers the migration's requests (selector
+  // 0 with the ROP sequence, 1 for EcDoConnectEx), and FastTransfer streams for its item hasher (selector 2).
+  {
+    namespace em = rehearse::emsmdb;
+    exchange_config server;
+    server.mailboxes.inbox_items = 6;
+    server.mailboxes.small_min = 8300;
+    server.mailboxes.small_max = 9000;
+    emsmdb_server store(&server);
+    const auto& owner = server.org.users.front();
+    const std::string dn = server.org.legacy_dn(owner);
+    const std::string connected = std::get<std::string>(store.call(em::op_connect_ex, em::connect_ex_request(dn), owner));
+    write("fuzz_emsmdb_reply", "connect_ex", std::string("\x01\x00", 2) + connected);
+    em::context_handle handle{};
+    std::copy(connected.begin(), connected.begin() + 20, handle.begin());
+    const auto ext2 = [&](em::rop_request& r, const std::vector<std::uint32_t>& handles) {
+      return std::get<std::string>(store.call(em::op_rpc_ext2, em::rpc_ext2_request(handle, r.finish(handles)), owner));
+    };
+    em::rop_request logon;
+    logon.logon(0, dn);
+    const std::string logged = ext2(logon, {0xFFFFFFFF});
+    write("fuzz_emsmdb_reply", "logon", std::string("\x00\x00", 2) + logged);
+    const std::uint32_t logon_handle = em::read_rpc_ext2(logged)->handles.at(0);
+    const std::uint64_t inbox = folder_id(*folder_by_key("inbox"));
+    em::rop_request walk;
+    walk.open_folder(0, 1, folder_id(*folder_by_key("root")))
+        .hierarchy_table(1, 2, true)
+        .set_columns(2, {mapi::tag::folder_id, mapi::tag::display_name, mapi::tag::content_count})
+        .query_rows(2, 50);
+    write("fuzz_emsmdb_reply", "folder_walk", std::string("\x00\x01", 2) + ext2(walk, {logon_handle, 0xFFFFFFFF, 0xFFFFFFFF}));
+    em::rop_request copy;
+    copy.open_message(0, 1, inbox, message_id(*folder_by_key("inbox"), 1)).copy_to(1, 2).get_buffer(2, 3000);
+    write("fuzz_emsmdb_reply", "message_copy", std::string("\x00\x03", 2) + ext2(copy, {logon_handle, 0xFFFFFFFF, 0xFFFFFFFF}));
+    const mailbox box(owner, server.mailboxes);
+    message_stream fx(box, box.item("inbox", 1), copy_options{});
+    std::string bytes(static_cast<std::size_t>(fx.size()), '\0');
+    bytes.resize(fx.read(bytes.data(), bytes.size()));
+    write("fuzz_emsmdb_reply", "item_stream", std::string("\x02\x21", 2) + bytes);
   }
 
   // fake-exchange: selector byte (see fuzz_ews_request.cpp), then the body.
