@@ -247,8 +247,15 @@ failure http_failure(const response_t& res, const std::string& what) {
   if (res.result_int() >= 502 && res.result_int() <= 504 && !reason.empty()) {
     return {"proxy-error", what + ": the proxy answered " + std::to_string(res.result_int()) + ": " + reason};
   }
-  return {"http-error", what + ": unexpected HTTP " + std::to_string(res.result_int()) + " " +
-                            std::string(res.reason())};
+  if (res.result() == http::status::payload_too_large) {
+    // nginx's client_max_body_size (1m by default) meets Outlook Anywhere's 1 GB RPC_IN_DATA.
+    return {"request-too-large", what + ": the proxy answered 413 Request Entity Too Large: its request body limit "
+                                        "is below what the request declares (an Outlook Anywhere IN channel declares "
+                                        "1 GB); lift the limit for /rpc/ (nginx: client_max_body_size 0;)",
+            413};
+  }
+  return {"http-error", what + ": unexpected HTTP " + std::to_string(res.result_int()) + " " + std::string(res.reason()),
+          static_cast<unsigned>(res.result_int())};
 }
 
 std::vector<std::string> offered_schemes(const response_t& challenge) {

@@ -82,6 +82,7 @@ struct probe_result {
 struct failure {
   std::string outcome;
   std::string explanation;
+  unsigned http_status = 0;  ///< the HTTP status that caused it, when one did (a 4xx is no reason to retry)
 };
 
 using response_t = http::response<http::string_body>;

@@ -14,6 +14,7 @@
 #include "rehearse/clients/rpc_association.hpp"
 #include "rehearse/clients/rpch_connection.hpp"
 #include "rehearse/runner/progress.hpp"
+#include "rehearse/runner/timeline.hpp"
 
 namespace exbridge::rehearse {
 namespace {
@@ -25,10 +26,11 @@ const dcerpc::syntax_id emsmdb_interface{dcerpc::parse_uuid("a4f1db00-ca47-1067-
 constexpr std::uint32_t no_handle = 0xFFFFFFFF;
 constexpr std::uint16_t rows_per_query = 1000;
 
-/// Failures worth another virtual connection: the path had a moment, not a verdict.
+/// Failures worth another virtual connection: the path had a moment, not a verdict. A 4xx is a verdict.
 bool transient(const failure& f) {
   static const std::set<std::string> kinds{"connection-lost", "tls-reset",     "client-timeout", "connect-failed",
                                            "proxy-error",     "proxy-timeout", "http-error"};
+  if (f.http_status >= 400 && f.http_status < 500) return false;
   return kinds.count(f.outcome) != 0;
 }
 
@@ -99,6 +101,9 @@ class mailbox_move {
       }
       ++retries_;
       retry_reasons_.insert(last->outcome);
+      if (first_retry_.empty()) first_retry_ = last->outcome + ": " + last->explanation;
+      timeline::current().instant(timeline_event::kind::failure, "retrying on a new virtual connection after " +
+                                                                     last->outcome + ": " + last->explanation, 0, false);
       if (meter_ != nullptr) meter_->count("retries", 1);
       timer wait(co_await net::this_coro::executor, backoff);
       co_await wait.async_wait(use_tuple);
@@ -141,7 +146,7 @@ class mailbox_move {
       std::string reasons;
       for (const auto& r : retry_reasons_) reasons += (reasons.empty() ? "" : ", ") + r;
       t += ", " + std::to_string(retries_) + (retries_ == 1 ? " retry" : " retries") + " after transient failures (" +
-           reasons + ")";
+           reasons + "; the first: " + first_retry_ + ")";
     }
     return t;
   }
@@ -402,6 +407,7 @@ class mailbox_move {
   unsigned virtual_connections_ = 0;
   unsigned retries_ = 0;
   std::set<std::string> retry_reasons_;
+  std::string first_retry_;  ///< the first transient failure, explained
   std::string tls_text_;
   std::string server_version_ = "?";
 };

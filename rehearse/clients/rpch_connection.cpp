@@ -71,6 +71,8 @@ void rpch_connection::close() {
     (*ch)->partner.reset();
     (*ch)->conn.close();
   }
+  for (auto& old : retired_) old->conn.close();
+  retired_.clear();
 }
 
 net::awaitable<std::optional<failure>> rpch_connection::connect(const char* method, std::shared_ptr<channel>& out) {
@@ -296,9 +298,12 @@ net::awaitable<std::optional<failure>> rpch_connection::recycle_in() {
     if (auto f = co_await handle(std::move(std::get<std::string>(pdu)))) co_return done(std::move(f));
   }
   if (auto f = co_await write_in(rts::encode(rts::in_r1_a5(successor)))) co_return done(std::move(f));
+  // The old channel is the inbound proxy's to close once IN_R1/A5 has arrived: closing it here could lose A5 in a
+  // proxy that drops a request's unforwarded body when its client goes (nginx does).
   in_->retired = true;
   in_->partner.reset();
-  in_->conn.close();
+  std::erase_if(retired_, [](const auto& old) { return !old->ended.empty(); });  // closed by now
+  retired_.push_back(std::move(in_));
   in_ = std::move(next);
   in_->partner = out_;
   watch_in();

@@ -16,6 +16,7 @@
 #include <random>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "common/rts.hpp"
 #include "rehearse/clients/exo_connection.hpp"
@@ -82,6 +83,8 @@ class rpch_connection {
   std::mt19937_64 rng_;
   rts::cookie vc_{}, in_cookie_{}, out_cookie_{};
   std::shared_ptr<channel> in_, out_;
+  /// IN channels replaced but left for the inbound proxy to close (each watcher ends when it does).
+  std::vector<std::shared_ptr<channel>> retired_;
   std::unique_ptr<http::response_parser<http::buffer_body>> out_parser_;
   rts::pdu_splitter split_;
   std::uint64_t out_declared_ = 0;

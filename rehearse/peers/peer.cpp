@@ -23,6 +23,18 @@ std::filesystem::path find_peer_program(const std::string& process_name, const s
   return found;
 }
 
+lab_target lab_target_for(const process_spec& process, const std::vector<std::string>& upstreams,
+                          const std::string& upstream_name, const lab_pki& pki, double time_scale) {
+  lab_target t;
+  t.cert = process.cert.empty() ? pki.bridge_cert.string() : process.cert;
+  t.key = process.key.empty() ? pki.bridge_key.string() : process.key;
+  t.upstream_addresses = upstreams;
+  t.ca_file = pki.ca_cert.string();
+  t.upstream_name = upstream_name;
+  t.time_scale = time_scale;
+  return t;
+}
+
 // A port for a peer whose config names its own (HAProxy, stunnel): free now, and below the kernel's ephemeral
 // range. Port 0 would hand out an ephemeral port, which any outgoing connection on the machine (a test beside
 // this one opening thousands) may take before the peer binds it: "Address already in use".

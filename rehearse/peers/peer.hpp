@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "common/lab_pki.hpp"
 #include "rehearse/peers/config_finding.hpp"
+#include "rehearse/peers/lab_target.hpp"
+#include "rehearse/runner/scenario_file.hpp"
 #include "rehearse/runner/process_supervisor.hpp"
 
 namespace exbridge::rehearse {
@@ -34,6 +37,11 @@ struct prepared_peer {
 /// skip_scenario naming the Debian package to install when it is missing.
 std::filesystem::path find_peer_program(const std::string& process_name, const std::string& program,
                                         const std::string& debian_package);
+
+/// What a peer's lab rewrite points at: the process's own cert/key or the lab bridge's, the lab upstreams, CA,
+/// name and time scale.
+lab_target lab_target_for(const process_spec& process, const std::vector<std::string>& upstreams,
+                          const std::string& upstream_name, const lab_pki& pki, double time_scale);
 
 /// A free loopback port for a peer's listener. Peers that cannot report a port they picked themselves get
 /// one taken here and released just before they bind it (a short window; loopback only).

@@ -22,6 +22,7 @@ struct step_report {
   bool passed = false;
   std::chrono::milliseconds duration{0};
   std::map<std::string, double> metrics;  ///< a migration's counts (items, bytes, channels recycled, retries, ...)
+  bool check = false;  ///< a lint, start or stop step: its expected outcome is a result, not a failure reproduced
   /// "passed" (worked as expected), "reproduced" (the failure it expects happened) or "failed".
   std::string verdict() const;
   /// The result line's word: PASS, REPRODUCED or FAIL.

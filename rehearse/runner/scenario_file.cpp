@@ -60,7 +60,7 @@ const std::vector<std::string>& known_outcomes() {
       "certificate-name-mismatch", "certificate-expired", "not-tls", "tls-reset", "tls-timeout", "tls-failure",
       "connect-failed", "auth-refused", "ntlm-connection-broken", "upstream-tls-failure", "identity-crossover", "data-corruption", "data-missing", "proxy-error", "http-error", "bad-response",
       "client-timeout", "connection-lost", "proxy-timeout", "proxy-idle-timeout", "autodiscover-failed",
-      "migration-stalled", "rpc-refused"};
+      "migration-stalled", "rpc-refused", "request-too-large"};
   return outcomes;
 }
 
@@ -107,19 +107,23 @@ scenario load_scenario(const std::filesystem::path& file) {
         {"program", {"program", "args"}},
         {"haproxy", {"program", "args", "config", "upstream", "cert", "key"}},
         {"stunnel", {"program", "args", "config", "upstream", "cert", "key"}},
+        {"nginx", {"program", "args", "config", "upstream", "cert", "key"}},
         {"command", {"program", "args", "address"}},
         {"external", {"address"}}};
     const auto allowed = kind_keys.find(p.kind);
     if (allowed == kind_keys.end()) {
-      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, haproxy, stunnel, command, external)");
+      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, haproxy, stunnel, nginx, command, external)");
     }
     for (const char* key : {"program", "args", "config", "upstream", "cert", "key", "address"}) {
       if (const toml::node* n = t.get(key); n != nullptr && allowed->second.count(key) == 0) {
         fail_at(file, *n, std::string("'") + key + "' does not apply to kind = \"" + p.kind + "\"");
       }
     }
-    const bool peer = p.kind == "haproxy" || p.kind == "stunnel";
-    const std::string default_program = p.kind == "haproxy" ? "haproxy" : p.kind == "stunnel" ? "stunnel4" : "";
+    const bool peer = p.kind == "haproxy" || p.kind == "stunnel" || p.kind == "nginx";
+    const std::string default_program = p.kind == "haproxy"   ? "haproxy"
+                                        : p.kind == "stunnel" ? "stunnel4"
+                                        : p.kind == "nginx"   ? "nginx"
+                                                              : "";
     if (p.kind != "external") p.program = get_string(file, t, "program", !peer, default_program, what);
     p.args = get_strings(file, t, "args");
     p.address = get_string(file, t, "address", p.kind == "external", "", what);
@@ -177,9 +181,9 @@ scenario load_scenario(const std::filesystem::path& file) {
       st.process = get_string(file, t, "process", true, "", "[[step]] '" + st.name + "' (action " + st.action + ")");
       const auto p = std::find_if(s.processes.begin(), s.processes.end(),
                                   [&](const process_spec& ps) { return ps.name == st.process; });
-      if (p == s.processes.end() || (st.action == "lint" && p->kind != "haproxy" && p->kind != "stunnel") ||
+      if (p == s.processes.end() || (st.action == "lint" && p->kind != "haproxy" && p->kind != "stunnel" && p->kind != "nginx") ||
           (st.action == "start" && !p->deferred) || (st.action == "stop" && p->kind == "external")) {
-        const std::string need = st.action == "lint"    ? "a [[process]] with kind = \"haproxy\" or \"stunnel\""
+        const std::string need = st.action == "lint"    ? "a [[process]] with kind = \"haproxy\", \"stunnel\" or \"nginx\""
                                  : st.action == "start" ? "a [[process]] with start = \"step\""
                                                         : "a [[process]] rehearse started (not kind = \"external\")";
         fail_at(file, *t.get("process"), "step '" + st.name + "': process '" + st.process + "' is not " + need);
@@ -268,7 +272,10 @@ scenario load_scenario(const std::filesystem::path& file) {
     st.connect = get_string(file, t, "connect", true, "", "[[step]] '" + st.name + "'");
     st.server_name = get_string(file, t, "server_name", false, s.bridge_names.front(), "[[step]]");
     st.trust = get_string(file, t, "trust", false, st.trust, "[[step]]");
-    if (st.trust != "lab" && st.trust != "system") fail_at(file, t, "'trust' must be \"lab\" or \"system\"");
+    if (st.trust != "lab" && st.trust != "system" && (!st.trust.starts_with("ca:") || st.trust.size() == 3)) {
+      fail_at(file, *t.get("trust"), "'trust' must be \"lab\" (the run's lab CA), \"system\" (the system's CAs) or "
+                                     "\"ca:FILE\" (a CA file, for a proxy started outside rehearse with its own certificate)");
+    }
     st.email = get_string(file, t, "email", true, "", "[[step]] '" + st.name + "'");
     st.password = get_string(file, t, "password", true, "", "[[step]] '" + st.name + "'");
     if (st.mailboxes > 1 && (st.email.find("{n}") == std::string::npos || st.password.find("{n}") == std::string::npos)) {

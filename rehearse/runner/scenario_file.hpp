@@ -16,6 +16,7 @@ struct process_spec {
   /// "program": prints a readiness line "listening <what> HOST:PORT" (fake-exchange, exbridge);
   /// "haproxy": the user's haproxy.cfg, linted, rewritten for the lab and run until it signals READY=1;
   /// "stunnel": the user's stunnel.conf, linted, rewritten for the lab and run until its port listens;
+  /// "nginx": the user's nginx.conf, the same way;
   /// "command": any program, ready when `address` listens (default 127.0.0.1:${NAME.port}, a free port
   ///            rehearse picks and offers to the args);
   /// "external": nothing is started; a proxy already running at `address` (checked to accept connections).
@@ -38,7 +39,7 @@ struct step_spec {
   std::string action = "migration-probe";  ///< or "migrate-mailbox", "outlook-anywhere"
   std::string connect;      ///< HOST:PORT (variables allowed)
   std::string server_name;  ///< the public host name Exchange Online is given (SNI, certificate name, Host)
-  std::string trust = "lab";  ///< "lab" (the run's lab CA) or "system"
+  std::string trust = "lab";  ///< "lab" (the run's lab CA), "system" or "ca:FILE" (variables allowed)
   std::string email;
   std::string password;
   std::string auth = "basic";  ///< "basic" or "ntlm"

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "rehearse/peers/config_finding.hpp"
+#include "rehearse/peers/lab_target.hpp"
 
 namespace exbridge::rehearse {
 
@@ -47,15 +48,8 @@ stunnel_config load_stunnel_config(const std::filesystem::path& file);
 /// Findings sorted by line.
 std::vector<config_finding> lint_stunnel_config(const stunnel_config& cfg);
 
-struct stunnel_lab {
+struct stunnel_lab : lab_target {
   std::string accept_address;  ///< "127.0.0.1:PORT" for the (first) service that accepts Exchange Online
-  std::string cert, key;       ///< the lab bridge certificate and key for every accepting service
-  /// The lab Exchange servers: the n-th `connect` line of the services reaching Exchange gets the n-th (the
-  /// last repeats).
-  std::vector<std::string> upstream_addresses;
-  std::string ca_file;        ///< replaces CAfile (the lab CA)
-  std::string upstream_name;  ///< the lab Exchange certificate's name: replaces checkHost and sni
-  double time_scale = 1;      ///< TIMEOUT* values are divided by this (whole seconds, at least 1)
   std::function<std::string()> internal_address;  ///< a fresh "127.0.0.1:PORT" for a chain's inner hop
 };
 

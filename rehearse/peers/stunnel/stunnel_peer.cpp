@@ -16,13 +16,8 @@ prepared_stunnel prepare_stunnel(const process_spec& process, const std::vector<
   out.config = load_stunnel_config(process.config);
   out.findings = lint_stunnel_config(out.config);
   stunnel_lab lab;
+  static_cast<lab_target&>(lab) = lab_target_for(process, upstreams, upstream_name, pki, time_scale);
   lab.accept_address = "127.0.0.1:" + std::to_string(free_loopback_port());
-  lab.cert = process.cert.empty() ? pki.bridge_cert.string() : process.cert;
-  lab.key = process.key.empty() ? pki.bridge_key.string() : process.key;
-  lab.upstream_addresses = upstreams;
-  lab.ca_file = pki.ca_cert.string();
-  lab.upstream_name = upstream_name;
-  lab.time_scale = time_scale;
   lab.internal_address = [] { return "127.0.0.1:" + std::to_string(free_loopback_port()); };
   const auto rewritten = rewrite_stunnel_for_lab(out.config, lab);
   out.changes = rewritten.changes;

@@ -42,7 +42,7 @@ TEST(HaproxyPeer, HaproxyProcessNeedsConfigAndUpstream) {
   const std::string e = load_error("name = \"t\"\n[[process]]\nname = \"h\"\nkind = \"haproxy\"\nupstream = \"x:1\"\n"
                                    "[[step]]\nname = \"s\"\naction = \"lint\"\nprocess = \"h\"\n");
   EXPECT_NE(e.find("'config'"), std::string::npos) << e;
-  EXPECT_NE(load_error("name = \"t\"\n[[process]]\nname = \"h\"\nkind = \"nginx\"\nprogram = \"x\"\n").find("bad.toml:4:"),
+  EXPECT_NE(load_error("name = \"t\"\n[[process]]\nname = \"h\"\nkind = \"caddy\"\nprogram = \"x\"\n").find("bad.toml:4:"),
             std::string::npos);
   const std::string misplaced = load_error(
       "name = \"t\"\n[[process]]\nname = \"e\"\nprogram = \"fake-exchange\"\nconfig = \"x.cfg\"\n");

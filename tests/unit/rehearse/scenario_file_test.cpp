@@ -260,8 +260,10 @@ TEST(ScenarioFile, ProcessKindsTakeOnlyTheirKeys) {
   EXPECT_NE(e.find("needs 'upstream'"), std::string::npos) << e;
   e = load_error(head + "kind = \"program\"\nprogram = \"x\"\naddress = \"h:1\"\n" + step);
   EXPECT_NE(e.find("'address' does not apply"), std::string::npos) << e;
+  e = load_error(head + "kind = \"caddy\"\n" + step);
+  EXPECT_NE(e.find("known: program, haproxy, stunnel, nginx, command, external"), std::string::npos) << e;
   e = load_error(head + "kind = \"nginx\"\n" + step);
-  EXPECT_NE(e.find("known: program, haproxy, stunnel, command, external"), std::string::npos) << e;
+  EXPECT_NE(e.find("(kind nginx) needs 'config'"), std::string::npos) << e;
   e = load_error(head + "kind = \"external\"\naddress = \"h:1\"\n" + step +
                  "[[step]]\nname = \"t\"\naction = \"stop\"\nprocess = \"p\"\n");
   EXPECT_NE(e.find("not kind = \"external\""), std::string::npos) << e;
