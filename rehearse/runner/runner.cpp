@@ -11,6 +11,7 @@
 #include "common/errors.hpp"
 #include "common/lab_pki.hpp"
 #include "rehearse/clients/exo_client.hpp"
+#include "rehearse/peers/exbridge/exbridge_peer.hpp"
 #include "rehearse/peers/haproxy/haproxy_peer.hpp"
 #include "rehearse/clients/outlook_anywhere.hpp"
 #include "rehearse/runner/process_supervisor.hpp"
@@ -128,6 +129,29 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
     std::vector<std::string> args;
     for (const auto& a : p.args) args.push_back(substitute(a, vars, p.where));
     auto program = p.kind == "command" ? find_command(p) : resolve_program(p.program);
+    // Our own programs keep time on the scenario's clock only when told its scale: without it their timers run
+    // at real time while the client's run faster, and a timing step would pass without proving anything.
+    const std::string base = program.filename().string();
+    if (scale != 1 && p.kind == "program" && (base == "exbridge" || base == "fake-exchange") &&
+        std::find(args.begin(), args.end(), "--time-scale") == args.end()) {
+      throw config_error(p.where + ": process '" + p.name + "' runs " + base + " without --time-scale while the "
+                         "scenario runs at time scale " + format_scale(scale) + ": its timeouts would run at real "
+                         "time and a timing step would prove nothing; add \"--time-scale\", \"${time_scale}\" to "
+                         "its args");
+    }
+    if (p.kind == "exbridge") {
+      std::vector<std::string> upstreams;
+      for (const auto& u : p.upstreams) upstreams.push_back(substitute(u, vars, p.where));
+      process_spec resolved = p;
+      resolved.cert = substitute(p.cert, vars, p.where);
+      resolved.key = substitute(p.key, vars, p.where);
+      const auto prepared = prepare_exbridge(resolved, program, upstreams, s.exchange_names.front(), pki,
+                                             report.run_dir, scale);
+      args = prepared.args;
+      out << "  " << p.name << ": " << p.config.string() << " rewritten for the lab into " << prepared.lab_config.string()
+          << '\n';
+      for (const auto& change : prepared.changes) out << "        " << change << '\n';
+    }
     if (p.kind == "haproxy" || p.kind == "stunnel" || p.kind == "nginx") {
       std::vector<std::string> upstreams;
       for (const auto& u : p.upstreams) upstreams.push_back(substitute(u, vars, p.where));
@@ -225,6 +249,18 @@ net::awaitable<void> run_steps(const scenario& s, const run_options& options, sc
       continue;
     }
     const host_port target = parse_host_port(substitute(st.connect, vars, st.where), st.where + ": connect", false);
+    if (scale != 1) {
+      // A proxy rehearse neither started with --time-scale nor rewrote: its timeouts run at real time.
+      for (const auto& p : s.processes) {
+        if ((p.kind == "command" || p.kind == "external") && vars[p.name + ".addr"] == target.to_string()) {
+          throw config_error(st.where + ": step '" + st.name + "' goes through process '" + p.name + "' (kind " +
+                             p.kind + "), whose timeouts do not run on rehearse's clock: at time scale " +
+                             format_scale(scale) + " its results would not mean what they say; run this scenario at "
+                             "--time-scale 1, or describe the proxy as kind = \"exbridge\", \"haproxy\", "
+                             "\"stunnel\" or \"nginx\" so that rehearse scales it");
+        }
+      }
+    }
     client_settings cs;
     cs.host = target.host;
     cs.port = target.port;

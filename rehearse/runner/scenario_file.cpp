@@ -108,22 +108,24 @@ scenario load_scenario(const std::filesystem::path& file) {
         {"haproxy", {"program", "args", "config", "upstream", "cert", "key"}},
         {"stunnel", {"program", "args", "config", "upstream", "cert", "key"}},
         {"nginx", {"program", "args", "config", "upstream", "cert", "key"}},
+        {"exbridge", {"program", "args", "config", "upstream", "cert", "key"}},
         {"command", {"program", "args", "address"}},
         {"external", {"address"}}};
     const auto allowed = kind_keys.find(p.kind);
     if (allowed == kind_keys.end()) {
-      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, haproxy, stunnel, nginx, command, external)");
+      fail_at(file, *t.get("kind"), "kind '" + p.kind + "' is unknown (known: program, exbridge, haproxy, stunnel, nginx, command, external)");
     }
     for (const char* key : {"program", "args", "config", "upstream", "cert", "key", "address"}) {
       if (const toml::node* n = t.get(key); n != nullptr && allowed->second.count(key) == 0) {
         fail_at(file, *n, std::string("'") + key + "' does not apply to kind = \"" + p.kind + "\"");
       }
     }
-    const bool peer = p.kind == "haproxy" || p.kind == "stunnel" || p.kind == "nginx";
-    const std::string default_program = p.kind == "haproxy"   ? "haproxy"
-                                        : p.kind == "stunnel" ? "stunnel4"
-                                        : p.kind == "nginx"   ? "nginx"
-                                                              : "";
+    const bool peer = p.kind == "haproxy" || p.kind == "stunnel" || p.kind == "nginx" || p.kind == "exbridge";
+    const std::string default_program = p.kind == "haproxy"    ? "haproxy"
+                                        : p.kind == "stunnel"  ? "stunnel4"
+                                        : p.kind == "nginx"    ? "nginx"
+                                        : p.kind == "exbridge" ? "exbridge"
+                                                               : "";
     if (p.kind != "external") p.program = get_string(file, t, "program", !peer, default_program, what);
     p.args = get_strings(file, t, "args");
     p.address = get_string(file, t, "address", p.kind == "external", "", what);
@@ -371,8 +373,12 @@ std::vector<std::filesystem::path> catalog_scenarios(const std::filesystem::path
   std::error_code ec;
   for (std::filesystem::recursive_directory_iterator it(catalog, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    // A scenario's fault rules sit beside it as NAME.faults.toml: data for fake-exchange, not a scenario.
-    if (it->is_regular_file() && name.ends_with(".toml") && !name.ends_with(".faults.toml")) files.push_back(it->path());
+    // A scenario's fault rules (NAME.faults.toml) and exbridge config (NAME.exbridge.toml) sit beside it: data for
+    // the programs it starts, not scenarios.
+    if (it->is_regular_file() && name.ends_with(".toml") && !name.ends_with(".faults.toml") &&
+        !name.ends_with(".exbridge.toml")) {
+      files.push_back(it->path());
+    }
   }
   if (ec) throw config_error("cannot list scenario catalog " + catalog.string() + ": " + ec.message());
   std::sort(files.begin(), files.end());

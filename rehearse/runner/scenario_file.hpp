@@ -17,6 +17,7 @@ struct process_spec {
   /// "haproxy": the user's haproxy.cfg, linted, rewritten for the lab and run until it signals READY=1;
   /// "stunnel": the user's stunnel.conf, linted, rewritten for the lab and run until its port listens;
   /// "nginx": the user's nginx.conf, the same way;
+  /// "exbridge": the user's exbridge.toml, rewritten for the lab and run with the scenario's --time-scale;
   /// "command": any program, ready when `address` listens (default 127.0.0.1:${NAME.port}, a free port
   ///            rehearse picks and offers to the args);
   /// "external": nothing is started; a proxy already running at `address` (checked to accept connections).
@@ -90,7 +91,8 @@ struct scenario {
 scenario load_scenario(const std::filesystem::path& file);
 
 /// Every scenario file of a catalog folder and its theme subfolders, in path order: NAME.toml, not the
-/// NAME.faults.toml fault rules beside a scenario. Throws config_error when the folder cannot be read.
+/// NAME.faults.toml fault rules or NAME.exbridge.toml configs beside a scenario. Throws config_error when the
+/// folder cannot be read.
 std::vector<std::filesystem::path> catalog_scenarios(const std::filesystem::path& catalog);
 
 /// The outcomes a step may expect: "ok" and every failure class rehearse can report.

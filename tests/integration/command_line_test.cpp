@@ -98,6 +98,35 @@ TEST(CommandLine, RehearseSkipsAScenarioWhosePeerIsNotInstalledAndSaysWhy) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CommandLine, RehearseRefusesTimingOnAClockItDoesNotScale) {
+  // exbridge started without --time-scale in a scenario at time scale 100: its timers would run at real time.
+  const auto dir = std::filesystem::temp_directory_path() / ("exbridge-scale-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "unscaled.toml")
+      << "name = \"unscaled\"\ntime_scale = 100\n[[process]]\nname = \"bridge\"\nprogram = \"exbridge\"\n"
+         "args = [\"--listen\", \"127.0.0.1:0\", \"--upstream\", \"127.0.0.1:1\"]\n"
+         "[[step]]\nname = \"idle\"\naction = \"outlook-anywhere\"\nconnect = \"${bridge.addr}\"\nemail = \"a@b\"\n"
+         "password = \"p\"\n";
+  auto r = run_command(program_path("rehearse"), {"run", (dir / "unscaled.toml").string(), "--out", (dir / "out").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("process 'bridge' runs exbridge without --time-scale while the scenario runs at time scale 100"),
+            std::string::npos)
+      << r.output;
+  // A proxy rehearse did not start (kind external) cannot be rehearsed on a compressed clock.
+  std::ofstream(dir / "external.toml")
+      << "name = \"external\"\ntime_scale = 100\n[[process]]\nname = \"self\"\nprogram = \"fake-exchange\"\n"
+         "args = [\"--listen\", \"127.0.0.1:0\", \"--time-scale\", \"${time_scale}\"]\n"
+         "[[process]]\nname = \"proxy\"\nkind = \"external\"\naddress = \"${self.addr}\"\n"
+         "[[step]]\nname = \"idle\"\naction = \"outlook-anywhere\"\nconnect = \"${proxy.addr}\"\nemail = \"a@b\"\n"
+         "password = \"p\"\n";
+  r = run_command(program_path("rehearse"), {"run", (dir / "external.toml").string(), "--out", (dir / "out").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("goes through process 'proxy' (kind external), whose timeouts do not run on rehearse's clock"),
+            std::string::npos)
+      << r.output;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CommandLine, HelpListsTheDemoOrganisation) {
   const auto r = run_command(program_path("fake-exchange"), {"--help"});
   EXPECT_EQ(r.exit_code, 0);

@@ -204,3 +204,46 @@ TEST(AutodiscoverCandidates, FollowsTheHttpRedirectWhenNoHttpsCandidateAnswers) 
 
 }  // namespace
 }  // namespace exbridge
+
+namespace exbridge {
+namespace {
+
+// A large mailbox over Outlook Anywhere through exbridge, with 35 MB items as real mailboxes have them and both
+// channels replaced many times (OUT every 16 MiB, IN every 256 KiB). Size knob: EXBRIDGE_OA_BYTES (default 64 MB; slow.oa_migration_512mib runs 512 MB,
+// and the full run, by hand, 4 GiB: EXBRIDGE_OA_BYTES=4294967296 build/tests/integration_tests
+// --gtest_filter=OutlookAnywhereMigration.*).
+TEST(OutlookAnywhereMigration, ALargeMailboxMovesThroughExbridgeWithChannelsRecycledManyTimes) {
+  const std::uint64_t target = test::env_knob("EXBRIDGE_OA_BYTES", 64 << 20);
+  fake_exchange::server_options fx;
+  fx.exchange.mailboxes.large_every = 10;
+  fx.exchange.mailboxes.large_size = 35'000'000;
+  // Enough 35 MB (+-10 %) items that the mailbox holds at least `target` bytes: every tenth Inbox item is one.
+  fx.exchange.mailboxes.inbox_items = static_cast<unsigned>((target + 31'499'999) / 31'500'000 * 10);
+  fx.rpc_out_channel_length = 16 << 20;
+  test::bridge_lab lab(fx);
+  const auto manifest = fake_exchange::make_manifest(fx.exchange.org, fx.exchange.mailboxes);
+  const auto file = std::filesystem::temp_directory_path() / ("exbridge-oa-large-" + std::to_string(::getpid()) + ".json");
+  write_file(file, boost::json::serialize(manifest));
+  auto cs = lab.client(fx.exchange.org.users.front());
+  cs.action = "migrate-mailbox";
+  cs.manifest_file = file.string();
+  cs.in_channel_bytes = 256 << 10;
+  cs.show_progress = false;
+  const auto begin = std::chrono::steady_clock::now();
+  const auto r = lab.io().run(rehearse::run_migration_probe(cs), std::chrono::seconds(3600));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  std::filesystem::remove(file);
+  ASSERT_EQ(r.outcome, "ok") << r.explanation;
+  EXPECT_GE(r.bytes, target);
+  EXPECT_EQ(r.metrics.at("retries"), 0);
+  // The FastTransfer streams are about twice the MIME (the body travels as UTF-16): one OUT channel per 16 MiB.
+  EXPECT_GE(r.metrics.at("out_channels_recycled"), static_cast<double>(r.bytes / (16 << 20)));
+  EXPECT_GE(r.metrics.at("in_channels_recycled"), 1);
+  std::printf("%llu items, %.1f MB in %.1f s (%.1f MB/s); %g IN and %g OUT channels recycled\n",
+              static_cast<unsigned long long>(r.items), static_cast<double>(r.bytes) / 1e6, seconds,
+              static_cast<double>(r.bytes) / 1e6 / seconds, r.metrics.at("in_channels_recycled"),
+              r.metrics.at("out_channels_recycled"));
+}
+
+}  // namespace
+}  // namespace exbridge

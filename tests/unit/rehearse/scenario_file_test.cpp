@@ -261,7 +261,7 @@ TEST(ScenarioFile, ProcessKindsTakeOnlyTheirKeys) {
   e = load_error(head + "kind = \"program\"\nprogram = \"x\"\naddress = \"h:1\"\n" + step);
   EXPECT_NE(e.find("'address' does not apply"), std::string::npos) << e;
   e = load_error(head + "kind = \"caddy\"\n" + step);
-  EXPECT_NE(e.find("known: program, haproxy, stunnel, nginx, command, external"), std::string::npos) << e;
+  EXPECT_NE(e.find("known: program, exbridge, haproxy, stunnel, nginx, command, external"), std::string::npos) << e;
   e = load_error(head + "kind = \"nginx\"\n" + step);
   EXPECT_NE(e.find("(kind nginx) needs 'config'"), std::string::npos) << e;
   e = load_error(head + "kind = \"external\"\naddress = \"h:1\"\n" + step +
