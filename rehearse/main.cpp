@@ -30,8 +30,11 @@ int preflight_main(int argc, char** argv) {
               [&](const std::string& v) { o.ntlm_domain = v; });
   args.option("connect", "HOST:PORT", "connect here instead of resolving the URL's name (e.g. before the DNS change)",
               [&](const std::string& v) { o.connect = v; });
-  args.option("rpc-server", "NAME", "also check Outlook Anywhere: the mailbox server rpcproxy forwards to (e.g. "
-              "ex2007.contoso.local)", [&](const std::string& v) { o.rpc_server = v; });
+  args.option("rpc-server", "NAME", "Outlook Anywhere: the mailbox server rpcproxy forwards to (default: the one "
+              "Autodiscover names, e.g. ex2007.contoso.local)", [&](const std::string& v) { o.rpc_server = v; });
+  args.option("rpc-hold", "DURATION", "Outlook Anywhere: keep the virtual connection open this long after the EMSMDB "
+              "call and count the server's pings (Exchange pings every 900 s: 16m sees one; default 0)",
+              [&](const std::string& v) { o.rpc_hold = parse_duration(v, "--rpc-hold"); });
   args.option("trust", "system|ca:FILE", "trust store for the endpoint's certificate (default: the system's, as "
               "Exchange Online uses public CAs)", [&](const std::string& v) {
                 if (v == "system") o.trust = tls_verify::system;

@@ -242,9 +242,12 @@ class migration_probe {
     other_.reset();
     if (auto f = co_await conn_.ensure_connected()) co_return fail(*f);
 
-    if (s_.action == "migrate-mailbox" && s_.transport == "outlook-anywhere") {
+    if ((s_.action == "migrate-mailbox" && s_.transport == "outlook-anywhere") || s_.action == "outlook-anywhere-session") {
       const std::string preamble = conn_.tls_description() + " to " + s_.server_name + ", " + s_.auth + " auth" + route_ + "; ";
-      co_return co_await migrate_over_outlook_anywhere(s_, disc.outlook_anywhere, preamble);
+      if (s_.action == "migrate-mailbox") co_return co_await migrate_over_outlook_anywhere(s_, disc.outlook_anywhere, preamble);
+      auto endpoint = disc.outlook_anywhere;
+      if (!s_.rpc_server.empty()) endpoint.rpc_server = s_.rpc_server;  // preflight's --rpc-server
+      co_return co_await check_outlook_anywhere_session(s_, endpoint, preamble);
     }
     // 3. The EwsUrl must point at the public name, or Exchange Online could not follow it.
     const std::string prefix = "https://" + s_.server_name;

@@ -412,21 +412,73 @@ class mailbox_move {
   std::string server_version_ = "?";
 };
 
+/// Autodiscover's Outlook Anywhere settings, checked as the migration service needs them.
+std::optional<probe_result> unusable(const client_settings& s, const outlook_anywhere_endpoint& endpoint) {
+  if (!boost::algorithm::iequals(endpoint.proxy_server, s.server_name)) {
+    return probe_result{"bad-response", "Autodiscover's Outlook Anywhere settings (EXPR) name the RPC proxy " +
+                                            (endpoint.proxy_server.empty() ? std::string("nowhere") : endpoint.proxy_server) +
+                                            ", not the public name " + s.server_name + "; set Outlook Anywhere's "
+                                            "ExternalHostname to it (Set-OutlookAnywhere -ExternalHostname)"};
+  }
+  if (endpoint.rpc_server.empty() || endpoint.legacy_dn.empty()) {
+    return probe_result{"bad-response", "Autodiscover named no mailbox server (EXCH <Server>) or no legacy DN for " +
+                                            s.email + "; the migration cannot open the mailbox over Outlook Anywhere"};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+net::awaitable<probe_result> check_outlook_anywhere_session(const client_settings& s,
+                                                            const outlook_anywhere_endpoint& endpoint,
+                                                            const std::string& preamble) {
+  if (auto refused = unusable(s, endpoint)) co_return *refused;
+  ssl::context tls = make_tls_context(tls_profile::exchange_online_client, {.verify = s.trust, .ca_file = s.ca_file});
+  client_settings rpc_settings = s;
+  rpc_settings.rpc_server = endpoint.rpc_server;
+  rpch_connection vc(co_await net::this_coro::executor, tls, rpc_settings, 6001, s.in_channel_bytes);
+  const auto fail = [](const failure& f) { return probe_result{f.outcome, f.explanation}; };
+  if (auto f = co_await vc.open()) co_return fail(*f);
+  rpc_association rpc(vc, rpc_settings);
+  if (auto f = co_await rpc.bind(emsmdb_interface)) co_return fail(*f);
+  auto connect = co_await rpc.call(emsmdb::op_connect_ex, emsmdb::connect_ex_request(endpoint.legacy_dn), s.request_timeout);
+  if (auto* f = std::get_if<failure>(&connect)) co_return fail(*f);
+  std::string session_text;
+  {
+    const auto session = emsmdb::read_connect_ex(std::get<std::string>(connect));
+    if (!session) co_return probe_result{"bad-response", "EcDoConnectEx's answer does not parse"};
+    if (session->ec != 0) {
+      co_return probe_result{"auth-refused", "EcDoConnectEx for " + endpoint.legacy_dn + " answered " +
+                                                 emsmdb::ec_name(session->ec) + ": the migration account cannot open "
+                                                 "this mailbox over Outlook Anywhere"};
+    }
+    session_text = "EcDoConnectEx answered ecNone for \"" + session->display_name + "\" (Exchange " +
+                   emsmdb::version_text(session->server_version) + ")";
+    auto bye = co_await rpc.call(emsmdb::op_disconnect, emsmdb::disconnect_request(session->handle), s.request_timeout);
+    if (auto* f = std::get_if<failure>(&bye)) co_return fail(*f);
+  }
+  std::string text = preamble + "virtual connection to " + endpoint.rpc_server + ":6001 (" + vc.tls_description() +
+                     "), EMSMDB bound with NTLM at PKT_PRIVACY, " + session_text + ", EcDoDisconnect";
+  if (s.idle > scaled_clock::duration::zero()) {
+    if (auto f = co_await vc.hold(s.idle)) {
+      co_return probe_result{f->outcome, "the virtual connection closed during the " + format_duration(s.idle) +
+                                             " hold after " + std::to_string(vc.counters().pings) +
+                                             " server ping(s): " + f->explanation};
+    }
+    text += "; held " + format_duration(s.idle) + ": " + std::to_string(vc.counters().pings) + " server ping(s)";
+    if (vc.counters().pings == 0 && s.idle > std::chrono::seconds(900)) {
+      text += " -- none in " + format_duration(s.idle) + ", though Exchange pings every 900 s: something between "
+              "swallows them";
+    }
+  }
+  vc.close();
+  co_return probe_result{"ok", text};
+}
 
 net::awaitable<probe_result> migrate_over_outlook_anywhere(const client_settings& s,
                                                            const outlook_anywhere_endpoint& endpoint,
                                                            const std::string& preamble) {
-  if (!boost::algorithm::iequals(endpoint.proxy_server, s.server_name)) {
-    co_return probe_result{"bad-response", "Autodiscover's Outlook Anywhere settings (EXPR) name the RPC proxy " +
-                                               (endpoint.proxy_server.empty() ? std::string("nowhere") : endpoint.proxy_server) +
-                                               ", not the public name " + s.server_name + "; set Outlook Anywhere's "
-                                               "ExternalHostname to it (Set-OutlookAnywhere -ExternalHostname)"};
-  }
-  if (endpoint.rpc_server.empty() || endpoint.legacy_dn.empty()) {
-    co_return probe_result{"bad-response", "Autodiscover named no mailbox server (EXCH <Server>) or no legacy DN for " +
-                                               s.email + "; the migration cannot open the mailbox over Outlook Anywhere"};
-  }
+  if (auto refused = unusable(s, endpoint)) co_return *refused;
   ssl::context tls = make_tls_context(tls_profile::exchange_online_client, {.verify = s.trust, .ca_file = s.ca_file});
   mailbox_move move(s, endpoint, tls);
   co_return co_await move.run(preamble);

@@ -28,4 +28,11 @@ net::awaitable<probe_result> migrate_over_outlook_anywhere(const client_settings
                                                            const outlook_anywhere_endpoint& endpoint,
                                                            const std::string& preamble);
 
+/// preflight's read-only check of the same path against a real endpoint: a virtual connection (CONN/A1 to
+/// CONN/C2), a bind to EMSMDB with NTLM, EcDoConnectEx for the mailbox and EcDoDisconnect; then, when `s.idle` is
+/// not zero, the connection held that long, counting the server's pings (Exchange sends one every 900 s).
+net::awaitable<probe_result> check_outlook_anywhere_session(const client_settings& s,
+                                                            const outlook_anywhere_endpoint& endpoint,
+                                                            const std::string& preamble);
+
 }  // namespace exbridge::rehearse

@@ -20,6 +20,7 @@ rts::kind kind_of(const rts::pdu& p) { return rts::identify(p); }
 
 rpch_counters& rpch_counters::operator+=(const rpch_counters& o) {
   in_recycled += o.in_recycled;
+  pings += o.pings;
   out_recycled += o.out_recycled;
   flow_stalls += o.flow_stalls;
   rpc_bytes_out += o.rpc_bytes_out;
@@ -219,6 +220,21 @@ net::awaitable<std::variant<std::string, failure>> rpch_connection::receive(scal
   co_return p;
 }
 
+net::awaitable<std::optional<failure>> rpch_connection::hold(scaled_clock::duration d) {
+  const auto until = scaled_clock::now() + d;
+  while (scaled_clock::now() < until) {
+    limit_ = until - scaled_clock::now();
+    auto next = co_await next_out_pdu();
+    if (auto* f = std::get_if<failure>(&next)) {
+      if (dog_.fired()) co_return std::nullopt;  // the hold's own end: nothing closed the channels before it
+      co_return *f;
+    }
+    if (auto f = co_await handle(std::move(std::get<std::string>(next)))) co_return f;
+  }
+  close();
+  co_return std::nullopt;
+}
+
 net::awaitable<std::variant<std::string, failure>> rpch_connection::next_out_pdu() {
   std::array<char, 16 * 1024> chunk;
   for (;;) {
@@ -258,6 +274,7 @@ net::awaitable<std::optional<failure>> rpch_connection::handle(std::string pdu) 
   if (p == nullptr) co_return failure{"bad-response", "the OUT channel carried an RTS PDU that does not parse"};
   switch (kind_of(*p)) {
     case rts::kind::ping:
+      ++counters_.pings;
       co_return std::nullopt;
     case rts::kind::flow_control_ack:
     case rts::kind::flow_control_ack_with_destination:

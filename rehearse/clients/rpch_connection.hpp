@@ -31,6 +31,7 @@ struct rpch_counters {
   unsigned flow_stalls = 0;         ///< sends that waited for the IN proxy's flow-control ack
   std::uint64_t rpc_bytes_out = 0;  ///< RPC PDU bytes the client sent
   std::uint64_t rpc_bytes_in = 0;   ///< RPC PDU bytes the server sent
+  unsigned pings = 0;               ///< the server's keep-alive pings on the OUT channel
   rpch_counters& operator+=(const rpch_counters& o);
 };
 
@@ -51,6 +52,9 @@ class rpch_connection {
   net::awaitable<std::optional<failure>> send(std::string pdu);
   /// The server's next RPC PDU, within `limit` of virtual time.
   net::awaitable<std::variant<std::string, failure>> receive(scaled_clock::duration limit);
+  /// Holds the open virtual connection for `d` without calls, reading the OUT channel (the server's pings are
+  /// counted); the connection is closed afterwards. A channel that ends meanwhile is the failure.
+  net::awaitable<std::optional<failure>> hold(scaled_clock::duration d);
   void close();
 
   const rpch_counters& counters() const { return counters_; }

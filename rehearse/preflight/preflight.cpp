@@ -14,7 +14,6 @@
 #include "common/errors.hpp"
 #include "common/tls_diagnosis.hpp"
 #include "rehearse/clients/exo_client.hpp"
-#include "rehearse/clients/outlook_anywhere.hpp"
 
 namespace exbridge::rehearse {
 namespace {
@@ -219,18 +218,14 @@ unsigned run_preflight(const preflight_options& o, std::ostream& out) {
   cs.ntlm_domain = o.ntlm_domain;
   client_check(check, "Autodiscover and EWS", run_migration_probe, cs);
 
-  // 4. Outlook Anywhere: the probe, authentication on each channel's connection, an echo, both channels
-  //    opened and held for a moment (the long idle hold belongs in a rehearsal, not against production).
-  if (o.rpc_server.empty()) {
-    out << "SKIP  Outlook Anywhere (RPC over HTTP)\n      give --rpc-server MAILBOX-SERVER (the internal name "
-           "rpcproxy forwards to) to check it\n";
-  } else {
-    client_settings rpc = cs;
-    rpc.action = "outlook-anywhere";
-    rpc.rpc_server = o.rpc_server;
-    rpc.idle = std::chrono::seconds(2);
-    client_check(check, "Outlook Anywhere (RPC over HTTP)", run_outlook_anywhere, rpc);
-  }
+  // 4. Outlook Anywhere as the migration uses it: Autodiscover's EXPR and EXCH settings, a virtual connection
+  //    (CONN/A1 to CONN/C2), a bind to EMSMDB with NTLM, EcDoConnectEx and EcDoDisconnect -- read-only -- and,
+  //    with --rpc-hold, the connection kept open to see the server's pings arrive through the path.
+  client_settings rpc = cs;
+  rpc.action = "outlook-anywhere-session";
+  rpc.rpc_server = o.rpc_server;
+  rpc.idle = o.rpc_hold;
+  client_check(check, "Outlook Anywhere (RPC over HTTP, EMSMDB)", run_migration_probe, rpc);
 
   out << "preflight: " << (check.failures() == 0 ? "every check passed" : std::to_string(check.failures()) + " check(s) failed")
       << '\n';

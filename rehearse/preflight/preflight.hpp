@@ -1,13 +1,15 @@
 // `rehearse preflight https://HOST --email USER@DOMAIN`: the read-only checks Exchange Online's
 // migration endpoint makes, run against a real endpoint before a cutover batch is created -- the TLS
 // versions it accepts, its certificate (chain, name, expiry, signature), Autodiscover and EWS with the
-// migration account, and the Outlook Anywhere transport. Nothing is written to the mailbox, and the
+// migration account, and Outlook Anywhere as the migration uses it (a virtual connection, EMSMDB with NTLM, one
+// EcDoConnectEx, optionally held to see a server ping). Nothing is written to the mailbox, and the
 // password is never printed or logged.
 #pragma once
 
 #include <iosfwd>
 #include <string>
 
+#include "common/clock.hpp"
 #include "common/net.hpp"
 #include "common/tls_context.hpp"
 
@@ -22,7 +24,8 @@ struct preflight_options {
   std::string ntlm_domain;
   tls_verify trust = tls_verify::system;
   std::string ca_file;
-  std::string rpc_server;    ///< the mailbox server named in the RPC URL (empty: skip the RPC check)
+  std::string rpc_server;    ///< the mailbox server named in the RPC URL (empty: the one Autodiscover names)
+  scaled_clock::duration rpc_hold{};  ///< how long to hold the virtual connection, counting server pings
 };
 
 /// Runs every check, printing one line per check; returns how many failed.

@@ -11,17 +11,21 @@ namespace {
 
 class Preflight : public ::testing::Test {
  protected:
-  command_result preflight(unsigned short port, const std::string& password) {
+  command_result preflight(unsigned short port, const std::string& password, const std::string& hold = "0s") {
     ::setenv("REHEARSE_PASSWORD", password.c_str(), 1);
     auto r = run_command(program_path("rehearse"),
                          {"preflight", "https://mail.contoso.example", "--connect", "127.0.0.1:" + std::to_string(port),
-                          "--trust", "ca:" + test_pki().ca_cert.string(), "--email", user().email, "--rpc-server",
-                          "ex2007.contoso.example"});
+                          "--trust", "ca:" + test_pki().ca_cert.string(), "--email", user().email, "--rpc-hold", hold});
     ::unsetenv("REHEARSE_PASSWORD");
     return r;
   }
   const fake_exchange::user& user() const { return lab_.exchange_options().exchange.org.users.front(); }
-  bridge_lab lab_;
+  static fake_exchange::server_options exchange() {
+    fake_exchange::server_options fx;
+    fx.rpc_ping_interval = std::chrono::milliseconds(500);  // so that a short hold sees pings
+    return fx;
+  }
+  bridge_lab lab_{exchange()};
 };
 
 TEST_F(Preflight, EveryCheckPassesThroughExbridgeAndThePasswordIsNeverPrinted) {
@@ -31,8 +35,22 @@ TEST_F(Preflight, EveryCheckPassesThroughExbridgeAndThePasswordIsNeverPrinted) {
   EXPECT_NE(r.output.find("PASS  Certificate"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("PASS  TLS 1.0 refused on the public side"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("PASS  Autodiscover and EWS"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("PASS  Outlook Anywhere (RPC over HTTP)"), std::string::npos) << r.output;
+  // Outlook Anywhere as the migration uses it: the mailbox server and legacy DN from Autodiscover, a virtual
+  // connection, EMSMDB with NTLM, one read-only call.
+  EXPECT_NE(r.output.find("PASS  Outlook Anywhere (RPC over HTTP, EMSMDB)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("virtual connection to EX2007.contoso.example:6001"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("EcDoConnectEx answered ecNone for \"" + user().display_name + "\" (Exchange 8.3.83.6)"),
+            std::string::npos)
+      << r.output;
   EXPECT_EQ(r.output.find(user().password), std::string::npos) << r.output;
+}
+
+TEST_F(Preflight, RpcHoldKeepsTheVirtualConnectionOpenAndCountsTheServersPings) {
+  const auto r = preflight(lab_.bridge().local_endpoint().port(), user().password, "3s");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const auto at = r.output.find("; held 3000 ms: ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_GE(std::stoi(r.output.substr(at + 16)), 4) << r.output;  // a ping every 500 ms
 }
 
 TEST_F(Preflight, AWrongPasswordFailsTheAuthenticatedCheckOnly) {
