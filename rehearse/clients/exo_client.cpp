@@ -1,4 +1,5 @@
-// Exchange Online migration client emulation (walking-skeleton depth: discovery and one EWS read).
+// Exchange Online's migration client: Autodiscover (candidate URLs, redirects, Basic or NTLM), then an EWS read,
+// an EWS migration, or the hand-over to the Outlook Anywhere migration (oa_migration.hpp); several mailboxes at once.
 #include "rehearse/clients/exo_client.hpp"
 
 #include <boost/algorithm/string/predicate.hpp>

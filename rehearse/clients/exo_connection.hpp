@@ -43,7 +43,9 @@ struct client_settings {
   std::map<std::string, std::string> resolve;
   std::string ntlm_domain;      ///< NTLM: empty = log on with the e-mail address as UPN
   unsigned ews_requests = 1;    ///< how many EWS reads after discovery (identity checked on each)
-  std::string action = "migration-probe";  ///< "migrate-mailbox": move every item; "outlook-anywhere": RPC channels
+  /// "migration-probe", "migrate-mailbox" (move every item), "outlook-anywhere" (hold RPC channels idle) or
+  /// "outlook-anywhere-session" (preflight: one read-only EMSMDB session)
+  std::string action = "migration-probe";
   std::string manifest_file;   ///< migrate-mailbox: fake-exchange's manifest (JSON)
   unsigned page_size = 512;    ///< FindItem page size / SyncFolderItems MaxChangesReturned (the service uses 512)
   std::string listing = "find-item";  ///< migrate-mailbox: "find-item" or "sync-folder-items" lists each folder
