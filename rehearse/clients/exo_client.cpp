@@ -7,10 +7,8 @@
 #include <pugixml.hpp>
 
 #include <fstream>
-#include <iomanip>
 #include <map>
 #include <set>
-#include <sstream>
 #include <optional>
 #include <variant>
 
@@ -84,19 +82,6 @@ std::string get_item_request(const std::vector<std::string>& ids) {
   return ews_envelope("<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>"
                       "<t:IncludeMimeContent>true</t:IncludeMimeContent></m:ItemShape><m:ItemIds>" + list +
                       "</m:ItemIds></m:GetItem>");
-}
-
-/// "26.4 MB/s".
-std::string megabytes_per_second(std::uint64_t bytes, double seconds) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
-  return out.str();
-}
-
-std::string megabytes(std::uint64_t bytes) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 << " MB";
-  return out.str();
 }
 
 struct discovery {
@@ -219,13 +204,6 @@ std::string folder_owner(const std::string& folder_id) {
   const auto size = static_cast<unsigned char>((*raw)[4]);
   if (raw->size() < 5u + size) return "";
   return raw->substr(5, size);
-}
-
-/// Failures the migration service retries: the connection or the server had a moment, not a verdict.
-bool transient(const failure& f) {
-  static const std::set<std::string> kinds{"connection-lost", "tls-reset",     "client-timeout", "connect-failed",
-                                           "proxy-error",     "proxy-timeout", "http-error"};
-  return kinds.count(f.outcome) != 0;
 }
 
 /// One migration probe: the state of its authentication across requests.

@@ -3,6 +3,10 @@
 
 #include <boost/algorithm/string/predicate.hpp>
 
+#include <iomanip>
+#include <set>
+#include <sstream>
+
 #include "common/base64.hpp"
 #include "common/ntlm.hpp"
 #include "common/tls_diagnosis.hpp"
@@ -214,6 +218,25 @@ void exo_connection::close() {
   if (!stream_) return;
   error_code ignored;
   stream_->next_layer().close(ignored);
+}
+
+bool transient(const failure& f) {
+  static const std::set<std::string> kinds{"connection-lost", "tls-reset",     "client-timeout", "connect-failed",
+                                           "proxy-error",     "proxy-timeout", "http-error"};
+  if (f.http_status >= 400 && f.http_status < 500) return false;
+  return kinds.count(f.outcome) != 0;
+}
+
+std::string megabytes(std::uint64_t bytes) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 << " MB";
+  return out.str();
+}
+
+std::string megabytes_per_second(std::uint64_t bytes, double seconds) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 / seconds << " MB/s";
+  return out.str();
 }
 
 std::string basic_authorization(const client_settings& s) {

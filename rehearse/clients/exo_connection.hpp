@@ -152,6 +152,14 @@ class exo_connection {
   double opened_ms_ = -1;    ///< when it was opened (timeline time); < 0 when not open
 };
 
+/// Failures a migration retries on a new connection: the path or the server had a moment, not a verdict. A 4xx
+/// is a verdict.
+bool transient(const failure& f);
+
+/// "37.2 MB" and "26.4 MB/s", as the reports write sizes and rates.
+std::string megabytes(std::uint64_t bytes);
+std::string megabytes_per_second(std::uint64_t bytes, double seconds);
+
 /// "Basic base64(email:password)".
 std::string basic_authorization(const client_settings& s);
 

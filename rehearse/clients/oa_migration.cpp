@@ -3,9 +3,7 @@
 
 #include <boost/algorithm/string/predicate.hpp>
 
-#include <iomanip>
 #include <set>
-#include <sstream>
 
 #include "common/dcerpc.hpp"
 #include "rehearse/clients/emsmdb_codec.hpp"
@@ -25,20 +23,6 @@ using emsmdb::rop_reader;
 const dcerpc::syntax_id emsmdb_interface{dcerpc::parse_uuid("a4f1db00-ca47-1067-b31f-00dd010662da"), 0, 81};
 constexpr std::uint32_t no_handle = 0xFFFFFFFF;
 constexpr std::uint16_t rows_per_query = 1000;
-
-/// Failures worth another virtual connection: the path had a moment, not a verdict. A 4xx is a verdict.
-bool transient(const failure& f) {
-  static const std::set<std::string> kinds{"connection-lost", "tls-reset",     "client-timeout", "connect-failed",
-                                           "proxy-error",     "proxy-timeout", "http-error"};
-  if (f.http_status >= 400 && f.http_status < 500) return false;
-  return kinds.count(f.outcome) != 0;
-}
-
-std::string megabytes(std::uint64_t bytes) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / 1e6 << " MB";
-  return o.str();
-}
 
 /// "5 hours" as Exchange Online says it; other limits as format_duration() does.
 std::string hours(scaled_clock::duration d) {
@@ -109,13 +93,11 @@ class mailbox_move {
       co_await wait.async_wait(use_tuple);
     }
     const double seconds = std::max(1e-3, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-    std::ostringstream rate;
-    rate << std::fixed << std::setprecision(1) << static_cast<double>(bytes_) / 1e6 / seconds << " MB/s";
     std::string text = preamble + "Outlook Anywhere (RPC over HTTP, " + tls_text_ + ", mailbox server " +
                        endpoint_.rpc_server + ", Exchange " + server_version_ + "): migrated " +
                        std::to_string(items_) + " items (" + megabytes(bytes_) + ") from " +
                        std::to_string(manifest_.size()) + " folders in " + std::to_string(static_cast<int>(seconds * 1000)) +
-                       " ms (" + rate.str() + ") by FastTransfer, every SHA-256 matched the manifest; " + channel_text();
+                       " ms (" + megabytes_per_second(bytes_, seconds) + ") by FastTransfer, every SHA-256 matched the manifest; " + channel_text();
     co_return finish({"ok", std::move(text)}, begin);
   }
 
@@ -292,12 +274,7 @@ class mailbox_move {
       list = rop_request();
       list.query_rows(2, rows_per_query);
     }
-    {
-      rop_request release;
-      release.release(2).release(1);
-      auto released = co_await rops(rpc, release, handles);
-      if (auto* f = std::get_if<failure>(&released)) co_return *f;
-    }
+    if (auto f = co_await release(rpc, handles)) co_return f;
     if (mids.size() != want.items.size()) {
       co_return failure{"data-missing", "the contents table of \"" + want.name + "\" listed " + std::to_string(mids.size()) +
                                             " messages where the manifest has " + std::to_string(want.items.size())};
@@ -309,7 +286,7 @@ class mailbox_move {
   }
 
   /// RopOpenMessage, RopFastTransferSourceCopyTo and the first RopFastTransferSourceGetBuffer in one call, then
-  /// GetBuffer until the stream is Done; the handles released with the last call.
+  /// GetBuffer until the stream is Done, then RopRelease of both objects.
   net::awaitable<std::optional<failure>> copy_message(rpc_association& rpc, std::uint32_t logon_handle,
                                                       const found_folder& folder, std::uint64_t mid,
                                                       const expected_folder& want, const expected_item& item) {
@@ -337,12 +314,7 @@ class mailbox_move {
       request = rop_request();
       request.get_buffer(2);
     }
-    {
-      rop_request release;
-      release.release(2).release(1);
-      auto released = co_await rops(rpc, release, handles);
-      if (auto* f = std::get_if<failure>(&released)) co_return *f;
-    }
+    if (auto f = co_await release(rpc, handles)) co_return f;
     if (!hasher.finish()) co_return failure{"data-corruption", where + ": " + hasher.error()};
     if (hasher.sha256_hex() != item.sha256 || hasher.size() != item.size) {
       co_return failure{"data-corruption", where + " (" + item.id + "): rebuilt " + std::to_string(hasher.size()) +
@@ -358,6 +330,15 @@ class mailbox_move {
       if (progress_) meter_->update(items_, bytes_);
       else meter_->advance(1, item.size);
     }
+    co_return std::nullopt;
+  }
+
+  /// RopRelease of the objects in slots 2 and 1 (a table and its folder, or a download and its message).
+  net::awaitable<std::optional<failure>> release(rpc_association& rpc, const std::vector<std::uint32_t>& handles) {
+    rop_request request;
+    request.release(2).release(1);
+    auto released = co_await rops(rpc, request, handles);
+    if (auto* f = std::get_if<failure>(&released)) co_return *f;
     co_return std::nullopt;
   }
 
